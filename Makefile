@@ -1,0 +1,27 @@
+# pg_segment: every target is a script under scripts/ so it can also be run directly.
+.PHONY: setup test demo regress pgrx-test bench bench-engine fixtures install fmt lint clean
+
+setup:        ## install PostgreSQL 15, headers, pg_cron, cargo-pgrx; cargo pgrx init
+	bash scripts/setup.sh
+test:         ## everything: setup, fmt, clippy, engine tests, pgrx tests, SQL regression
+	bash scripts/test.sh
+demo:         ## setup, build, install, throwaway cluster, CDNOW walk-through
+	bash scripts/demo.sh
+install:      ## build (release) and install into the system PostgreSQL 15
+	bash -c 'source scripts/common.sh && install_extension'
+regress:      ## SQL regression suite only (extension must be installed); T=name for one
+	bash scripts/regress.sh $(T)
+pgrx-test:    ## #[pg_test] suite only
+	bash scripts/pgrx_test.sh
+bench-engine: ## engine vs scikit-learn: k-means fit and silhouette, prints ratios
+	bash bench/engine_bench.sh
+bench:        ## end-to-end SQL benchmark vs the export-to-Python path, prints ratios
+	bash bench/sql_bench.sh
+fixtures:     ## regenerate the scikit-learn fixtures under tests/fixtures/
+	for f in tests/fixtures/make_*.py; do python3 $$f || exit 1; done
+fmt:
+	cargo fmt --all
+lint:
+	cargo fmt --all --check && cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+clean:
+	bash -c 'source scripts/common.sh && cluster_stop regress 0; cluster_stop demo 0' ; cargo clean

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: setup, lint, engine unit tests,
+# pgrx tests (#[pg_test], inside a real PostgreSQL), and the SQL regression suite.
+# Prints a summary and exits non-zero on any failure.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh"
+
+results=()
+LOGS="$ROOT/target/test-logs"
+mkdir -p "$LOGS"
+tests_passed=0; tests_failed=0
+step() { # step NAME CMD...: run, record pass/fail and the tests it counted, keep going
+  local name="$1"; shift
+  local logf="$LOGS/${name// /_}.log" rc=0 p f
+  log "$name"
+  "$@" 2>&1 | tee "$logf" || rc=$?
+  # Count tests the step ran: cargo's "test result: ok. N passed; M failed" lines and
+  # the regression runner's "regression: N passed, M failed".
+  p=$(sed -E 's/\x1b\[[0-9;]*m//g' "$logf" | grep -oE '(test result: [a-zA-Z]+\. |regression: )[0-9]+ passed' | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+  f=$(sed -E 's/\x1b\[[0-9;]*m//g' "$logf" | grep -oE '(test result: [a-zA-Z]+\. [0-9]+ passed; |regression: [0-9]+ passed, )[0-9]+ failed' | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+  tests_passed=$((tests_passed + p)); tests_failed=$((tests_failed + f))
+  if [ "$rc" -eq 0 ]; then results+=("PASS  $name  ($p tests)"); else results+=("FAIL  $name  (exit $rc; log: target/test-logs/$(basename "$logf"))"); tests_failed=$((tests_failed + (f == 0 ? 1 : 0))); fi
+}
+
+engine_is_pure() {
+  if grep -rnE '\bpgrx\b|pg_sys|crate::sql' src/engine; then
+    echo "src/engine must not use pgrx or the SQL layer (lines above)"; return 1
+  fi
+}
+
+step "rustfmt" cargo fmt --all --check
+step "engine has no pgrx" engine_is_pure
+step "clippy" cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+# The engine's plain #[test]s, no PostgreSQL involved (same features as `cargo pgrx test`,
+# so the build is shared); then the linfa cross-check, which lives in the bench crate.
+step "engine unit tests" cargo test --no-default-features --features "pg15 pg_test" --lib -- engine::
+step "engine cross-check (linfa)" cargo test --manifest-path bench/engine/Cargo.toml --release
+step "pgrx tests" scripts/pgrx_test.sh
+step "install extension" install_extension
+step "SQL regression" scripts/regress.sh
+
+echo
+echo "================ pg_segment test summary ================"
+printf '%s\n' "${results[@]}"
+nfail=$(printf '%s\n' "${results[@]}" | grep -c '^FAIL' || true)
+# A failed step that counted no failing test (fmt, clippy, a build) counts as one failure.
+echo "summary: ${tests_passed} passed, ${tests_failed} failed"
+[ "$nfail" -eq 0 ] && [ "$tests_failed" -eq 0 ]

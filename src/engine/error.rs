@@ -1,0 +1,112 @@
+//! The engine's one error type. Every variant carries the numbers or names a user needs
+//! to fix the input; [`EngineError::kind`] tells the SQL layer which SQLSTATE class to
+//! raise and [`EngineError::hint`] supplies the HINT line.
+
+/// Which SQLSTATE family an [`EngineError`] belongs to. The SQL layer maps these to
+/// 22023 (invalid parameter), 22000 (data exception), 54000 (program limit),
+/// 57014 (query canceled) and XX000 (internal: a bug).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidParameter,
+    DataException,
+    ProgramLimit,
+    Canceled,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// A parameter is outside its domain (k < 1, n_init < 1, tol < 0, bad spec ...).
+    #[error("invalid parameter \"{name}\": {reason}")]
+    InvalidParameter { name: String, reason: String },
+
+    /// k is larger than the number of distinct points.
+    #[error("k = {k} exceeds the number of distinct points ({distinct})")]
+    TooFewDistinctPoints { k: usize, distinct: usize },
+
+    /// Nothing to work on.
+    #[error("no rows to train on")]
+    NoRows,
+
+    /// Zero-width data.
+    #[error("no features: the data has 0 columns")]
+    NoFeatures,
+
+    /// NaN or +/-Infinity in an already-encoded matrix.
+    #[error("non-finite value {value} at row {row}, feature {feature}")]
+    NonFinite { row: usize, feature: usize, value: f64 },
+
+    /// A vector of the wrong length.
+    #[error("dimension mismatch: expected {expected} values, got {got}")]
+    DimensionMismatch { expected: usize, got: usize },
+
+    /// A feature could not be encoded (NULL under policy "error", negative value for
+    /// log_standard, wrong value type, ...). `row` is the 0-based row index in the
+    /// input when known; the SQL layer translates it into the row's id.
+    #[error("feature \"{feature}\": {reason}")]
+    Encode {
+        feature: String,
+        row: Option<usize>,
+        reason: String,
+    },
+
+    /// A memory budget would be exceeded.
+    #[error("memory budget exceeded: need {needed} bytes, budget is {budget} bytes")]
+    MemoryBudget { needed: usize, budget: usize },
+
+    /// The interrupt hook asked to stop.
+    #[error("canceled")]
+    Canceled,
+
+    /// An invariant broke: always a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
+        EngineError::InvalidParameter {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::InvalidParameter { .. } => ErrorKind::InvalidParameter,
+            EngineError::TooFewDistinctPoints { .. } => ErrorKind::InvalidParameter,
+            EngineError::NoRows | EngineError::NoFeatures => ErrorKind::DataException,
+            EngineError::NonFinite { .. } | EngineError::Encode { .. } => {
+                ErrorKind::DataException
+            }
+            EngineError::DimensionMismatch { .. } => ErrorKind::DataException,
+            EngineError::MemoryBudget { .. } => ErrorKind::ProgramLimit,
+            EngineError::Canceled => ErrorKind::Canceled,
+            EngineError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::TooFewDistinctPoints { distinct, .. } => Some(format!(
+                "Choose k between 1 and {distinct}, or add more distinct rows."
+            )),
+            EngineError::NoRows => Some("The source has no usable rows.".into()),
+            EngineError::NoFeatures => Some("Select at least one feature.".into()),
+            EngineError::NonFinite { .. } => {
+                Some("Remove or impute NaN and Infinity before training.".into())
+            }
+            EngineError::DimensionMismatch { .. } => {
+                Some("Every vector must have the model's number of features.".into())
+            }
+            EngineError::Encode { .. } => Some(
+                "Set a NULL policy for the feature, e.g. {\"standard\": {}, \"null\": \"mean\"}, or filter the rows."
+                    .into(),
+            ),
+            EngineError::MemoryBudget { .. } => {
+                Some("Raise maintenance_work_mem or work_mem, or use fewer rows.".into())
+            }
+            _ => None,
+        }
+    }
+}

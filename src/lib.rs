@@ -1,0 +1,21 @@
+//! pg_segment: customer segmentation inside PostgreSQL.
+//!
+//! Wiring only. The numeric work lives in [`engine`] (pure Rust, no pgrx); the SQL
+//! surface lives in [`sql`] (thin pgrx wrappers); hand-written SQL (catalog tables,
+//! views, aggregates) lives in `sql/` and is pulled in with `extension_sql_file!`.
+pub mod engine;
+pub mod sql;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[cfg(test)]
+pub mod pg_test {
+    /// Called once by the pgrx test framework before the test cluster starts.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// postgresql.conf settings for the pgrx test cluster.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

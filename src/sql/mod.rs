@@ -1,0 +1,9 @@
+//! The SQL surface: thin `#[pg_extern]` and aggregate wrappers around [`crate::engine`].
+//! This layer converts Datums to `&[f64]` / ndarray views, maps [`EngineError`]s to
+//! SQLSTATEs, and talks to the catalog through SPI. It does no arithmetic of its own.
+//!
+//! [`EngineError`]: crate::engine::EngineError
+
+pub mod adhoc;
+pub mod arrays;
+pub mod error;
