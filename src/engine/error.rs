@@ -97,10 +97,14 @@ impl EngineError {
                 Some("Remove or impute NaN and Infinity before training.".into())
             }
             EngineError::DimensionMismatch { .. } => {
-                Some("Every vector must have the model's number of features.".into())
+                Some("All vectors must have the same number of elements.".into())
             }
-            EngineError::Encode { .. } => Some(
+            EngineError::Encode { reason, .. } if reason.contains("NULL") => Some(
                 "Set a NULL policy for the feature, e.g. {\"standard\": {}, \"null\": \"mean\"}, or filter the rows."
+                    .into(),
+            ),
+            EngineError::Encode { reason, .. } if reason.contains("log_standard") => Some(
+                "log_standard needs values >= 0; use standard or robust for columns with negative values."
                     .into(),
             ),
             EngineError::MemoryBudget { .. } => {

@@ -5,6 +5,11 @@
 //! SQLSTATEs.
 #![deny(unsafe_code)]
 
+pub mod encode;
 pub mod error;
+pub mod kmeans;
+pub mod metrics;
+pub mod report;
+pub mod sample;
 
 pub use error::{EngineError, ErrorKind};

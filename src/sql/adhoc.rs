@@ -1,8 +1,20 @@
-//! Ad-hoc functions and aggregates that need no catalog: `segment_nearest`,
-//! `segment_kmeans`, and the quality-metric aggregates.
+//! `segment_nearest`: nearest centroid of an ad-hoc centroid matrix, no catalog needed.
 use super::arrays;
 use super::error::{raise, Code};
+use crate::engine::kmeans;
+use ndarray::ArrayView2;
+use pgrx::memcxt::PgMemoryContexts;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
+
+/// Centroids parsed at one call site, reused while the argument stays the same (the
+/// usual case: a constant or a scalar subquery). Backends are single-threaded and the
+/// cache lives in the call site's memory, so no locking is needed.
+struct CentroidCache {
+    raw: Vec<f64>,
+    k: usize,
+    d: usize,
+}
 
 /// The 1-based index of the centroid (row of `centroids`) nearest to `vec` in squared
 /// Euclidean distance; ties go to the lower index. NULL input gives NULL.
@@ -11,25 +23,36 @@ use pgrx::prelude::*;
 /// SELECT segment_nearest(ARRAY[1.0, 2.0], ARRAY[[0, 0], [1, 2]]::float8[]);  -- 2
 /// ```
 #[pg_extern(immutable, strict, parallel_safe)]
-fn segment_nearest(vec: Array<'_, f64>, centroids: Array<'_, f64>) -> i32 {
-    let (c, k, d) = arrays::matrix(centroids, "centroids");
+fn segment_nearest(vec: Array<'_, f64>, centroids: Array<'_, f64>, fcinfo: pg_sys::FunctionCallInfo) -> i32 {
+    // SAFETY: fn_extra belongs to this call site and is allocated in fn_mcxt.
+    let cache = unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let empty: Option<CentroidCache> = None;
+            (*flinfo).fn_extra =
+                PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(empty).cast();
+        }
+        &mut *((*flinfo).fn_extra as *mut Option<CentroidCache>)
+    };
+    let same = match (cache.as_ref(), centroids.as_slice()) {
+        (Some(c), Ok(s)) => c.raw.as_slice() == s,
+        _ => false,
+    };
+    if !same {
+        let (raw, k, d) = arrays::matrix(centroids, "centroids");
+        *cache = Some(CentroidCache { raw, k, d });
+    }
+    let c = cache.as_ref().expect("filled above");
     let x = arrays::vector(&vec, "vec");
-    if x.len() != d {
+    if x.len() != c.d {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            format!("vec has {} elements but the centroids have {d} columns", x.len()),
+            format!("vec has {} elements but the centroids have {} columns", x.len(), c.d),
             Some("Every vector must have as many elements as a centroid row.".into()),
         );
     }
-    // TEMP until engine::kmeans lands.
-    let mut best = (0usize, f64::INFINITY);
-    for j in 0..k {
-        let s: f64 = (0..d).map(|i| (c[j * d + i] - x[i]).powi(2)).sum();
-        if s < best.1 {
-            best = (j, s);
-        }
-    }
-    (best.0 + 1) as i32
+    let view = ArrayView2::from_shape((c.k, c.d), &c.raw).expect("matrix shape");
+    kmeans::nearest(view, x).index as i32 + 1
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -56,3 +56,82 @@ pub fn matrix(arr: Array<'_, f64>, what: &str) -> (Vec<f64>, usize, usize) {
     let data = unsafe { raw.data::<f64>().as_ref().to_vec() };
     (data, rows, cols)
 }
+
+/// A rows x cols matrix returned to SQL as a two-dimensional float8[] (PostgreSQL has a
+/// single float8[] type for every number of dimensions).
+pub struct Matrix {
+    pub data: Vec<f64>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Matrix {
+    /// From an ndarray matrix.
+    pub fn from_array(m: &ndarray::Array2<f64>) -> Self {
+        Matrix {
+            data: m.iter().copied().collect(),
+            rows: m.nrows(),
+            cols: m.ncols(),
+        }
+    }
+}
+
+impl pgrx::IntoDatum for Matrix {
+    fn into_datum(self) -> Option<pgrx::pg_sys::Datum> {
+        let mut elems: Vec<pgrx::pg_sys::Datum> =
+            self.data.iter().map(|v| pgrx::pg_sys::Datum::from(v.to_bits())).collect();
+        let mut dims = [self.rows as std::os::raw::c_int, self.cols as std::os::raw::c_int];
+        let mut lbs = [1 as std::os::raw::c_int, 1];
+        // SAFETY: float8 is pass-by-value on 64-bit builds (FLOAT8PASSBYVAL), 8 bytes,
+        // 'd' aligned; elems holds rows*cols Datums and there are no NULLs.
+        let arr = unsafe {
+            pgrx::pg_sys::construct_md_array(
+                elems.as_mut_ptr(),
+                std::ptr::null_mut(),
+                2,
+                dims.as_mut_ptr(),
+                lbs.as_mut_ptr(),
+                pgrx::pg_sys::FLOAT8OID,
+                8,
+                true,
+                b'd' as std::os::raw::c_char,
+            )
+        };
+        Some(pgrx::pg_sys::Datum::from(arr))
+    }
+
+    fn type_oid() -> pgrx::pg_sys::Oid {
+        pgrx::pg_sys::FLOAT8ARRAYOID
+    }
+}
+
+// SAFETY: the Datum built above is a float8[].
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for Matrix {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Matrix);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("double precision[]"));
+    const RETURN_SQL: Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("double precision[]"),
+    ));
+}
+
+// SAFETY: returns the Datum from into_datum (or NULL), as pgrx does for its own types.
+unsafe impl pgrx::callconv::BoxRet for Matrix {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        use pgrx::IntoDatum;
+        match self.into_datum() {
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
+}

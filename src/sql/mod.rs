@@ -5,5 +5,12 @@
 //! [`EngineError`]: crate::engine::EngineError
 
 pub mod adhoc;
+pub mod aggregates;
 pub mod arrays;
+pub mod assign;
 pub mod error;
+pub mod model;
+pub mod train;
+pub mod values;
+
+pgrx::extension_sql_file!("../../sql/catalog.sql", name = "catalog", bootstrap);

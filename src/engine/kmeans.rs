@@ -1,0 +1,2370 @@
+//! K-means training and nearest-centroid assignment: seeded greedy k-means++ (as in
+//! scikit-learn's `_kmeans_plusplus`), random init, Lloyd iterations with exact
+//! Hamerly / Elkan bound pruning, `n_init` restarts, empty-cluster relocation, and the
+//! mergeable state of one Lloyd step ([`StepState`]) for a parallel SQL aggregate.
+//!
+//! Semantics follow scikit-learn's `KMeans(algorithm="lloyd")`: the same tolerance
+//! (`tol` times the mean per-feature variance, compared with the total squared centre
+//! shift), strict label convergence, the same iteration count (`n_iter_`), a final
+//! E-step so that labels and inertia refer to the returned centroids, and the same
+//! empty-cluster relocation (the point farthest from its centre becomes the new centre).
+//!
+//! Exactness: every algorithm computes point-centroid distances with one kernel
+//! ([`nearest`] uses it too) and breaks ties towards the lower centroid index. The bound
+//! algorithms only skip a distance when the bounds prove, with a safety margin far above
+//! floating-point rounding, that it cannot win; centroid sums are recomputed from scratch
+//! every iteration in a fixed block order. Lloyd, Hamerly and Elkan therefore return
+//! bit-identical results, independent of the number of threads.
+
+use super::error::EngineError;
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Rows per work block. Blocks are the unit of threading and of interrupt checks.
+const BLOCK: usize = 8192;
+/// Number of fixed reduction lanes: block `b` always accumulates into lane `b % LANES`
+/// and lanes are summed in order, so results do not depend on the thread count.
+const LANES: usize = 4;
+/// Relative safety margin of the pruning bounds (far above f64 rounding of a distance
+/// over up to ~10^5 features), so a skipped distance can never tie with the winner.
+const DELTA: f64 = 1e-10;
+/// How many rows of sequential work may pass between two interrupt checks.
+const CHECK_EVERY: usize = 65_536;
+
+/// How initial centroids are chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// Greedy k-means++ (scikit-learn's variant: `2 + floor(ln k)` local trials per centre).
+    KMeansPlusPlus,
+    /// k distinct rows picked uniformly at random.
+    Random,
+    /// Given centroids, shape (k, n_features). Restarts are pointless, so `n_init` is 1.
+    Given(Array2<f64>),
+}
+
+/// Which exact Lloyd implementation runs. All give identical results; they differ in
+/// speed and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Pick by n, k, d (see [`Algorithm::resolve`]).
+    Auto,
+    /// Plain Lloyd: every point against every centroid, every iteration.
+    Lloyd,
+    /// Hamerly: one upper and one lower bound per point (16 extra bytes per row).
+    Hamerly,
+    /// Elkan: one upper bound and k lower bounds per point (8 + 4k extra bytes per row).
+    Elkan,
+}
+
+impl Algorithm {
+    /// The concrete algorithm [`Algorithm::Auto`] stands for on data of this shape
+    /// (measured on a 2-core EPYC; see docs/benchmarks.md "Engine: k-means"). Other
+    /// variants are returned unchanged.
+    pub fn resolve(self, n: usize, k: usize, d: usize) -> Algorithm {
+        match self {
+            Algorithm::Auto => {
+                if k == 1 || n < 2 * k {
+                    Algorithm::Lloyd
+                } else if k >= 16 && d >= 16 && k <= 256 {
+                    Algorithm::Elkan
+                } else {
+                    Algorithm::Hamerly
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Parameters of [`fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansParams {
+    /// Number of clusters, >= 1 and <= number of distinct rows.
+    pub k: usize,
+    /// Initialisation method.
+    pub init: Init,
+    /// Number of restarts (each from its own seed derived from `seed`); the run with the
+    /// lowest inertia wins. Ignored (treated as 1) for [`Init::Given`].
+    pub n_init: usize,
+    /// Maximum Lloyd iterations per run, >= 1.
+    pub max_iter: usize,
+    /// Relative tolerance: a run stops when the total squared centre shift is
+    /// <= `tol` * (mean per-feature variance of x). 0 means "only strict convergence".
+    pub tol: f64,
+    /// Seed of the ChaCha8 generator; run `r` uses stream `r` of this seed.
+    pub seed: u64,
+    /// Implementation to use.
+    pub algorithm: Algorithm,
+    /// Worker threads for the assignment step (0 = automatic: the available cores, at
+    /// most 4). Results do not depend on it.
+    pub threads: usize,
+}
+
+impl KMeansParams {
+    /// k-means++ init, `n_init` 1, `max_iter` 300, `tol` 1e-4, seed 0, automatic
+    /// algorithm and threads.
+    pub fn new(k: usize) -> Self {
+        KMeansParams {
+            k,
+            init: Init::KMeansPlusPlus,
+            n_init: 1,
+            max_iter: 300,
+            tol: 1e-4,
+            seed: 0,
+            algorithm: Algorithm::Auto,
+            threads: 0,
+        }
+    }
+
+    /// Sets the initialisation method.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Sets the number of restarts.
+    pub fn n_init(mut self, n_init: usize) -> Self {
+        self.n_init = n_init;
+        self
+    }
+
+    /// Sets the iteration limit per run.
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Sets the relative tolerance.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the algorithm.
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Sets the number of worker threads (0 = automatic).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Validates the parameters against the data: k >= 1, n_init >= 1, max_iter >= 1,
+    /// 0 <= tol < inf, at least one row and one feature, only finite values, a given
+    /// init of shape (k, d) with finite values, and at least k distinct rows.
+    pub fn check(&self, x: ArrayView2<f64>) -> Result<(), EngineError> {
+        if self.k < 1 {
+            return Err(EngineError::invalid("k", format!("must be >= 1, got {}", self.k)));
+        }
+        if self.n_init < 1 {
+            return Err(EngineError::invalid(
+                "n_init",
+                format!("must be >= 1, got {}", self.n_init),
+            ));
+        }
+        if self.max_iter < 1 {
+            return Err(EngineError::invalid(
+                "max_iter",
+                format!("must be >= 1, got {}", self.max_iter),
+            ));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(EngineError::invalid(
+                "tol",
+                format!("must be a finite number >= 0, got {}", self.tol),
+            ));
+        }
+        let (n, d) = x.dim();
+        if n == 0 {
+            return Err(EngineError::NoRows);
+        }
+        if d == 0 {
+            return Err(EngineError::NoFeatures);
+        }
+        if self.k > u32::MAX as usize {
+            return Err(EngineError::invalid("k", "must be < 2^32"));
+        }
+        for (row, r) in x.outer_iter().enumerate() {
+            for (feature, &value) in r.iter().enumerate() {
+                if !value.is_finite() {
+                    return Err(EngineError::NonFinite {
+                        row,
+                        feature,
+                        value,
+                    });
+                }
+            }
+        }
+        if let Init::Given(c) = &self.init {
+            if c.nrows() != self.k {
+                return Err(EngineError::invalid(
+                    "init",
+                    format!(
+                        "has {} initial centroids but k = {}",
+                        c.nrows(),
+                        self.k
+                    ),
+                ));
+            }
+            if c.ncols() != d {
+                return Err(EngineError::DimensionMismatch {
+                    expected: d,
+                    got: c.ncols(),
+                });
+            }
+            if let Some(((r, f), v)) = c.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(EngineError::invalid(
+                    "init",
+                    format!("initial centroid {r} has non-finite value {v} in feature {f}"),
+                ));
+            }
+        }
+        let distinct = count_distinct_rows(x, self.k);
+        if distinct < self.k {
+            return Err(EngineError::TooFewDistinctPoints {
+                k: self.k,
+                distinct,
+            });
+        }
+        Ok(())
+    }
+
+    /// Upper bound of the bytes [`fit`] allocates on an (n, d) matrix in addition to the
+    /// matrix itself (assumed contiguous, row-major), for a memory-budget check.
+    pub fn memory_estimate(&self, n: usize, d: usize) -> usize {
+        let k = self.k;
+        let per_row = match self.algorithm.resolve(n, k, d) {
+            Algorithm::Lloyd => 4,
+            Algorithm::Hamerly => 4 + 16,
+            Algorithm::Elkan | Algorithm::Auto => 4 + 8 + 4 * k,
+        };
+        let best_labels = if self.n_init > 1 { 4 } else { 0 };
+        // k-means++ keeps one f64 per row; relocating empty clusters needs 16 per row.
+        let transient = 16;
+        let fixed = (LANES + 4) * k * d * 8 + 4 * k * k * 8 + (1 << 16);
+        n.saturating_mul(per_row + best_labels + transient)
+            .saturating_add(fixed)
+    }
+}
+
+/// One line of training progress, reported once per iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// 0-based restart index.
+    pub run: usize,
+    /// 1-based iteration within the run.
+    pub iteration: usize,
+    /// Inertia of this iteration's assignment, against the centroids it was made with.
+    pub inertia: f64,
+    /// Rows whose label changed in this iteration (all rows in the first).
+    pub moved: usize,
+}
+
+/// Callbacks from a long computation. Only ever called from the calling thread.
+pub trait Hooks {
+    /// Called at least once per iteration and every ~100k rows of work; an `Err`
+    /// (typically [`EngineError::Canceled`]) aborts the computation with that error.
+    fn check_interrupt(&mut self) -> Result<(), EngineError> {
+        Ok(())
+    }
+    /// Called once per iteration.
+    fn progress(&mut self, _p: &Progress) {}
+}
+
+/// Hooks that do nothing.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Result of [`fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansResult {
+    /// Final centroids, shape (k, d).
+    pub centroids: Array2<f64>,
+    /// Label (0..k) of each row against `centroids`.
+    pub labels: Vec<u32>,
+    /// Sum of squared distances of the rows to their centroid.
+    pub inertia: f64,
+    /// Iterations of the winning run, counted like scikit-learn's `n_iter_`.
+    pub n_iter: usize,
+    /// Whether the winning run stopped by strict or tolerance convergence (not max_iter).
+    pub converged: bool,
+    /// 0-based index of the winning restart.
+    pub best_run: usize,
+}
+
+/// Nearest centroid of one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearest {
+    /// Index of the nearest centroid (lowest index on ties).
+    pub index: usize,
+    /// Squared euclidean distance to it.
+    pub dist_sq: f64,
+    /// Second nearest centroid and its squared distance; `None` when k = 1.
+    pub runner_up: Option<(usize, f64)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Distance kernel
+
+/// Squared euclidean distance with four interleaved accumulators (vectorisable). The
+/// one distance used everywhere, so every code path makes the same decisions.
+#[inline(always)]
+fn sqdist(a: &[f64], b: &[f64]) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f64; 4];
+    let ac = a.chunks_exact(4);
+    let bc = b.chunks_exact(4);
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (p, q) in ac.zip(bc) {
+        for l in 0..4 {
+            let t = p[l] - q[l];
+            acc[l] += t * t;
+        }
+    }
+    for (l, (p, q)) in ar.iter().zip(br).enumerate() {
+        let t = p - q;
+        acc[l] += t * t;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+#[inline(always)]
+fn up(v: f64) -> f64 {
+    v * (1.0 + DELTA)
+}
+
+#[inline(always)]
+fn down(v: f64) -> f64 {
+    v * (1.0 - DELTA)
+}
+
+/// Largest f32 <= v (0 for v <= 0 or NaN).
+#[inline(always)]
+fn down32(v: f64) -> f32 {
+    if v.is_nan() || v <= 0.0 {
+        return 0.0;
+    }
+    let f = v as f32;
+    if f as f64 > v {
+        f.next_down()
+    } else {
+        f
+    }
+}
+
+/// First index of the minimum distance and that distance.
+#[inline(always)]
+fn argmin(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64) {
+    let mut best = f64::INFINITY;
+    let mut bi = 0;
+    for (j, cj) in c.chunks_exact(d).enumerate() {
+        let v = sqdist(xi, cj);
+        if v < best {
+            best = v;
+            bi = j;
+        }
+    }
+    (bi, best)
+}
+
+/// Like [`argmin`], plus the second-smallest distance (infinite when k = 1). The
+/// update `second = min(second, max(best, v))` equals the branchy "if v < best {second =
+/// best} else if v < second {second = v}" and keeps the dependency chains short.
+#[inline(always)]
+fn argmin2(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64, f64) {
+    #[inline(always)]
+    fn fmin(a: f64, b: f64) -> f64 {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+    let mut best = f64::INFINITY;
+    let mut second = f64::INFINITY;
+    let mut bi = 0;
+    for (j, cj) in c.chunks_exact(d).enumerate() {
+        let v = sqdist(xi, cj);
+        second = fmin(second, if best > v { best } else { v });
+        if v < best {
+            bi = j;
+        }
+        best = fmin(best, v);
+    }
+    (bi, best, second)
+}
+
+/// Nearest centroid of `x` (lowest index on ties) with the runner-up. Allocation-free.
+///
+/// Panics if `x.len()` differs from the number of centroid columns or there are no
+/// centroids.
+pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
+    let (k, d) = centroids.dim();
+    assert!(k > 0, "nearest: no centroids");
+    assert_eq!(x.len(), d, "nearest: vector length differs from centroid width");
+    let mut best = (usize::MAX, f64::INFINITY);
+    let mut second: Option<(usize, f64)> = None;
+    let mut consider = |j: usize, v: f64| {
+        if best.0 == usize::MAX {
+            best = (j, v);
+        } else if v < best.1 {
+            second = Some(best);
+            best = (j, v);
+        } else if second.is_none_or(|s| v < s.1) {
+            second = Some((j, v));
+        }
+    };
+    match centroids.as_slice() {
+        Some(c) => {
+            for (j, cj) in c.chunks_exact(d).enumerate() {
+                consider(j, sqdist(x, cj));
+            }
+        }
+        None => {
+            for (j, row) in centroids.outer_iter().enumerate() {
+                // Same accumulation order as `sqdist` (element i goes to lane i % 4).
+                let mut acc = [0.0f64; 4];
+                for (i, (p, q)) in x.iter().zip(row.iter()).enumerate() {
+                    let t = p - q;
+                    acc[i % 4] += t * t;
+                }
+                consider(j, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+            }
+        }
+    }
+    Nearest {
+        index: best.0,
+        dist_sq: best.1,
+        runner_up: second,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Distinct rows
+
+fn canonical_bits(v: f64) -> u64 {
+    // -0.0 and 0.0 are the same point.
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+fn row_hash(r: ndarray::ArrayView1<f64>) -> u64 {
+    // FNV-1a over the canonical bit patterns, then a final mix.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &v in r.iter() {
+        let b = canonical_bits(v);
+        h ^= b;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h ^ (h >> 32)
+}
+
+/// Number of distinct rows of `x` (exact; -0.0 equals 0.0), counting stops as soon as
+/// `stop_at` distinct rows have been seen (then `stop_at` is returned).
+pub fn count_distinct_rows(x: ArrayView2<f64>, stop_at: usize) -> usize {
+    if stop_at == 0 {
+        return 0;
+    }
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut distinct = 0usize;
+    for (i, r) in x.outer_iter().enumerate() {
+        let h = row_hash(r);
+        let bucket = seen.entry(h).or_default();
+        let dup = bucket.iter().any(|&j| {
+            x.row(j)
+                .iter()
+                .zip(r.iter())
+                .all(|(a, b)| canonical_bits(*a) == canonical_bits(*b))
+        });
+        if !dup {
+            bucket.push(i);
+            distinct += 1;
+            if distinct >= stop_at {
+                return distinct;
+            }
+        }
+    }
+    distinct
+}
+
+// ---------------------------------------------------------------------------------------
+// Deterministic block-parallel driver
+
+fn resolve_threads(threads: usize) -> usize {
+    let t = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    };
+    t.clamp(1, LANES)
+}
+
+/// Runs `f(item, &mut accs[lane])` for every item, item `b` on lane `b % LANES`, lanes
+/// processed in item order. Lanes are spread over `threads` threads; the calling thread
+/// takes lanes 0, threads, ... and checks for interrupts between its items.
+fn run_lanes<I, A, F>(
+    items: Vec<I>,
+    accs: &mut [A],
+    threads: usize,
+    hooks: &mut dyn Hooks,
+    f: &F,
+) -> Result<(), EngineError>
+where
+    I: Send,
+    A: Send,
+    F: Fn(I, &mut A) + Sync,
+{
+    let lanes = accs.len();
+    let mut per_lane: Vec<Vec<I>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (b, it) in items.into_iter().enumerate() {
+        per_lane[b % lanes].push(it);
+    }
+    let busy = per_lane.iter().filter(|l| !l.is_empty()).count();
+    let threads = threads.clamp(1, busy.max(1));
+    let mut per_thread: Vec<Vec<(Vec<I>, &mut A)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (l, (its, acc)) in per_lane.into_iter().zip(accs.iter_mut()).enumerate() {
+        per_thread[l % threads].push((its, acc));
+    }
+    let mut mine = per_thread.remove(0);
+    if per_thread.is_empty() {
+        for (its, acc) in mine.drain(..) {
+            for it in its {
+                hooks.check_interrupt()?;
+                f(it, acc);
+            }
+        }
+        return Ok(());
+    }
+    let abort = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Worker threads only do arithmetic on slices they own. They never call into
+        // Postgres (no hooks, no allocation through palloc, no elog): only the calling
+        // thread runs `hooks`, and it joins every worker before returning.
+        for work in per_thread {
+            let abort = &abort;
+            s.spawn(move || {
+                for (its, acc) in work {
+                    for it in its {
+                        if abort.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        f(it, acc);
+                    }
+                }
+            });
+        }
+        let mut res = Ok(());
+        'outer: for (its, acc) in mine.drain(..) {
+            for it in its {
+                if let Err(e) = hooks.check_interrupt() {
+                    abort.store(true, Ordering::Relaxed);
+                    res = Err(e);
+                    break 'outer;
+                }
+                f(it, acc);
+            }
+        }
+        res
+    })
+}
+
+fn n_blocks(n: usize) -> usize {
+    n.div_ceil(BLOCK)
+}
+
+/// Splits `v` into `nb` consecutive chunks of `BLOCK * stride` (empty slices if `v` is).
+fn split_blocks<T>(v: &mut [T], stride: usize, nb: usize) -> Vec<&mut [T]> {
+    if v.is_empty() {
+        (0..nb).map(|_| <&mut [T]>::default()).collect()
+    } else {
+        v.chunks_mut(BLOCK * stride).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// E-step
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Lloyd,
+    Hamerly,
+    Elkan,
+}
+
+/// Per-lane accumulator of one E-step.
+struct Acc {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    inertia: f64,
+    moved: usize,
+}
+
+impl Acc {
+    fn new(k: usize, d: usize) -> Self {
+        Acc {
+            sums: vec![0.0; k * d],
+            counts: vec![0; k],
+            inertia: 0.0,
+            moved: 0,
+        }
+    }
+    fn reset(&mut self) {
+        self.sums.iter_mut().for_each(|v| *v = 0.0);
+        self.counts.iter_mut().for_each(|v| *v = 0);
+        self.inertia = 0.0;
+        self.moved = 0;
+    }
+}
+
+/// Everything an E-step block reads.
+struct Ctx<'a> {
+    x: &'a [f64],
+    d: usize,
+    k: usize,
+    centers: &'a [f64],
+    /// Inflated per-centre shift since the previous E-step.
+    shift: &'a [f64],
+    /// Largest shift, its centre, and the second largest shift.
+    smax: (f64, usize, f64),
+    /// Deflated half distance from each centre to its nearest other centre.
+    half: &'a [f64],
+    /// Deflated half centre-centre distances, k x k (Elkan only).
+    cc_half: &'a [f64],
+    kind: Kind,
+    first: bool,
+    accumulate: bool,
+}
+
+struct Block<'a> {
+    start: usize,
+    labels: &'a mut [u32],
+    upper: &'a mut [f64],
+    lower: &'a mut [f64],
+    lowk: &'a mut [f32],
+}
+
+#[inline(always)]
+fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
+    if cx.accumulate {
+        let d = cx.d;
+        for (s, v) in acc.sums[a * d..(a + 1) * d].iter_mut().zip(xi) {
+            *s += *v;
+        }
+    }
+    acc.counts[a] += 1;
+    acc.inertia += da;
+}
+
+fn estep_block(cx: &Ctx, b: Block, lane: &mut Acc) {
+    // Accumulate into block-local buffers (no false sharing between lanes that run on
+    // different threads), then fold into the lane.
+    let mut local = Acc::new(cx.k, if cx.accumulate { cx.d } else { 0 });
+    estep_rows(cx, b, &mut local);
+    for (s, v) in lane.sums.iter_mut().zip(&local.sums) {
+        *s += *v;
+    }
+    for (c, v) in lane.counts.iter_mut().zip(&local.counts) {
+        *c += *v;
+    }
+    lane.inertia += local.inertia;
+    lane.moved += local.moved;
+}
+
+fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
+    let d = cx.d;
+    let k = cx.k;
+    let Block {
+        start,
+        labels,
+        upper,
+        lower,
+        lowk,
+    } = b;
+    let rows = cx.x[start * d..(start + labels.len()) * d].chunks_exact(d);
+    match (cx.kind, cx.first) {
+        (Kind::Lloyd, _) => {
+            for (xi, lab) in rows.zip(labels.iter_mut()) {
+                let (a, da) = argmin(cx.centers, d, xi);
+                if *lab != a as u32 {
+                    acc.moved += 1;
+                    *lab = a as u32;
+                }
+                accumulate(cx, acc, xi, a, da);
+            }
+        }
+        (Kind::Hamerly, true) => {
+            for (r, xi) in rows.enumerate() {
+                let (a, da, s2) = argmin2(cx.centers, d, xi);
+                upper[r] = up(da.sqrt());
+                lower[r] = down(s2.sqrt());
+                if labels[r] != a as u32 {
+                    acc.moved += 1;
+                    labels[r] = a as u32;
+                }
+                accumulate(cx, acc, xi, a, da);
+            }
+        }
+        (Kind::Hamerly, false) => {
+            let (smax, smax_j, smax2) = cx.smax;
+            for (r, xi) in rows.enumerate() {
+                let a0 = labels[r] as usize;
+                let mut a = a0;
+                let mut u = up(upper[r] + cx.shift[a]);
+                let l = down(lower[r]) - up(if a == smax_j { smax2 } else { smax });
+                let m = l.max(cx.half[a]);
+                let da;
+                if u < m {
+                    lower[r] = l;
+                    da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
+                } else {
+                    let t = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
+                    u = up(t.sqrt());
+                    if u < m {
+                        lower[r] = l;
+                        da = t;
+                    } else {
+                        let (na, nda, s2) = argmin2(cx.centers, d, xi);
+                        a = na;
+                        da = nda;
+                        u = up(nda.sqrt());
+                        lower[r] = down(s2.sqrt());
+                    }
+                }
+                upper[r] = u;
+                if a != a0 {
+                    acc.moved += 1;
+                    labels[r] = a as u32;
+                }
+                accumulate(cx, acc, xi, a, da);
+            }
+        }
+        (Kind::Elkan, true) => {
+            for ((r, xi), lk) in rows.enumerate().zip(lowk.chunks_exact_mut(k)) {
+                let mut best = f64::INFINITY;
+                let mut a = 0;
+                for (j, cj) in cx.centers.chunks_exact(d).enumerate() {
+                    let v = sqdist(xi, cj);
+                    lk[j] = down32(down(v.sqrt()));
+                    if v < best {
+                        best = v;
+                        a = j;
+                    }
+                }
+                upper[r] = up(best.sqrt());
+                if labels[r] != a as u32 {
+                    acc.moved += 1;
+                    labels[r] = a as u32;
+                }
+                accumulate(cx, acc, xi, a, best);
+            }
+        }
+        (Kind::Elkan, false) => {
+            for ((r, xi), lk) in rows.enumerate().zip(lowk.chunks_exact_mut(k)) {
+                for (l, s) in lk.iter_mut().zip(cx.shift) {
+                    *l = down32(down(*l as f64) - s);
+                }
+                let a0 = labels[r] as usize;
+                let mut a = a0;
+                let mut u = up(upper[r] + cx.shift[a]);
+                let mut da = f64::NAN;
+                if !(u < cx.half[a]) {
+                    let mut tight = false;
+                    for j in 0..k {
+                        if j == a {
+                            continue;
+                        }
+                        let lj = lk[j] as f64;
+                        if u < lj || u < cx.cc_half[a * k + j] {
+                            continue;
+                        }
+                        if !tight {
+                            da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
+                            let s = da.sqrt();
+                            u = up(s);
+                            lk[a] = down32(down(s));
+                            tight = true;
+                            if u < lj || u < cx.cc_half[a * k + j] {
+                                continue;
+                            }
+                        }
+                        let dj = sqdist(xi, &cx.centers[j * d..(j + 1) * d]);
+                        let sj = dj.sqrt();
+                        lk[j] = down32(down(sj));
+                        if dj < da || (dj == da && j < a) {
+                            a = j;
+                            da = dj;
+                            u = up(sj);
+                        }
+                    }
+                }
+                if da.is_nan() {
+                    da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
+                }
+                upper[r] = u;
+                if a != a0 {
+                    acc.moved += 1;
+                    labels[r] = a as u32;
+                }
+                accumulate(cx, acc, xi, a, da);
+            }
+        }
+    }
+}
+
+/// Work buffers of one run, reused across restarts.
+struct Work {
+    labels: Vec<u32>,
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+    lowk: Vec<f32>,
+    accs: Vec<Acc>,
+}
+
+/// Centre-derived quantities the bound algorithms need.
+struct Geometry {
+    shift: Vec<f64>,
+    smax: (f64, usize, f64),
+    half: Vec<f64>,
+    cc_half: Vec<f64>,
+}
+
+impl Geometry {
+    fn new(k: usize) -> Self {
+        Geometry {
+            shift: vec![0.0; k],
+            smax: (0.0, 0, 0.0),
+            half: vec![0.0; k],
+            cc_half: Vec::new(),
+        }
+    }
+
+    /// Recomputes the centre-centre half distances for `centers` (k x d).
+    fn update_centers(&mut self, centers: &[f64], k: usize, d: usize, kind: Kind) {
+        match kind {
+            Kind::Lloyd => {}
+            Kind::Hamerly => {
+                for a in 0..k {
+                    let ca = &centers[a * d..(a + 1) * d];
+                    let mut m = f64::INFINITY;
+                    for j in 0..k {
+                        if j != a {
+                            m = m.min(sqdist(ca, &centers[j * d..(j + 1) * d]));
+                        }
+                    }
+                    self.half[a] = down(0.5 * m.sqrt());
+                }
+            }
+            Kind::Elkan => {
+                self.cc_half.resize(k * k, 0.0);
+                for a in 0..k {
+                    self.cc_half[a * k + a] = 0.0;
+                    for j in a + 1..k {
+                        let v = down(0.5 * sqdist(&centers[a * d..(a + 1) * d], &centers[j * d..(j + 1) * d]).sqrt());
+                        self.cc_half[a * k + j] = v;
+                        self.cc_half[j * k + a] = v;
+                    }
+                }
+                for a in 0..k {
+                    let mut m = f64::INFINITY;
+                    for j in 0..k {
+                        if j != a {
+                            m = m.min(self.cc_half[a * k + j]);
+                        }
+                    }
+                    self.half[a] = m;
+                }
+            }
+        }
+    }
+
+    /// Records the (inflated) per-centre shift from `old` to `new`.
+    fn update_shift(&mut self, old: &[f64], new: &[f64], k: usize, d: usize) {
+        let mut best = (0.0f64, 0usize, 0.0f64);
+        for j in 0..k {
+            let s = up(sqdist(&old[j * d..(j + 1) * d], &new[j * d..(j + 1) * d]).sqrt());
+            self.shift[j] = s;
+            if s > best.0 {
+                best = (s, j, best.0);
+            } else if s > best.2 {
+                best.2 = s;
+            }
+        }
+        self.smax = best;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_estep(
+    x: &[f64],
+    d: usize,
+    k: usize,
+    centers: &[f64],
+    geo: &Geometry,
+    kind: Kind,
+    first: bool,
+    accumulate: bool,
+    work: &mut Work,
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<(), EngineError> {
+    let n = work.labels.len();
+    let nb = n_blocks(n);
+    for a in work.accs.iter_mut() {
+        a.reset();
+    }
+    let labels = work.labels.chunks_mut(BLOCK);
+    let upper = split_blocks(&mut work.upper, 1, nb);
+    let lower = split_blocks(&mut work.lower, 1, nb);
+    let lowk = split_blocks(&mut work.lowk, k, nb);
+    let items: Vec<Block> = labels
+        .zip(upper)
+        .zip(lower)
+        .zip(lowk)
+        .enumerate()
+        .map(|(b, (((labels, upper), lower), lowk))| Block {
+            start: b * BLOCK,
+            labels,
+            upper,
+            lower,
+            lowk,
+        })
+        .collect();
+    let cx = Ctx {
+        x,
+        d,
+        k,
+        centers,
+        shift: &geo.shift,
+        smax: geo.smax,
+        half: &geo.half,
+        cc_half: &geo.cc_half,
+        kind,
+        first,
+        accumulate,
+    };
+    run_lanes(items, &mut work.accs, threads, hooks, &|b, acc| {
+        estep_block(&cx, b, acc)
+    })
+}
+
+/// Lane totals in lane order: (sums, counts, inertia, moved).
+fn reduce(accs: &[Acc], k: usize, d: usize) -> (Vec<f64>, Vec<u64>, f64, usize) {
+    let mut sums = vec![0.0; k * d];
+    let mut counts = vec![0u64; k];
+    let mut inertia = 0.0;
+    let mut moved = 0;
+    for a in accs {
+        for (s, v) in sums.iter_mut().zip(&a.sums) {
+            *s += *v;
+        }
+        for (c, v) in counts.iter_mut().zip(&a.counts) {
+            *c += *v;
+        }
+        inertia += a.inertia;
+        moved += a.moved;
+    }
+    (sums, counts, inertia, moved)
+}
+
+/// Indices of the rows farthest from their assigned centre, sorted by distance (desc)
+/// then index, at most `m` of them.
+fn farthest_rows(
+    x: &[f64],
+    d: usize,
+    labels: &[u32],
+    centers: &[f64],
+    m: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<(usize, f64)>, EngineError> {
+    let n = labels.len();
+    let mut dist = Vec::with_capacity(n);
+    for (i, (xi, &l)) in x.chunks_exact(d).zip(labels).enumerate() {
+        if i % CHECK_EVERY == 0 {
+            hooks.check_interrupt()?;
+        }
+        let l = l as usize;
+        dist.push(sqdist(xi, &centers[l * d..(l + 1) * d]));
+    }
+    let cmp = |a: &usize, b: &usize| dist[*b].total_cmp(&dist[*a]).then(a.cmp(b));
+    let mut idx: Vec<usize> = (0..n).collect();
+    let m = m.min(n);
+    if m == 0 {
+        return Ok(Vec::new());
+    }
+    if m < n {
+        idx.select_nth_unstable_by(m - 1, cmp);
+        idx.truncate(m);
+    }
+    idx.sort_unstable_by(cmp);
+    Ok(idx.into_iter().map(|i| (i, dist[i])).collect())
+}
+
+/// scikit-learn's `_relocate_empty_clusters_dense`: each empty cluster takes the row
+/// farthest from its (old) centre; labels are left unchanged. Rows whose cluster would
+/// become empty are skipped.
+#[allow(clippy::too_many_arguments)]
+fn relocate_empty(
+    x: &[f64],
+    d: usize,
+    k: usize,
+    labels: &[u32],
+    old_centers: &[f64],
+    sums: &mut [f64],
+    counts: &mut [u64],
+    hooks: &mut dyn Hooks,
+) -> Result<(), EngineError> {
+    let empty: Vec<usize> = (0..k).filter(|&j| counts[j] == 0).collect();
+    if empty.is_empty() {
+        return Ok(());
+    }
+    let far = farthest_rows(x, d, labels, old_centers, empty.len() + k, hooks)?;
+    if far.first().is_none_or(|f| f.1 == 0.0) {
+        return Ok(());
+    }
+    let mut cand = far.into_iter();
+    for j in empty {
+        for (p, _) in cand.by_ref() {
+            let old = labels[p] as usize;
+            if counts[old] <= 1 {
+                continue;
+            }
+            let xp = &x[p * d..(p + 1) * d];
+            for f in 0..d {
+                sums[old * d + f] -= xp[f];
+                sums[j * d + f] = xp[f];
+            }
+            counts[j] = 1;
+            counts[old] -= 1;
+            break;
+        }
+    }
+    Ok(())
+}
+
+struct RunOutcome {
+    centers: Array2<f64>,
+    inertia: f64,
+    n_iter: usize,
+    converged: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_once(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    init: Array2<f64>,
+    max_iter: usize,
+    tol_abs: f64,
+    kind: Kind,
+    threads: usize,
+    run: usize,
+    work: &mut Work,
+    hooks: &mut dyn Hooks,
+) -> Result<RunOutcome, EngineError> {
+    let k = init.nrows();
+    let mut centers: Vec<f64> = init.iter().copied().collect();
+    work.labels.clear();
+    work.labels.resize(n, u32::MAX);
+    match kind {
+        Kind::Lloyd => {}
+        Kind::Hamerly => {
+            work.upper.resize(n, 0.0);
+            work.lower.resize(n, 0.0);
+        }
+        Kind::Elkan => {
+            work.upper.resize(n, 0.0);
+            work.lowk.resize(n * k, 0.0);
+        }
+    }
+    let mut geo = Geometry::new(k);
+    geo.update_centers(&centers, k, d, kind);
+    let mut strict = false;
+    let mut converged = false;
+    let mut n_iter = max_iter;
+    for i in 0..max_iter {
+        hooks.check_interrupt()?;
+        run_estep(
+            x, d, k, &centers, &geo, kind, i == 0, true, work, threads, hooks,
+        )?;
+        let (mut sums, mut counts, inertia, moved) = reduce(&work.accs, k, d);
+        if counts.contains(&0) {
+            relocate_empty(
+                x,
+                d,
+                k,
+                &work.labels,
+                &centers,
+                &mut sums,
+                &mut counts,
+                hooks,
+            )?;
+        }
+        let mut new_centers = centers.clone();
+        for j in 0..k {
+            if counts[j] > 0 {
+                let alpha = 1.0 / counts[j] as f64;
+                for f in 0..d {
+                    new_centers[j * d + f] = sums[j * d + f] * alpha;
+                }
+            }
+        }
+        let shift_tot: f64 = (0..k)
+            .map(|j| sqdist(&centers[j * d..(j + 1) * d], &new_centers[j * d..(j + 1) * d]))
+            .sum();
+        hooks.progress(&Progress {
+            run,
+            iteration: i + 1,
+            inertia,
+            moved,
+        });
+        if kind != Kind::Lloyd {
+            geo.update_shift(&centers, &new_centers, k, d);
+            geo.update_centers(&new_centers, k, d, kind);
+        }
+        centers = new_centers;
+        if i > 0 && moved == 0 {
+            strict = true;
+            converged = true;
+            n_iter = i + 1;
+            break;
+        }
+        if shift_tot <= tol_abs {
+            converged = true;
+            n_iter = i + 1;
+            break;
+        }
+    }
+    let _ = strict;
+    // Final E-step: labels and inertia against the returned centroids.
+    hooks.check_interrupt()?;
+    run_estep(
+        x, d, k, &centers, &geo, kind, false, false, work, threads, hooks,
+    )?;
+    let (_, mut counts, mut inertia, _) = reduce(&work.accs, k, d);
+    // Never return an empty cluster: give each one the farthest row, then reassign.
+    let mut rounds = 0;
+    while counts.contains(&0) && rounds <= k {
+        rounds += 1;
+        let empty: Vec<usize> = (0..k).filter(|&j| counts[j] == 0).collect();
+        let far = farthest_rows(x, d, &work.labels, &centers, empty.len() + k, hooks)?;
+        let mut cand = far.into_iter();
+        for j in empty {
+            for (p, _) in cand.by_ref() {
+                let old = work.labels[p] as usize;
+                if counts[old] <= 1 {
+                    continue;
+                }
+                counts[old] -= 1;
+                counts[j] = 1;
+                centers[j * d..(j + 1) * d].copy_from_slice(&x[p * d..(p + 1) * d]);
+                break;
+            }
+        }
+        run_estep(
+            x,
+            d,
+            k,
+            &centers,
+            &geo,
+            Kind::Lloyd,
+            false,
+            false,
+            work,
+            threads,
+            hooks,
+        )?;
+        let r = reduce(&work.accs, k, d);
+        counts = r.1;
+        inertia = r.2;
+    }
+    Ok(RunOutcome {
+        centers: Array2::from_shape_vec((k, d), centers)
+            .map_err(|e| EngineError::Internal(e.to_string()))?,
+        inertia,
+        n_iter,
+        converged,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Initialisation
+
+/// Squared distance of every row to row `c`, min-ed into `closest` (or written when
+/// `closest` is empty-initialised by `init`). Returns nothing; deterministic.
+fn pp_update(
+    x: &[f64],
+    d: usize,
+    center: &[f64],
+    closest: &mut [f64],
+    init: bool,
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<(), EngineError> {
+    let items: Vec<(usize, &mut [f64])> = closest
+        .chunks_mut(BLOCK)
+        .enumerate()
+        .map(|(b, c)| (b * BLOCK, c))
+        .collect();
+    let mut accs: Vec<()> = vec![(); LANES];
+    run_lanes(items, &mut accs, threads, hooks, &|(start, c): (usize, &mut [f64]), _| {
+        let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
+        for (v, xi) in c.iter_mut().zip(rows) {
+            let t = sqdist(xi, center);
+            if init || t < *v {
+                *v = t;
+            }
+        }
+    })
+}
+
+/// For each candidate row, the potential sum_i min(closest_i, |x_i - x_cand|^2), summed
+/// per block and then over blocks in order (deterministic).
+fn pp_potentials(
+    x: &[f64],
+    d: usize,
+    cands: &[usize],
+    closest: &[f64],
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<f64>, EngineError> {
+    let items: Vec<(usize, &[f64])> = closest
+        .chunks(BLOCK)
+        .enumerate()
+        .map(|(b, c)| (b, c))
+        .collect();
+    let nb = items.len();
+    let mut accs: Vec<Vec<(usize, Vec<f64>)>> = (0..LANES).map(|_| Vec::new()).collect();
+    run_lanes(items, &mut accs, threads, hooks, &|(b, c): (usize, &[f64]), acc| {
+        let start = b * BLOCK;
+        let rows = &x[start * d..(start + c.len()) * d];
+        let mut pots = vec![0.0; cands.len()];
+        for (t, &ci) in cands.iter().enumerate() {
+            let cc = &x[ci * d..(ci + 1) * d];
+            let mut p = 0.0;
+            for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
+                p += sqdist(xi, cc).min(*v);
+            }
+            pots[t] = p;
+        }
+        acc.push((b, pots));
+    })?;
+    let mut per_block: Vec<Option<Vec<f64>>> = vec![None; nb];
+    for lane in accs {
+        for (b, p) in lane {
+            per_block[b] = Some(p);
+        }
+    }
+    let mut tot = vec![0.0; cands.len()];
+    for p in per_block.into_iter().flatten() {
+        for (t, v) in tot.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    Ok(tot)
+}
+
+fn kmeanspp_impl<R: Rng + ?Sized>(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    k: usize,
+    rng: &mut R,
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<Array2<f64>, EngineError> {
+    let mut centers = Array2::<f64>::zeros((k, d));
+    if k == 0 {
+        return Ok(centers);
+    }
+    let trials = 2 + (k as f64).ln().floor() as usize;
+    let first = rng.gen_range(0..n);
+    let row = |i: usize| &x[i * d..(i + 1) * d];
+    centers.row_mut(0).assign(&ndarray::ArrayView1::from(row(first)));
+    let mut closest = vec![0.0f64; n];
+    pp_update(x, d, row(first), &mut closest, true, threads, hooks)?;
+    let mut last = first;
+    for c in 1..k {
+        hooks.check_interrupt()?;
+        let total: f64 = closest.iter().sum();
+        if !(total > 0.0) {
+            // Fewer distinct rows than k (only possible without `check`): repeat.
+            centers.row_mut(c).assign(&ndarray::ArrayView1::from(row(last)));
+            continue;
+        }
+        let mut rv: Vec<(f64, usize)> = (0..trials)
+            .map(|t| (rng.gen::<f64>() * total, t))
+            .collect();
+        rv.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut cands = vec![n - 1; trials];
+        let mut cum = 0.0;
+        let mut q = 0;
+        for (i, v) in closest.iter().enumerate() {
+            cum += v;
+            while q < trials && cum > rv[q].0 {
+                cands[rv[q].1] = i;
+                q += 1;
+            }
+            if q == trials {
+                break;
+            }
+        }
+        // Rounding could leave the last values above the sum: take the last row with
+        // positive weight, like numpy's clip to n-1 but never a zero-weight row.
+        if q < trials {
+            let lastpos = closest.iter().rposition(|v| *v > 0.0).unwrap_or(n - 1);
+            for r in &rv[q..] {
+                cands[r.1] = lastpos;
+            }
+        }
+        let pots = pp_potentials(x, d, &cands, &closest, threads, hooks)?;
+        let mut best = 0;
+        for t in 1..trials {
+            if pots[t] < pots[best] {
+                best = t;
+            }
+        }
+        last = cands[best];
+        centers.row_mut(c).assign(&ndarray::ArrayView1::from(row(last)));
+        if c + 1 < k {
+            pp_update(x, d, row(last), &mut closest, false, threads, hooks)?;
+        }
+    }
+    Ok(centers)
+}
+
+/// Greedy k-means++ seeding exactly as scikit-learn's `_kmeans_plusplus`: the first
+/// centre uniformly at random, then for each next centre `2 + floor(ln k)` candidates
+/// sampled with probability proportional to D(x)^2, keeping the candidate that lowers
+/// the potential most. With at least k distinct rows the centres are distinct rows.
+///
+/// Panics if `x` has no rows.
+pub fn kmeans_plus_plus(x: ArrayView2<f64>, k: usize, rng: &mut impl Rng) -> Array2<f64> {
+    let (n, d) = x.dim();
+    assert!(n > 0, "kmeans_plus_plus: no rows");
+    let xs = contiguous(x);
+    kmeanspp_impl(&xs, n, d, k, rng, resolve_threads(0), &mut NoHooks)
+        .expect("NoHooks never interrupts")
+}
+
+/// k distinct rows in random order (partial Fisher-Yates, skipping duplicates).
+fn random_init<R: Rng + ?Sized>(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    k: usize,
+    rng: &mut R,
+    hooks: &mut dyn Hooks,
+) -> Result<Array2<f64>, EngineError> {
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let mut chosen: Vec<usize> = Vec::with_capacity(k);
+    for t in 0..n {
+        if t % CHECK_EVERY == 0 {
+            hooks.check_interrupt()?;
+        }
+        let j = rng.gen_range(t..n);
+        idx.swap(t, j);
+        let c = idx[t] as usize;
+        let xc = &x[c * d..(c + 1) * d];
+        if !chosen.iter().any(|&o| {
+            x[o * d..(o + 1) * d]
+                .iter()
+                .zip(xc)
+                .all(|(a, b)| canonical_bits(*a) == canonical_bits(*b))
+        }) {
+            chosen.push(c);
+            if chosen.len() == k {
+                break;
+            }
+        }
+    }
+    let mut out = Array2::zeros((k, d));
+    for (r, &c) in chosen.iter().enumerate() {
+        out.row_mut(r)
+            .assign(&ndarray::ArrayView1::from(&x[c * d..(c + 1) * d]));
+    }
+    Ok(out)
+}
+
+fn contiguous<'a>(x: ArrayView2<'a, f64>) -> Cow<'a, [f64]> {
+    match x.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
+}
+
+/// scikit-learn's tolerance: `tol` times the mean of the per-feature (population)
+/// variances.
+fn tolerance(x: &[f64], n: usize, d: usize, tol: f64) -> f64 {
+    if tol == 0.0 {
+        return 0.0;
+    }
+    let mut mean = vec![0.0; d];
+    for xi in x.chunks_exact(d) {
+        for (m, v) in mean.iter_mut().zip(xi) {
+            *m += v;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mut var = vec![0.0; d];
+    for xi in x.chunks_exact(d) {
+        for ((s, v), m) in var.iter_mut().zip(xi).zip(&mean) {
+            let t = v - m;
+            *s += t * t;
+        }
+    }
+    var.iter().map(|v| v / n as f64).sum::<f64>() / d as f64 * tol
+}
+
+/// Trains k-means: validates with [`KMeansParams::check`], then runs `n_init` restarts
+/// (stream `r` of `seed` for restart `r`) and keeps the lowest inertia (earliest run on
+/// ties). Deterministic for the same data, parameters and seed, whatever the thread
+/// count.
+pub fn fit(
+    x: ArrayView2<f64>,
+    params: &KMeansParams,
+    hooks: &mut dyn Hooks,
+) -> Result<KMeansResult, EngineError> {
+    params.check(x)?;
+    let (n, d) = x.dim();
+    let k = params.k;
+    let xs = contiguous(x);
+    let kind = match params.algorithm.resolve(n, k, d) {
+        Algorithm::Lloyd | Algorithm::Auto => Kind::Lloyd,
+        Algorithm::Hamerly => Kind::Hamerly,
+        Algorithm::Elkan => Kind::Elkan,
+    };
+    let threads = resolve_threads(params.threads);
+    let tol_abs = tolerance(&xs, n, d, params.tol);
+    let runs = if matches!(params.init, Init::Given(_)) {
+        1
+    } else {
+        params.n_init
+    };
+    let mut work = Work {
+        labels: Vec::new(),
+        upper: Vec::new(),
+        lower: Vec::new(),
+        lowk: Vec::new(),
+        accs: (0..LANES).map(|_| Acc::new(k, d)).collect(),
+    };
+    let mut best: Option<(RunOutcome, Vec<u32>, usize)> = None;
+    for run in 0..runs {
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        rng.set_stream(run as u64);
+        let init = match &params.init {
+            Init::KMeansPlusPlus => kmeanspp_impl(&xs, n, d, k, &mut rng, threads, hooks)?,
+            Init::Random => random_init(&xs, n, d, k, &mut rng, hooks)?,
+            Init::Given(c) => c.clone(),
+        };
+        let out = run_once(
+            &xs,
+            n,
+            d,
+            init,
+            params.max_iter,
+            tol_abs,
+            kind,
+            threads,
+            run,
+            &mut work,
+            hooks,
+        )?;
+        if best.as_ref().is_none_or(|b| out.inertia < b.0.inertia) {
+            let labels = std::mem::take(&mut work.labels);
+            if let Some((_, old, _)) = best.take() {
+                work.labels = old;
+            }
+            best = Some((out, labels, run));
+        }
+    }
+    let (out, labels, best_run) = best.ok_or_else(|| EngineError::Internal("no run".into()))?;
+    Ok(KMeansResult {
+        centroids: out.centers,
+        labels,
+        inertia: out.inertia,
+        n_iter: out.n_iter,
+        converged: out.converged,
+        best_run,
+    })
+}
+
+/// Labels of every row against `centroids` (nearest, lowest index on ties) and the
+/// inertia. Same decisions as [`nearest`] and [`fit`].
+///
+/// Panics if the widths differ or there are no centroids.
+pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Vec<u32>, f64) {
+    assign_with_hooks(x, centroids, &mut NoHooks).expect("NoHooks never interrupts")
+}
+
+/// [`assign`] with interrupt checks (every block of rows).
+///
+/// Panics if the widths differ or there are no centroids.
+pub fn assign_with_hooks(
+    x: ArrayView2<f64>,
+    centroids: ArrayView2<f64>,
+    hooks: &mut dyn Hooks,
+) -> Result<(Vec<u32>, f64), EngineError> {
+    let (n, d) = x.dim();
+    let k = centroids.nrows();
+    assert!(k > 0, "assign: no centroids");
+    assert_eq!(centroids.ncols(), d, "assign: width mismatch");
+    let xs = contiguous(x);
+    let cs = contiguous(centroids);
+    let mut work = Work {
+        labels: vec![u32::MAX; n],
+        upper: Vec::new(),
+        lower: Vec::new(),
+        lowk: Vec::new(),
+        accs: (0..LANES).map(|_| Acc::new(k, 0)).collect(),
+    };
+    let geo = Geometry::new(k);
+    run_estep(
+        &xs,
+        d,
+        k,
+        &cs,
+        &geo,
+        Kind::Lloyd,
+        true,
+        false,
+        &mut work,
+        resolve_threads(0),
+        hooks,
+    )?;
+    let inertia = work.accs.iter().map(|a| a.inertia).sum();
+    Ok((work.labels, inertia))
+}
+
+// ---------------------------------------------------------------------------------------
+// One mergeable Lloyd step
+
+/// State of one Lloyd step over a partition of the rows: per-centroid sums and counts
+/// and the inertia against the step's input centroids. States of disjoint partitions
+/// [`merge`](StepState::merge) exactly (up to float addition order), so a parallel or
+/// distributed aggregate can run one k-means iteration per pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    k: usize,
+    d: usize,
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    inertia: f64,
+}
+
+const STEP_MAGIC: &[u8; 4] = b"PSKS";
+const STEP_VERSION: u8 = 1;
+const STEP_HEADER: usize = 4 + 1 + 4 + 4 + 8;
+
+impl StepState {
+    /// Empty state for k centroids of d features.
+    pub fn new(k: usize, d: usize) -> Self {
+        StepState {
+            k,
+            d,
+            sums: vec![0.0; k * d],
+            counts: vec![0; k],
+            inertia: 0.0,
+        }
+    }
+
+    /// Number of centroids.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Number of features.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Rows per centroid.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Total rows added.
+    pub fn rows(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Adds one row: assigns it to its nearest centroid (as [`nearest`]) and accumulates.
+    /// Errors on a centroid matrix or row of the wrong shape, or a non-finite value
+    /// (`row` is this state's count of rows so far).
+    pub fn add(&mut self, centroids: ArrayView2<f64>, x: &[f64]) -> Result<(), EngineError> {
+        if centroids.nrows() != self.k {
+            return Err(EngineError::invalid(
+                "centroids",
+                format!("has {} rows, the step state has k = {}", centroids.nrows(), self.k),
+            ));
+        }
+        if centroids.ncols() != self.d {
+            return Err(EngineError::DimensionMismatch {
+                expected: self.d,
+                got: centroids.ncols(),
+            });
+        }
+        if x.len() != self.d {
+            return Err(EngineError::DimensionMismatch {
+                expected: self.d,
+                got: x.len(),
+            });
+        }
+        if let Some((feature, &value)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(EngineError::NonFinite {
+                row: self.rows() as usize,
+                feature,
+                value,
+            });
+        }
+        let nb = nearest(centroids, x);
+        let j = nb.index;
+        for (s, v) in self.sums[j * self.d..(j + 1) * self.d].iter_mut().zip(x) {
+            *s += *v;
+        }
+        self.counts[j] += 1;
+        self.inertia += nb.dist_sq;
+        Ok(())
+    }
+
+    /// Adds another partition's state (same k and d).
+    pub fn merge(&mut self, other: &StepState) -> Result<(), EngineError> {
+        if other.k != self.k || other.d != self.d {
+            return Err(EngineError::invalid(
+                "step state",
+                format!(
+                    "cannot merge a k = {}, d = {} state into a k = {}, d = {} state",
+                    other.k, other.d, self.k, self.d
+                ),
+            ));
+        }
+        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
+            *a += *b;
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += *b;
+        }
+        self.inertia += other.inertia;
+        Ok(())
+    }
+
+    /// Centroids after the step: the mean of each cluster; a cluster that received no
+    /// row keeps its old centroid (the aggregate has no rows left to re-seed it from).
+    ///
+    /// Panics if `old` is not k x d.
+    pub fn new_centroids(&self, old: ArrayView2<f64>) -> Array2<f64> {
+        assert_eq!(old.dim(), (self.k, self.d), "new_centroids: shape mismatch");
+        let mut out = old.to_owned();
+        for j in 0..self.k {
+            if self.counts[j] > 0 {
+                let alpha = 1.0 / self.counts[j] as f64;
+                for f in 0..self.d {
+                    out[[j, f]] = self.sums[j * self.d + f] * alpha;
+                }
+            }
+        }
+        out
+    }
+
+    /// Inertia of the added rows against the step's input centroids.
+    pub fn inertia(&self) -> f64 {
+        self.inertia
+    }
+
+    /// Little-endian serialisation: "PSKS", version 1, k u32, d u32, inertia f64,
+    /// k counts u64, k*d sums f64.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(STEP_HEADER + self.k * 8 + self.k * self.d * 8);
+        b.extend_from_slice(STEP_MAGIC);
+        b.push(STEP_VERSION);
+        b.extend_from_slice(&(self.k as u32).to_le_bytes());
+        b.extend_from_slice(&(self.d as u32).to_le_bytes());
+        b.extend_from_slice(&self.inertia.to_le_bytes());
+        for c in &self.counts {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        for s in &self.sums {
+            b.extend_from_slice(&s.to_le_bytes());
+        }
+        b
+    }
+
+    /// Parses [`to_bytes`](StepState::to_bytes) output, validating magic, version,
+    /// length and that every number is finite.
+    pub fn from_bytes(b: &[u8]) -> Result<StepState, EngineError> {
+        let bad = |why: &str| EngineError::invalid("k-means step state", why.to_string());
+        if b.len() < STEP_HEADER {
+            return Err(bad("too short"));
+        }
+        if &b[0..4] != STEP_MAGIC {
+            return Err(bad("bad magic"));
+        }
+        if b[4] != STEP_VERSION {
+            return Err(bad(&format!("unsupported version {}", b[4])));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
+        let u64_at = |o: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[o..o + 8]);
+            u64::from_le_bytes(a)
+        };
+        let k = u32_at(5);
+        let d = u32_at(9);
+        let inertia = f64::from_bits(u64_at(13));
+        let need = k
+            .checked_mul(d)
+            .and_then(|kd| kd.checked_add(k))
+            .and_then(|m| m.checked_mul(8))
+            .and_then(|m| m.checked_add(STEP_HEADER))
+            .ok_or_else(|| bad("size overflow"))?;
+        if b.len() != need {
+            return Err(bad(&format!("length {} but k = {k}, d = {d} needs {need}", b.len())));
+        }
+        if !(inertia.is_finite() && inertia >= 0.0) {
+            return Err(bad("inertia is not a finite non-negative number"));
+        }
+        let mut o = STEP_HEADER;
+        let mut counts = Vec::with_capacity(k);
+        for _ in 0..k {
+            counts.push(u64_at(o));
+            o += 8;
+        }
+        let mut sums = Vec::with_capacity(k * d);
+        for _ in 0..k * d {
+            let v = f64::from_bits(u64_at(o));
+            if !v.is_finite() {
+                return Err(bad("non-finite sum"));
+            }
+            sums.push(v);
+            o += 8;
+        }
+        Ok(StepState {
+            k,
+            d,
+            sums,
+            counts,
+            inertia,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        name: String,
+        k: usize,
+        tol: f64,
+        max_iter: usize,
+        x: Vec<Vec<f64>>,
+        init: Vec<Vec<f64>>,
+        labels: Vec<u32>,
+        inertia: f64,
+        n_iter: usize,
+        centroids: Vec<Vec<f64>>,
+        best_of_10_inertia: f64,
+    }
+
+    fn fixtures() -> Vec<Fixture> {
+        [
+            include_str!("../../tests/fixtures/kmeans/separated_blobs.json"),
+            include_str!("../../tests/fixtures/kmeans/anisotropic_blobs.json"),
+            include_str!("../../tests/fixtures/kmeans/unequal_variance_blobs.json"),
+            include_str!("../../tests/fixtures/kmeans/many_duplicates.json"),
+            include_str!("../../tests/fixtures/kmeans/one_feature.json"),
+            include_str!("../../tests/fixtures/kmeans/features_64.json"),
+            include_str!("../../tests/fixtures/kmeans/k_is_1.json"),
+            include_str!("../../tests/fixtures/kmeans/k_is_distinct_count.json"),
+            include_str!("../../tests/fixtures/kmeans/constant_column.json"),
+            include_str!("../../tests/fixtures/kmeans/empty_cluster.json"),
+            include_str!("../../tests/fixtures/kmeans/overlapping_tol0.json"),
+            include_str!("../../tests/fixtures/kmeans/max_iter_hit.json"),
+            include_str!("../../tests/fixtures/kmeans/loose_tol.json"),
+        ]
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect()
+    }
+
+    fn mat(rows: &[Vec<f64>]) -> Array2<f64> {
+        let d = rows[0].len();
+        Array2::from_shape_vec((rows.len(), d), rows.concat()).unwrap()
+    }
+
+    /// Total sum of squares around the mean: the scale for absolute tolerances (a
+    /// perfect fit has inertia 0 here but ~1e-30 in sklearn, which centres the data).
+    fn total_ss(x: &Array2<f64>) -> f64 {
+        let mean = x.mean_axis(ndarray::Axis(0)).unwrap();
+        x.rows()
+            .into_iter()
+            .map(|r| r.iter().zip(&mean).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+            .sum()
+    }
+
+    fn close(a: f64, b: f64, scale: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs() + 1e-12 * scale
+    }
+
+    fn blobs(n: usize, d: usize, k: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let centers: Vec<Vec<f64>> = (0..k)
+            .map(|_| (0..d).map(|_| rng.gen_range(-8.0..8.0)).collect())
+            .collect();
+        Array2::from_shape_fn((n, d), |(i, f)| {
+            centers[i % k][f] + rng.gen_range(-1.0..1.0) + rng.gen_range(-1.0..1.0)
+        })
+    }
+
+    // ---- validation: one test per rule ------------------------------------------
+
+    #[test]
+    fn rejects_k_below_one() {
+        let x = array![[1.0], [2.0]];
+        let e = KMeansParams::new(0).check(x.view()).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "k"));
+        assert!(fit(x.view(), &KMeansParams::new(0), &mut NoHooks).is_err());
+    }
+
+    #[test]
+    fn rejects_k_above_distinct_points_with_both_numbers() {
+        let x = array![[1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [-0.0, 0.0], [0.0, 0.0]];
+        let e = fit(x.view(), &KMeansParams::new(4), &mut NoHooks).unwrap_err();
+        assert_eq!(e, EngineError::TooFewDistinctPoints { k: 4, distinct: 3 });
+        assert!(e.to_string().contains('4') && e.to_string().contains('3'));
+        assert!(fit(x.view(), &KMeansParams::new(3), &mut NoHooks).is_ok());
+    }
+
+    #[test]
+    fn rejects_zero_rows() {
+        let x = Array2::<f64>::zeros((0, 3));
+        assert_eq!(
+            fit(x.view(), &KMeansParams::new(2), &mut NoHooks).unwrap_err(),
+            EngineError::NoRows
+        );
+    }
+
+    #[test]
+    fn rejects_zero_features() {
+        let x = Array2::<f64>::zeros((5, 0));
+        assert_eq!(
+            fit(x.view(), &KMeansParams::new(2), &mut NoHooks).unwrap_err(),
+            EngineError::NoFeatures
+        );
+    }
+
+    #[test]
+    fn rejects_non_finite_values_naming_row_and_feature() {
+        let mut x = blobs(20, 3, 2, 1);
+        x[[7, 2]] = f64::NAN;
+        match fit(x.view(), &KMeansParams::new(2), &mut NoHooks).unwrap_err() {
+            EngineError::NonFinite { row, feature, value } => {
+                assert_eq!((row, feature), (7, 2));
+                assert!(value.is_nan());
+            }
+            e => panic!("{e:?}"),
+        }
+        x[[7, 2]] = 0.0;
+        x[[3, 0]] = f64::NEG_INFINITY;
+        assert_eq!(
+            fit(x.view(), &KMeansParams::new(2), &mut NoHooks).unwrap_err(),
+            EngineError::NonFinite {
+                row: 3,
+                feature: 0,
+                value: f64::NEG_INFINITY
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_given_init_with_wrong_number_of_centroids() {
+        let x = blobs(20, 2, 2, 1);
+        let p = KMeansParams::new(3).init(Init::Given(Array2::zeros((2, 2))));
+        let e = fit(x.view(), &p, &mut NoHooks).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "init"));
+    }
+
+    #[test]
+    fn rejects_given_init_with_wrong_width() {
+        let x = blobs(20, 2, 2, 1);
+        let p = KMeansParams::new(2).init(Init::Given(Array2::zeros((2, 3))));
+        assert_eq!(
+            fit(x.view(), &p, &mut NoHooks).unwrap_err(),
+            EngineError::DimensionMismatch {
+                expected: 2,
+                got: 3
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_given_init_with_non_finite_values() {
+        let x = blobs(20, 2, 2, 1);
+        let p = KMeansParams::new(2).init(Init::Given(array![[0.0, 0.0], [f64::NAN, 1.0]]));
+        let e = fit(x.view(), &p, &mut NoHooks).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "init"));
+    }
+
+    #[test]
+    fn rejects_n_init_below_one() {
+        let x = blobs(20, 2, 2, 1);
+        let e = fit(x.view(), &KMeansParams::new(2).n_init(0), &mut NoHooks).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "n_init"));
+    }
+
+    #[test]
+    fn rejects_max_iter_below_one() {
+        let x = blobs(20, 2, 2, 1);
+        let e = fit(x.view(), &KMeansParams::new(2).max_iter(0), &mut NoHooks).unwrap_err();
+        assert!(
+            matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "max_iter")
+        );
+    }
+
+    #[test]
+    fn rejects_negative_or_nan_tol() {
+        let x = blobs(20, 2, 2, 1);
+        for tol in [-1e-9, f64::NAN, f64::INFINITY] {
+            let e = fit(x.view(), &KMeansParams::new(2).tol(tol), &mut NoHooks).unwrap_err();
+            assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "tol"));
+        }
+        assert!(fit(x.view(), &KMeansParams::new(2).tol(0.0), &mut NoHooks).is_ok());
+    }
+
+    // ---- agreement with scikit-learn ---------------------------------------------
+
+    #[test]
+    fn same_initial_centroids_give_sklearn_labels_inertia_and_n_iter() {
+        for f in fixtures() {
+            let x = mat(&f.x);
+            let scale = total_ss(&x);
+            for algorithm in [Algorithm::Lloyd, Algorithm::Hamerly, Algorithm::Elkan] {
+                for threads in [1, 2] {
+                    let p = KMeansParams::new(f.k)
+                        .init(Init::Given(mat(&f.init)))
+                        .tol(f.tol)
+                        .max_iter(f.max_iter)
+                        .algorithm(algorithm)
+                        .threads(threads);
+                    let r = fit(x.view(), &p, &mut NoHooks).unwrap();
+                    let tag = format!("{} {algorithm:?} threads={threads}", f.name);
+                    assert_eq!(r.labels, f.labels, "{tag}: labels");
+                    assert_eq!(r.n_iter, f.n_iter, "{tag}: n_iter");
+                    assert!(
+                        close(r.inertia, f.inertia, scale),
+                        "{tag}: inertia {} vs sklearn {}",
+                        r.inertia,
+                        f.inertia
+                    );
+                    let c = mat(&f.centroids);
+                    let cscale = x.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    for (a, b) in r.centroids.iter().zip(c.iter()) {
+                        assert!((a - b).abs() <= 1e-9 * cscale, "{tag}: centroid {a} vs {b}");
+                    }
+                    assert_eq!(r.converged, f.n_iter < f.max_iter, "{tag}: converged");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seeded_kmeans_plus_plus_is_within_one_percent_of_sklearn_best_of_10() {
+        for f in fixtures() {
+            let x = mat(&f.x);
+            let scale = total_ss(&x);
+            let p = KMeansParams::new(f.k).n_init(10).seed(42);
+            let r = fit(x.view(), &p, &mut NoHooks).unwrap();
+            assert!(
+                r.inertia <= f.best_of_10_inertia * 1.01 + 1e-12 * scale,
+                "{}: {} vs sklearn best-of-10 {}",
+                f.name,
+                r.inertia,
+                f.best_of_10_inertia
+            );
+        }
+    }
+
+    // ---- exactness of the accelerated algorithms ----------------------------------
+
+    #[test]
+    fn lloyd_hamerly_elkan_and_thread_counts_give_identical_results() {
+        // Several blocks (so several lanes/threads), overlapping clusters, 3 restarts.
+        for (n, d, k) in [(40_000, 5, 12), (20_000, 20, 24), (9_000, 2, 3)] {
+            let x = blobs(n, d, k, 9);
+            let base = KMeansParams::new(k).n_init(3).seed(5).tol(0.0).max_iter(60);
+            let reference = fit(
+                x.view(),
+                &base.clone().algorithm(Algorithm::Lloyd).threads(1),
+                &mut NoHooks,
+            )
+            .unwrap();
+            for algorithm in [Algorithm::Hamerly, Algorithm::Elkan, Algorithm::Auto] {
+                for threads in [1, 2, 3] {
+                    let r = fit(
+                        x.view(),
+                        &base.clone().algorithm(algorithm).threads(threads),
+                        &mut NoHooks,
+                    )
+                    .unwrap();
+                    // (assert! rather than assert_eq!: the Debug output would be huge)
+                    assert!(r == reference, "{algorithm:?} threads={threads} n={n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_result_and_restarts_keep_the_best() {
+        let x = blobs(3000, 4, 7, 3);
+        let p = KMeansParams::new(7).n_init(5).seed(11);
+        let a = fit(x.view(), &p, &mut NoHooks).unwrap();
+        let b = fit(x.view(), &p, &mut NoHooks).unwrap();
+        assert!(a == b);
+        // Run r of n_init=5 is the single run with the same seed and stream r.
+        let single = fit(x.view(), &p.clone().n_init(1), &mut NoHooks).unwrap();
+        assert!(a.inertia <= single.inertia);
+        if a.best_run == 0 {
+            assert!(a == single);
+        }
+        let other = fit(x.view(), &p.clone().seed(12).n_init(1), &mut NoHooks).unwrap();
+        assert_eq!(other.labels.len(), 3000);
+    }
+
+    #[test]
+    fn final_labels_and_inertia_refer_to_the_returned_centroids() {
+        let x = blobs(5000, 3, 6, 4);
+        for max_iter in [1, 2, 300] {
+            let r = fit(x.view(), &KMeansParams::new(6).max_iter(max_iter), &mut NoHooks).unwrap();
+            let (labels, inertia) = assign(x.view(), r.centroids.view());
+            assert_eq!(labels, r.labels);
+            assert_eq!(inertia.to_bits(), r.inertia.to_bits());
+            assert_eq!(r.converged, r.n_iter < max_iter || max_iter == 300);
+        }
+    }
+
+    #[test]
+    fn never_returns_an_empty_cluster() {
+        // Duplicate initial centroids leave clusters empty; with max_iter = 1 the run
+        // stops right after relocation, so the final fix-up is exercised too.
+        let x = blobs(2000, 2, 4, 8);
+        let init = array![[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [50.0, 50.0]];
+        for max_iter in [1, 2, 3, 300] {
+            for algorithm in [Algorithm::Lloyd, Algorithm::Hamerly, Algorithm::Elkan] {
+                let p = KMeansParams::new(4)
+                    .init(Init::Given(init.clone()))
+                    .max_iter(max_iter)
+                    .algorithm(algorithm);
+                let r = fit(x.view(), &p, &mut NoHooks).unwrap();
+                let mut counts = [0usize; 4];
+                r.labels.iter().for_each(|&l| counts[l as usize] += 1);
+                assert!(counts.iter().all(|&c| c > 0), "{max_iter} {algorithm:?}: {counts:?}");
+                let (labels, _) = assign(x.view(), r.centroids.view());
+                assert_eq!(labels, r.labels);
+            }
+        }
+    }
+
+    #[test]
+    fn k_equal_to_distinct_count_puts_every_distinct_point_in_its_own_cluster() {
+        let x = array![[0.0, 1.0], [0.0, 1.0], [5.0, 5.0], [-3.0, 2.0], [5.0, 5.0]];
+        for init in [Init::KMeansPlusPlus, Init::Random] {
+            let r = fit(x.view(), &KMeansParams::new(3).init(init), &mut NoHooks).unwrap();
+            assert_eq!(r.inertia, 0.0);
+            assert_eq!(r.labels[0], r.labels[1]);
+            assert_eq!(r.labels[2], r.labels[4]);
+            assert_ne!(r.labels[0], r.labels[2]);
+            assert_ne!(r.labels[0], r.labels[3]);
+        }
+    }
+
+    // ---- initialisation ---------------------------------------------------------
+
+    #[test]
+    fn kmeans_plus_plus_picks_distinct_rows_and_is_seeded() {
+        let x = array![[0.0], [0.0], [0.0], [1.0], [1.0], [7.0], [7.0], [7.0], [-4.0]];
+        let mut r1 = ChaCha8Rng::seed_from_u64(3);
+        let c = kmeans_plus_plus(x.view(), 4, &mut r1);
+        let mut v: Vec<f64> = c.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        assert_eq!(v, vec![-4.0, 0.0, 1.0, 7.0]);
+        let mut r2 = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(kmeans_plus_plus(x.view(), 4, &mut r2), c);
+        assert_eq!(kmeans_plus_plus(x.view(), 0, &mut r2).dim(), (0, 1));
+    }
+
+    #[test]
+    fn kmeans_plus_plus_prefers_far_points() {
+        // Two tight groups far apart: the second centre must come from the other group.
+        let mut x = Array2::zeros((200, 2));
+        for i in 100..200 {
+            x[[i, 0]] = 1000.0;
+        }
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let c = kmeans_plus_plus(x.view(), 2, &mut rng);
+            assert_ne!(c[[0, 0]], c[[1, 0]], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn random_init_picks_distinct_rows() {
+        let x = array![[1.0], [1.0], [1.0], [1.0], [2.0], [3.0]];
+        for seed in 0..10 {
+            let p = KMeansParams::new(3).init(Init::Random).seed(seed).max_iter(1);
+            let r = fit(x.view(), &p, &mut NoHooks).unwrap();
+            assert_eq!(r.inertia, 0.0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn given_init_runs_once_even_with_n_init() {
+        let x = blobs(500, 2, 3, 2);
+        let init = x.slice(ndarray::s![0..3, ..]).to_owned();
+        let p = KMeansParams::new(3).init(Init::Given(init)).n_init(7);
+        let mut h = Recorder::default();
+        let r = fit(x.view(), &p, &mut h).unwrap();
+        assert_eq!(r.best_run, 0);
+        assert!(h.progress.iter().all(|p| p.run == 0));
+    }
+
+    // ---- hooks --------------------------------------------------------------------
+
+    #[derive(Default)]
+    struct Recorder {
+        checks: usize,
+        progress: Vec<Progress>,
+        cancel_after: Option<usize>,
+    }
+
+    impl Hooks for Recorder {
+        fn check_interrupt(&mut self) -> Result<(), EngineError> {
+            self.checks += 1;
+            match self.cancel_after {
+                Some(n) if self.checks > n => Err(EngineError::Canceled),
+                _ => Ok(()),
+            }
+        }
+        fn progress(&mut self, p: &Progress) {
+            self.progress.push(p.clone());
+        }
+    }
+
+    #[test]
+    fn progress_once_per_iteration_and_interrupt_checks_per_block() {
+        let x = blobs(50_000, 3, 5, 6);
+        let mut h = Recorder::default();
+        let p = KMeansParams::new(5).n_init(2).threads(2);
+        let r = fit(x.view(), &p, &mut h).unwrap();
+        let runs: Vec<usize> = h.progress.iter().map(|p| p.run).collect();
+        assert!(runs.contains(&0) && runs.contains(&1));
+        let best: Vec<&Progress> = h.progress.iter().filter(|p| p.run == r.best_run).collect();
+        assert_eq!(best.len(), r.n_iter);
+        for (i, p) in best.iter().enumerate() {
+            assert_eq!(p.iteration, i + 1);
+        }
+        assert_eq!(best[0].moved, 50_000);
+        // Inertia of each assignment never increases (Lloyd's monotonicity).
+        for w in best.windows(2) {
+            assert!(w[1].inertia <= w[0].inertia * (1.0 + 1e-12));
+        }
+        // 50k rows = 7 blocks per pass; the calling thread checks between its blocks.
+        assert!(h.checks >= 2 * h.progress.len(), "{} checks", h.checks);
+    }
+
+    #[test]
+    fn interrupt_cancels_training_from_any_phase() {
+        let x = blobs(40_000, 3, 4, 6);
+        for threads in [1, 2] {
+            let p = KMeansParams::new(4).threads(threads).tol(0.0).n_init(2);
+            let mut all = Recorder::default();
+            fit(x.view(), &p, &mut all).unwrap();
+            assert!(all.checks > 20);
+            for cancel_after in [0, 1, 3, all.checks / 2, all.checks - 1] {
+                let mut h = Recorder {
+                    cancel_after: Some(cancel_after),
+                    ..Default::default()
+                };
+                assert_eq!(
+                    fit(x.view(), &p, &mut h).err(),
+                    Some(EngineError::Canceled),
+                    "threads {threads}, cancel after {cancel_after} of {}",
+                    all.checks
+                );
+            }
+        }
+        let mut h = Recorder {
+            cancel_after: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            assign_with_hooks(x.view(), x.slice(ndarray::s![0..3, ..]), &mut h).err(),
+            Some(EngineError::Canceled)
+        );
+    }
+
+    // ---- nearest / assign / distinct ----------------------------------------------
+
+    #[test]
+    fn nearest_reports_runner_up_and_breaks_ties_low() {
+        let c = array![[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]];
+        let n = nearest(c.view(), &[1.0, 0.0]);
+        assert_eq!((n.index, n.dist_sq), (0, 1.0));
+        assert_eq!(n.runner_up, Some((1, 1.0)));
+        let n = nearest(c.view(), &[0.1, 2.9]);
+        assert_eq!(n.index, 2);
+        assert_eq!(n.runner_up.unwrap().0, 0);
+        let one = array![[1.0, 1.0]];
+        assert_eq!(nearest(one.view(), &[1.0, 2.0]).runner_up, None);
+        // A transposed (non-contiguous) view gives the same bits.
+        let ct = c.t().to_owned();
+        let n2 = nearest(ct.t(), &[0.1, 2.9]);
+        assert_eq!(n2, nearest(c.view(), &[0.1, 2.9]));
+    }
+
+    #[test]
+    fn assign_agrees_with_nearest() {
+        let x = blobs(20_000, 7, 5, 12);
+        let c = x.slice(ndarray::s![100..109, ..]).to_owned();
+        let (labels, inertia) = assign(x.view(), c.view());
+        let mut total = 0.0;
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let n = nearest(c.view(), row.as_slice().unwrap());
+            assert_eq!(labels[i] as usize, n.index);
+            total += n.dist_sq;
+        }
+        assert!((total - inertia).abs() <= 1e-9 * total);
+        // Column-major input is handled too.
+        let xf = x.t().as_standard_layout().to_owned();
+        assert_eq!(assign(xf.t(), c.view()).0, labels);
+    }
+
+    #[test]
+    fn count_distinct_rows_is_exact_and_stops_early() {
+        let x = array![[1.0, 2.0], [1.0, 2.0], [0.0, 0.0], [-0.0, 0.0], [3.0, 1.0], [1.0, 2.0]];
+        assert_eq!(count_distinct_rows(x.view(), 100), 3);
+        assert_eq!(count_distinct_rows(x.view(), 2), 2);
+        assert_eq!(count_distinct_rows(x.view(), 0), 0);
+        let many = blobs(10_000, 3, 4, 1);
+        assert_eq!(count_distinct_rows(many.view(), usize::MAX), 10_000);
+    }
+
+    #[test]
+    fn memory_estimate_grows_with_rows_and_algorithm() {
+        let p = KMeansParams::new(8);
+        let lloyd = p.clone().algorithm(Algorithm::Lloyd).memory_estimate(1_000_000, 8);
+        let ham = p.clone().algorithm(Algorithm::Hamerly).memory_estimate(1_000_000, 8);
+        let elk = p.clone().algorithm(Algorithm::Elkan).memory_estimate(1_000_000, 8);
+        assert!(lloyd < ham && ham < elk);
+        assert!(ham < 64 * 1_000_000);
+    }
+
+    // ---- StepState ------------------------------------------------------------------
+
+    #[test]
+    fn step_states_merge_into_one_lloyd_iteration() {
+        let x = blobs(3000, 3, 4, 2);
+        let c0 = x.slice(ndarray::s![0..4, ..]).to_owned();
+        let mut parts: Vec<StepState> = (0..3).map(|_| StepState::new(4, 3)).collect();
+        for (i, row) in x.rows().into_iter().enumerate() {
+            parts[i % 3].add(c0.view(), row.as_slice().unwrap()).unwrap();
+        }
+        let mut all = StepState::new(4, 3);
+        for p in &parts {
+            let back = StepState::from_bytes(&p.to_bytes()).unwrap();
+            assert_eq!(&back, p);
+            all.merge(&back).unwrap();
+        }
+        assert_eq!(all.rows(), 3000);
+        // Same as one iteration of fit from c0.
+        let p = KMeansParams::new(4)
+            .init(Init::Given(c0.clone()))
+            .max_iter(1)
+            .algorithm(Algorithm::Lloyd);
+        let mut h = Recorder::default();
+        let r = fit(x.view(), &p, &mut h).unwrap();
+        let c1 = all.new_centroids(c0.view());
+        for (a, b) in c1.iter().zip(r.centroids.iter()) {
+            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()));
+        }
+        assert!((all.inertia() - h.progress[0].inertia).abs() <= 1e-9 * all.inertia());
+    }
+
+    #[test]
+    fn step_state_keeps_old_centroid_of_an_empty_cluster() {
+        let c = array![[0.0], [100.0]];
+        let mut s = StepState::new(2, 1);
+        s.add(c.view(), &[1.0]).unwrap();
+        s.add(c.view(), &[3.0]).unwrap();
+        assert_eq!(s.counts(), &[2, 0]);
+        assert_eq!(s.new_centroids(c.view()), array![[2.0], [100.0]]);
+        assert_eq!(s.inertia(), 1.0 + 9.0);
+    }
+
+    #[test]
+    fn step_state_rejects_bad_input() {
+        let c = array![[0.0, 0.0], [1.0, 1.0]];
+        let mut s = StepState::new(2, 2);
+        assert!(matches!(
+            s.add(c.view(), &[1.0]),
+            Err(EngineError::DimensionMismatch { expected: 2, got: 1 })
+        ));
+        assert!(matches!(
+            s.add(c.view(), &[1.0, f64::INFINITY]),
+            Err(EngineError::NonFinite { feature: 1, .. })
+        ));
+        let c3 = array![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]];
+        assert!(s.add(c3.view(), &[1.0, 1.0]).is_err());
+        assert!(s.merge(&StepState::new(3, 2)).is_err());
+        assert!(s.merge(&StepState::new(2, 3)).is_err());
+    }
+
+    #[test]
+    fn step_state_from_bytes_validates() {
+        let c = array![[0.0, 0.0], [1.0, 1.0]];
+        let mut s = StepState::new(2, 2);
+        s.add(c.view(), &[0.5, 0.25]).unwrap();
+        let good = s.to_bytes();
+        assert_eq!(good.len(), STEP_HEADER + 2 * 8 + 4 * 8);
+        assert_eq!(StepState::from_bytes(&good).unwrap(), s);
+        assert!(StepState::from_bytes(&[]).is_err());
+        assert!(StepState::from_bytes(&good[..good.len() - 1]).is_err());
+        let mut extra = good.clone();
+        extra.push(0);
+        assert!(StepState::from_bytes(&extra).is_err());
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(StepState::from_bytes(&magic).is_err());
+        let mut version = good.clone();
+        version[4] = 2;
+        assert!(StepState::from_bytes(&version).is_err());
+        let mut nan = good.clone();
+        let o = good.len() - 8;
+        nan[o..].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(StepState::from_bytes(&nan).is_err());
+        let mut huge = good.clone();
+        huge[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(StepState::from_bytes(&huge).is_err());
+    }
+}

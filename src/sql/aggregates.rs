@@ -1,0 +1,682 @@
+//! Ad-hoc aggregates that need no catalog: quality metrics over `(vector, segment)`
+//! pairs, agreement between two labelings, and k-means itself.
+//!
+//! Each aggregate keeps an engine state behind an `internal` pointer allocated in the
+//! aggregate's memory context. Where the math combines exactly (per-cluster
+//! count/mean/M2, contingency tables, the k-means step, concatenated samples) the
+//! aggregate is PARALLEL SAFE with combine / serialize / deserialize functions; the
+//! `CREATE AGGREGATE` statements are written by hand (pgrx 0.18 generates a wrong
+//! deserialize signature for `internal` states). The support functions live in schema
+//! `segment` with a leading underscore: they are not for direct use.
+use super::arrays::Matrix;
+use super::error::{raise, raise_engine, Code};
+use crate::engine::kmeans::{self, StepState};
+use crate::engine::metrics::{self, ClusterStats, Contingency, Reservoir};
+use crate::engine::EngineError;
+use ndarray::{Array2, ArrayView2};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Internal};
+
+/// Exact silhouette up to this many rows; a seeded uniform sample of this size above.
+pub const SILHOUETTE_MAX_SAMPLE: i32 = 20_000;
+
+/// The aggregate memory context of this call, or an error when not called as an
+/// aggregate support function.
+fn agg_context(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> pg_sys::MemoryContext {
+    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
+    // SAFETY: fcinfo is this call's; AggCheckCallContext only inspects it.
+    let is_agg = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) };
+    if is_agg == 0 {
+        raise(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{what} can only be called as part of an aggregate"),
+            None,
+        );
+    }
+    ctx
+}
+
+/// Move `value` into the aggregate memory context (dropped when that context goes).
+fn into_agg<T>(value: T, fcinfo: pg_sys::FunctionCallInfo, what: &str) -> Internal {
+    let ctx = agg_context(fcinfo, what);
+    // SAFETY: switching to a valid context for the allocation, then back.
+    unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(ctx);
+        let internal = Internal::new(value);
+        pg_sys::MemoryContextSwitchTo(old);
+        internal
+    }
+}
+
+/// The state behind `state`, created by `init` in the aggregate context on first use.
+fn state_mut<'a, T>(
+    state: &'a mut Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    what: &str,
+    init: impl FnOnce() -> T,
+) -> &'a mut T {
+    if !state.initialized() {
+        *state = into_agg(init(), fcinfo, what);
+    }
+    // SAFETY: every Internal handed to this aggregate's support functions was made by
+    // this module for this T (the CREATE AGGREGATE statements pair them).
+    unsafe { state.get_mut::<T>().expect("initialized above") }
+}
+
+/// Combine two states of the same kind: `merge(a, b)`, with either side possibly NULL.
+fn combine<T>(
+    a: Internal,
+    b: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    what: &str,
+    copy: impl Fn(&T) -> T,
+    merge: impl Fn(&mut T, &T) -> Result<(), EngineError>,
+) -> Internal {
+    let (mut a, b) = (a, b);
+    // SAFETY: see state_mut.
+    unsafe {
+        match (a.initialized(), b.get::<T>()) {
+            (_, None) => a,
+            (false, Some(bs)) => into_agg(copy(bs), fcinfo, what),
+            (true, Some(bs)) => {
+                let st = a.get_mut::<T>().expect("initialized");
+                merge(st, bs).unwrap_or_else(|e| raise_engine(e, what));
+                a
+            }
+        }
+    }
+}
+
+fn vector<'a>(v: &'a Array<'_, f64>, what: &str) -> &'a [f64] {
+    super::arrays::vector(v, what)
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-cluster statistics: segment_inertia, segment_calinski_harabasz
+// ---------------------------------------------------------------------------------------
+
+#[pg_schema]
+mod segment {
+    use super::*;
+
+    /// Transition: add `(vec, seg)` to per-cluster count/mean/M2. NULLs are skipped.
+    #[pg_extern(immutable, parallel_safe)]
+    fn _cluster_stats_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        seg: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let (Some(vec), Some(seg)) = (vec, seg) else { return state };
+        let x = vector(&vec, "vec");
+        let st = state_mut(&mut state, fcinfo, "segment_calinski_harabasz", || ClusterStats::new(x.len()));
+        st.push(seg, x).unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _cluster_stats_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        combine::<ClusterStats>(
+            a,
+            b,
+            fcinfo,
+            "cluster metric aggregate",
+            |s| ClusterStats::from_bytes(&s.to_bytes()).expect("own bytes"),
+            |a, b| a.merge(b),
+        )
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _cluster_stats_serial(state: Internal) -> Vec<u8> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<ClusterStats>() }.map(ClusterStats::to_bytes).unwrap_or_default()
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _cluster_stats_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        let st = ClusterStats::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
+        into_agg(st, fcinfo, "cluster metric aggregate")
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _inertia_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<ClusterStats>() }.map(ClusterStats::within_ss)
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _calinski_harabasz_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<ClusterStats>() }?;
+        Some(st.calinski_harabasz().unwrap_or_else(|e| raise_engine(e, "segment_calinski_harabasz")))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Contingency tables: segment_ari, segment_nmi
+    // -----------------------------------------------------------------------------------
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _contingency_trans(
+        state: Internal,
+        a: Option<i64>,
+        b: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let (Some(a), Some(b)) = (a, b) else { return state };
+        state_mut(&mut state, fcinfo, "segment_ari", Contingency::new).push(a, b);
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _contingency_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        combine::<Contingency>(a, b, fcinfo, "segment_ari", Contingency::clone, |a, b| {
+            a.merge(b);
+            Ok(())
+        })
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _contingency_serial(state: Internal) -> Vec<u8> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<Contingency>() }.map(Contingency::to_bytes).unwrap_or_default()
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _contingency_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        let st = Contingency::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_ari"));
+        into_agg(st, fcinfo, "segment_ari")
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _ari_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<Contingency>() }?;
+        Some(st.ari().unwrap_or_else(|e| raise_engine(e, "segment_ari")))
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _nmi_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<Contingency>() }?;
+        Some(st.nmi().unwrap_or_else(|e| raise_engine(e, "segment_nmi")))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Collected rows: segment_davies_bouldin, segment_kmeans
+    // -----------------------------------------------------------------------------------
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _collect_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        seg: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let Some(vec) = vec else { return state };
+        let x = vector(&vec, "vec");
+        let st = state_mut(&mut state, fcinfo, "segment aggregate", || Collected::new(x.len()));
+        st.push(x, seg.unwrap_or(0));
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _collect_kmeans_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        k: Option<i32>,
+        seed: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let Some(vec) = vec else { return state };
+        let x = vector(&vec, "vec");
+        let st = state_mut(&mut state, fcinfo, "segment_kmeans", || Collected::new(x.len()));
+        st.k = k;
+        st.seed = seed.unwrap_or(0);
+        st.push(x, 0);
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _collect_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        combine::<Collected>(a, b, fcinfo, "segment aggregate", Collected::clone, Collected::merge)
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _collect_serial(state: Internal) -> Vec<u8> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<Collected>() }.map(Collected::to_bytes).unwrap_or_default()
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _collect_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        let st = Collected::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment aggregate"));
+        into_agg(st, fcinfo, "segment aggregate")
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _davies_bouldin_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<Collected>() }?;
+        let x = st.view();
+        Some(metrics::davies_bouldin(x, &st.labels).unwrap_or_else(|e| raise_engine(e, "segment_davies_bouldin")))
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _kmeans_final(state: Internal) -> Option<Matrix> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<Collected>() }?;
+        let k = st.k.unwrap_or_else(|| {
+            raise(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "segment_kmeans: k must not be NULL", None)
+        });
+        if k < 1 {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("segment_kmeans: k must be at least 1, got {k}"),
+                None,
+            );
+        }
+        let params = kmeans::KMeansParams::new(k as usize).seed(st.seed as u64).n_init(4);
+        let r = kmeans::fit(st.view(), &params, &mut crate::sql::train::PgHooks)
+            .unwrap_or_else(|e| raise_engine(e, "segment_kmeans"));
+        Some(Matrix::from_array(&r.centroids))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Reservoir sample: segment_silhouette
+    // -----------------------------------------------------------------------------------
+
+    /// Transition of the two-argument form: default sample size and seed.
+    #[pg_extern(immutable, parallel_safe)]
+    fn _silhouette_default_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        seg: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        _silhouette_trans(state, vec, seg, None, None, fcinfo)
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _silhouette_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        seg: Option<i64>,
+        max_sample: Option<i32>,
+        seed: Option<i64>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let (Some(vec), Some(seg)) = (vec, seg) else { return state };
+        let x = vector(&vec, "vec");
+        let cap = max_sample.unwrap_or(SILHOUETTE_MAX_SAMPLE);
+        if cap < 2 {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("segment_silhouette: max_sample must be at least 2, got {cap}"),
+                None,
+            );
+        }
+        let st = state_mut(&mut state, fcinfo, "segment_silhouette", || {
+            Reservoir::<(Vec<f64>, i64)>::new(cap as usize, seed.unwrap_or(0) as u64)
+        });
+        st.push((x.to_vec(), seg));
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _silhouette_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        combine::<Reservoir<(Vec<f64>, i64)>>(a, b, fcinfo, "segment_silhouette", Reservoir::clone, |a, b| {
+            a.merge(b.clone());
+            Ok(())
+        })
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _silhouette_serial(state: Internal) -> Vec<u8> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<Reservoir<(Vec<f64>, i64)>>() }
+            .map(Reservoir::to_bytes)
+            .unwrap_or_default()
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _silhouette_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        let st = Reservoir::<(Vec<f64>, i64)>::from_bytes(bytes)
+            .unwrap_or_else(|e| raise_engine(e, "segment_silhouette"));
+        into_agg(st, fcinfo, "segment_silhouette")
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _silhouette_final(state: Internal) -> Option<f64> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<Reservoir<(Vec<f64>, i64)>>() }?;
+        let s = metrics::silhouette_of_reservoir(st, &mut || {
+            check_for_interrupts!();
+            Ok(())
+        })
+        .unwrap_or_else(|e| raise_engine(e, "segment_silhouette"));
+        if !s.exact {
+            notice!(
+                "segment_silhouette: sampled {} of {} rows (seeded); pass a larger max_sample for an exact value",
+                s.sample_size,
+                st.seen()
+            );
+        }
+        Some(s.score)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // One k-means (Lloyd) step: segment_kmeans_step
+    // -----------------------------------------------------------------------------------
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _kmeans_step_trans(
+        state: Internal,
+        vec: Option<Array<'_, f64>>,
+        centroids: Option<Array<'_, f64>>,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let mut state = state;
+        let (Some(vec), Some(centroids)) = (vec, centroids) else { return state };
+        let x = vector(&vec, "vec");
+        let (c, k, d) = crate::sql::arrays::matrix(centroids, "centroids");
+        let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || StepCarry {
+            step: StepState::new(k, d),
+            centroids: c.clone(),
+        });
+        let view = ArrayView2::from_shape((k, d), &c).expect("matrix shape");
+        st.step.add(view, x).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
+        state
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _kmeans_step_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        combine::<StepCarry>(a, b, fcinfo, "segment_kmeans_step", StepCarry::copy, |a, b| {
+            a.step.merge(&b.step)
+        })
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _kmeans_step_serial(state: Internal) -> Vec<u8> {
+        // SAFETY: see state_mut.
+        unsafe { state.get::<StepCarry>() }.map(StepCarry::to_bytes).unwrap_or_default()
+    }
+
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn _kmeans_step_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+        let st = StepCarry::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
+        into_agg(st, fcinfo, "segment_kmeans_step")
+    }
+
+    #[pg_extern(immutable, parallel_safe)]
+    fn _kmeans_step_final(state: Internal) -> Option<Matrix> {
+        // SAFETY: see state_mut.
+        let st = unsafe { state.get::<StepCarry>() }?;
+        let (k, d) = (st.step.k(), st.step.d());
+        let old = ArrayView2::from_shape((k, d), &st.centroids).expect("matrix shape");
+        let new: Array2<f64> = st.step.new_centroids(old);
+        Some(Matrix::from_array(&new))
+    }
+}
+
+/// Rows gathered for aggregates that need all of them (Davies–Bouldin, k-means). Combines
+/// exactly by concatenation. Checked against `maintenance_work_mem`.
+#[derive(Clone)]
+struct Collected {
+    d: usize,
+    data: Vec<f64>,
+    labels: Vec<i64>,
+    k: Option<i32>,
+    seed: i64,
+}
+
+impl Collected {
+    fn new(d: usize) -> Self {
+        Collected {
+            d,
+            data: Vec::new(),
+            labels: Vec::new(),
+            k: None,
+            seed: 0,
+        }
+    }
+
+    fn push(&mut self, x: &[f64], label: i64) {
+        if x.len() != self.d {
+            raise_engine(
+                EngineError::DimensionMismatch {
+                    expected: self.d,
+                    got: x.len(),
+                },
+                "segment aggregate: vectors must all have the same length",
+            );
+        }
+        if self.data.len() % 65_536 == 0 {
+            check_budget((self.data.len() + x.len()) * 8 + self.labels.len() * 8);
+        }
+        self.data.extend_from_slice(x);
+        self.labels.push(label);
+    }
+
+    fn merge(&mut self, other: &Collected) -> Result<(), EngineError> {
+        if other.d != self.d {
+            return Err(EngineError::DimensionMismatch {
+                expected: self.d,
+                got: other.d,
+            });
+        }
+        check_budget((self.data.len() + other.data.len()) * 8);
+        self.data.extend_from_slice(&other.data);
+        self.labels.extend_from_slice(&other.labels);
+        if self.k.is_none() {
+            self.k = other.k;
+            self.seed = other.seed;
+        }
+        Ok(())
+    }
+
+    fn view(&self) -> ArrayView2<'_, f64> {
+        ArrayView2::from_shape((self.labels.len(), self.d), &self.data).expect("rows x d")
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(32 + self.data.len() * 8 + self.labels.len() * 8);
+        b.extend_from_slice(b"PSCL\x01");
+        b.extend_from_slice(&(self.d as u64).to_le_bytes());
+        b.extend_from_slice(&(self.labels.len() as u64).to_le_bytes());
+        b.extend_from_slice(&self.k.map_or(-1i64, i64::from).to_le_bytes());
+        b.extend_from_slice(&self.seed.to_le_bytes());
+        for v in &self.data {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for l in &self.labels {
+            b.extend_from_slice(&l.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, EngineError> {
+        let bad = || EngineError::Internal("malformed segment aggregate state".into());
+        if b.len() < 37 || &b[..5] != b"PSCL\x01" {
+            return Err(bad());
+        }
+        let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let d = word(5) as usize;
+        let n = word(13) as usize;
+        let k = word(21) as i64;
+        let seed = word(29) as i64;
+        let need = n
+            .checked_mul(d + 1)
+            .and_then(|m| m.checked_mul(8))
+            .and_then(|m| m.checked_add(37))
+            .ok_or_else(bad)?;
+        if b.len() != need {
+            return Err(bad());
+        }
+        let mut o = 37;
+        let mut data = Vec::with_capacity(n * d);
+        for _ in 0..n * d {
+            data.push(f64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")));
+            o += 8;
+        }
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            labels.push(i64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")));
+            o += 8;
+        }
+        Ok(Collected {
+            d,
+            data,
+            labels,
+            k: (k >= 0).then_some(k as i32),
+            seed,
+        })
+    }
+}
+
+/// A k-means step state together with the centroids it steps from.
+struct StepCarry {
+    step: StepState,
+    centroids: Vec<f64>,
+}
+
+impl StepCarry {
+    fn copy(&self) -> Self {
+        Self::from_bytes(&self.to_bytes()).expect("own bytes")
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let s = self.step.to_bytes();
+        let mut b = Vec::with_capacity(8 + s.len() + self.centroids.len() * 8);
+        b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        b.extend_from_slice(&s);
+        for v in &self.centroids {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, EngineError> {
+        let bad = || EngineError::Internal("malformed segment_kmeans_step state".into());
+        if b.len() < 8 {
+            return Err(bad());
+        }
+        let len = u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) as usize;
+        let rest = b.get(8..).ok_or_else(bad)?;
+        let s = rest.get(..len).ok_or_else(bad)?;
+        let step = StepState::from_bytes(s)?;
+        let c = &rest[len..];
+        if c.len() != step.k() * step.d() * 8 {
+            return Err(bad());
+        }
+        let centroids = c
+            .chunks_exact(8)
+            .map(|w| f64::from_le_bytes(w.try_into().expect("8 bytes")))
+            .collect();
+        Ok(StepCarry { step, centroids })
+    }
+}
+
+/// Raise 54000 when gathered rows would exceed `maintenance_work_mem`.
+fn check_budget(bytes: usize) {
+    // SAFETY: reading a GUC of this backend.
+    let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
+    if bytes > budget {
+        raise(
+            Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("segment aggregate needs more than maintenance_work_mem ({budget} bytes) to hold its rows"),
+            Some("Raise maintenance_work_mem, aggregate a sample (TABLESAMPLE), or train with segment_train, which samples.".into()),
+        );
+    }
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE AGGREGATE segment_inertia(vec float8[], seg bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    FINALFUNC = segment._inertia_final,
+    COMBINEFUNC = segment._cluster_stats_combine,
+    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_inertia(float8[], bigint) IS
+    'Within-segment sum of squared distances to each segment''s mean';
+
+CREATE AGGREGATE segment_calinski_harabasz(vec float8[], seg bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    FINALFUNC = segment._calinski_harabasz_final,
+    COMBINEFUNC = segment._cluster_stats_combine,
+    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_calinski_harabasz(float8[], bigint) IS
+    'Calinski-Harabasz index (as sklearn.metrics.calinski_harabasz_score)';
+
+CREATE AGGREGATE segment_ari(a bigint, b bigint) (
+    SFUNC = segment._contingency_trans, STYPE = internal,
+    FINALFUNC = segment._ari_final,
+    COMBINEFUNC = segment._contingency_combine,
+    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_ari(bigint, bigint) IS
+    'Adjusted Rand index of two labelings (as sklearn.metrics.adjusted_rand_score)';
+
+CREATE AGGREGATE segment_nmi(a bigint, b bigint) (
+    SFUNC = segment._contingency_trans, STYPE = internal,
+    FINALFUNC = segment._nmi_final,
+    COMBINEFUNC = segment._contingency_combine,
+    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_nmi(bigint, bigint) IS
+    'Normalized mutual information, arithmetic normalization (as sklearn.metrics.normalized_mutual_info_score)';
+
+CREATE AGGREGATE segment_davies_bouldin(vec float8[], seg bigint) (
+    SFUNC = segment._collect_trans, STYPE = internal,
+    FINALFUNC = segment._davies_bouldin_final,
+    COMBINEFUNC = segment._collect_combine,
+    SERIALFUNC = segment._collect_serial, DESERIALFUNC = segment._collect_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_davies_bouldin(float8[], bigint) IS
+    'Davies-Bouldin index (as sklearn.metrics.davies_bouldin_score); holds its rows, within maintenance_work_mem';
+
+CREATE AGGREGATE segment_silhouette(vec float8[], seg bigint) (
+    SFUNC = segment._silhouette_default_trans, STYPE = internal,
+    FINALFUNC = segment._silhouette_final,
+    COMBINEFUNC = segment._silhouette_combine,
+    SERIALFUNC = segment._silhouette_serial, DESERIALFUNC = segment._silhouette_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_silhouette(float8[], bigint) IS
+    'Mean silhouette (as sklearn.metrics.silhouette_score): exact up to 20000 rows, a seeded uniform sample of 20000 above';
+
+CREATE AGGREGATE segment_silhouette(vec float8[], seg bigint, max_sample int, seed bigint) (
+    SFUNC = segment._silhouette_trans, STYPE = internal,
+    FINALFUNC = segment._silhouette_final,
+    COMBINEFUNC = segment._silhouette_combine,
+    SERIALFUNC = segment._silhouette_serial, DESERIALFUNC = segment._silhouette_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_silhouette(float8[], bigint, int, bigint) IS
+    'Mean silhouette: exact up to max_sample rows, a uniform sample of max_sample rows (seeded) above';
+
+CREATE AGGREGATE segment_kmeans(vec float8[], k int, seed bigint) (
+    SFUNC = segment._collect_kmeans_trans, STYPE = internal,
+    FINALFUNC = segment._kmeans_final,
+    COMBINEFUNC = segment._collect_combine,
+    SERIALFUNC = segment._collect_serial, DESERIALFUNC = segment._collect_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_kmeans(float8[], int, bigint) IS
+    'k-means centroids (float8[][], one row per centroid) of the vectors: seeded k-means++, 4 restarts';
+
+CREATE AGGREGATE segment_kmeans_step(vec float8[], centroids float8[]) (
+    SFUNC = segment._kmeans_step_trans, STYPE = internal,
+    FINALFUNC = segment._kmeans_step_final,
+    COMBINEFUNC = segment._kmeans_step_combine,
+    SERIALFUNC = segment._kmeans_step_serial, DESERIALFUNC = segment._kmeans_step_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_kmeans_step(float8[], float8[]) IS
+    'One Lloyd iteration: the means of the vectors nearest each centroid (empty clusters keep their centroid)';
+"#,
+    name = "aggregates",
+    finalize,
+);

@@ -1,0 +1,401 @@
+//! Per-row assignment: `segment_assign` (row, jsonb and pre-encoded float8[] forms),
+//! `segment_assign_detail` and `segment_encode`.
+//!
+//! The model is loaded once per call site per statement: the first call caches it in
+//! `flinfo->fn_extra` (memory of the call site's FmgrInfo, freed with the statement), so
+//! every later row reuses the decoded encoder, centroids and the row type's attribute
+//! map. A statement keeps the version it loaded even if a refresh switches the current
+//! version meanwhile. Backends are single-threaded, so the cache needs no locking.
+use super::error::{raise, Code};
+use super::model::{self, LoadedModel};
+use super::values::{conv_for, value_of, Conv};
+use crate::engine::encode::{ColumnKind, Value};
+use crate::engine::kmeans::{self, Nearest};
+use ndarray::ArrayView2;
+use pgrx::memcxt::PgMemoryContexts;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, AnyElement, JsonB};
+
+/// Attribute map of one row type: for each model feature, its attribute number
+/// (0-based) and converter.
+struct RowMap {
+    type_id: pg_sys::Oid,
+    typmod: i32,
+    tupdesc: pg_sys::TupleDesc,
+    attrs: Vec<(usize, Conv)>,
+    datums: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+struct AssignCache {
+    /// The call site's memory context (fn_mcxt): where the row descriptor copy lives.
+    mcxt: pg_sys::MemoryContext,
+    model: LoadedModel,
+    requested_version: Option<i32>,
+    rowmap: Option<RowMap>,
+    out: Vec<f64>,
+}
+
+/// The cache of this call site, loading (or reloading, when the model name or version
+/// argument changed) as needed.
+fn cache<'a>(fcinfo: pg_sys::FunctionCallInfo, model: &str, version: Option<i32>) -> &'a mut AssignCache {
+    // SAFETY: fcinfo and its flinfo are valid for this call; fn_extra is ours, allocated
+    // in fn_mcxt, which outlives every call through this FmgrInfo.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let slot: Option<AssignCache> = None;
+            (*flinfo).fn_extra =
+                PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(slot).cast();
+        }
+        let slot = &mut *((*flinfo).fn_extra as *mut Option<AssignCache>);
+        let stale = slot
+            .as_ref()
+            .is_none_or(|c| c.model.name != model || c.requested_version != version);
+        if stale {
+            model::check_model_name(model);
+            let m = model::load(model, version);
+            *slot = Some(AssignCache {
+                mcxt: (*flinfo).fn_mcxt,
+                out: vec![0.0; m.dim],
+                model: m,
+                requested_version: version,
+                rowmap: None,
+            });
+        }
+        slot.as_mut().expect("cache was just filled")
+    }
+}
+
+impl AssignCache {
+    fn centroids(&self) -> ArrayView2<'_, f64> {
+        ArrayView2::from_shape((self.model.k, self.model.dim), &self.model.centroids)
+            .expect("centroid shape checked at load")
+    }
+
+    fn ctx(&self) -> String {
+        format!("model \"{}\"", self.model.name)
+    }
+
+    /// Encode `vals` into `self.out`; false when a NULL policy "skip" drops the row.
+    fn encode(&mut self, vals: &[Value<'_>]) -> bool {
+        match self.model.encoder.transform_row(vals, &mut self.out) {
+            Ok(keep) => keep,
+            Err(e) => super::error::raise_engine(e, &self.ctx()),
+        }
+    }
+
+    fn nearest(&self) -> Nearest {
+        kmeans::nearest(self.centroids(), &self.out)
+    }
+
+    /// Map the features of a row type to its attributes (once per row type).
+    fn map_row(&mut self, type_id: pg_sys::Oid, typmod: i32) {
+        if self
+            .rowmap
+            .as_ref()
+            .is_some_and(|r| r.type_id == type_id && r.typmod == typmod)
+        {
+            return;
+        }
+        // SAFETY: lookup_rowtype_tupdesc errors out for non-composite types; we copy the
+        // descriptor into the cache's memory context and release the reference.
+        unsafe {
+            let td = pg_sys::lookup_rowtype_tupdesc(type_id, typmod);
+            let natts = (*td).natts as usize;
+            let mut names = Vec::with_capacity(natts);
+            for i in 0..natts {
+                let att = (*td).attrs.as_ptr().add(i);
+                let name = std::ffi::CStr::from_ptr((*att).attname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                names.push((name, (*att).atttypid, (*att).attisdropped));
+            }
+            let copy = PgMemoryContexts::For(self.mcxt).switch_to(|_| pg_sys::CreateTupleDescCopy(td));
+            pg_sys::DecrTupleDescRefCount(td);
+            let features = self.model.encoder.feature_names();
+            let kinds = self.model.encoder.feature_kinds();
+            let mut attrs = Vec::with_capacity(features.len());
+            for (f, kind) in features.iter().zip(kinds) {
+                match names.iter().position(|(n, _, dropped)| n == f && !dropped) {
+                    Some(i) => attrs.push((i, conv_for(names[i].1, kind))),
+                    None => raise(
+                        Code::ERRCODE_UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{f}\" is missing from the row passed to segment_assign for model \"{}\"",
+                            self.model.name
+                        ),
+                        Some(format!(
+                            "The model's features are: {}. Extra columns are ignored.",
+                            features.join(", ")
+                        )),
+                    ),
+                }
+            }
+            self.rowmap = Some(RowMap {
+                type_id,
+                typmod,
+                tupdesc: copy,
+                attrs,
+                datums: vec![pg_sys::Datum::from(0); natts],
+                nulls: vec![true; natts],
+            });
+        }
+    }
+
+    /// Encode a composite row Datum; false when skipped.
+    fn encode_row(&mut self, row: &AnyElement) -> bool {
+        // SAFETY: the argument's type is checked to be composite before its header is
+        // read; heap_deform_tuple fills exactly natts entries.
+        unsafe {
+            if !pg_sys::type_is_rowtype(row.oid()) {
+                raise(
+                    Code::ERRCODE_DATATYPE_MISMATCH,
+                    "segment_assign expects a row (for example the table alias c in segment_assign('m', c)), jsonb or float8[]",
+                    None,
+                );
+            }
+            let header = pg_sys::pg_detoast_datum(row.datum().cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let type_id = pgrx::heap_tuple_header_get_type_id(header);
+            let typmod = pgrx::heap_tuple_header_get_typmod(header);
+            self.map_row(type_id, typmod);
+            let map = self.rowmap.as_mut().expect("mapped");
+            let mut tuple = pg_sys::HeapTupleData {
+                t_len: pgrx::heap_tuple_header_get_datum_length(header) as u32,
+                t_data: header,
+                ..Default::default()
+            };
+            pg_sys::heap_deform_tuple(&mut tuple, map.tupdesc, map.datums.as_mut_ptr(), map.nulls.as_mut_ptr());
+            let vals: Vec<Value<'static>> = map
+                .attrs
+                .iter()
+                .map(|&(i, conv)| {
+                    if map.nulls[i] {
+                        Value::Null
+                    } else {
+                        value_of(conv, map.datums[i])
+                    }
+                })
+                .collect();
+            self.encode(&vals)
+        }
+    }
+
+    /// Encode a jsonb object keyed by feature name; false when skipped.
+    fn encode_json(&mut self, obj: &serde_json::Value) -> bool {
+        let Some(map) = obj.as_object() else {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("segment_assign for model \"{}\" expects a jsonb object, got {}", self.model.name, json_kind(obj)),
+                Some("Pass an object such as '{\"age\": 34, \"region\": \"north\"}'::jsonb.".into()),
+            );
+        };
+        let features: Vec<String> = self.model.encoder.feature_names().iter().map(|f| f.to_string()).collect();
+        let kinds = self.model.encoder.feature_kinds();
+        let mut vals = Vec::with_capacity(features.len());
+        for (f, kind) in features.iter().zip(kinds) {
+            let v = match map.get(f) {
+                None => raise(
+                    Code::ERRCODE_UNDEFINED_COLUMN,
+                    format!("key \"{f}\" is missing from the jsonb passed to segment_assign for model \"{}\"", self.model.name),
+                    Some(format!("The model's features are: {}. Use null for a missing value.", features.join(", "))),
+                ),
+                Some(v) => v,
+            };
+            vals.push(match v {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Bool(*b),
+                serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
+                serde_json::Value::String(s) if kind == ColumnKind::Numeric => match s.trim().parse::<f64>() {
+                    Ok(x) => Value::Num(x),
+                    Err(_) => raise(
+                        Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                        format!("feature \"{f}\" of model \"{}\" is numeric, got the string \"{s}\"", self.model.name),
+                        None,
+                    ),
+                },
+                serde_json::Value::String(s) => Value::Text(s.as_str()),
+                other => raise(
+                    Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("feature \"{f}\" of model \"{}\": expected a scalar, got {}", self.model.name, json_kind(other)),
+                    None,
+                ),
+            });
+        }
+        self.encode(&vals)
+    }
+
+    /// Copy a pre-encoded vector into `self.out` after checking its length.
+    fn encoded(&mut self, v: &[f64]) {
+        if v.len() != self.model.dim {
+            raise(
+                Code::ERRCODE_DATA_EXCEPTION,
+                format!(
+                    "model \"{}\" expects {} encoded values, got {}",
+                    self.model.name,
+                    self.model.dim,
+                    v.len()
+                ),
+                Some("Encode rows with segment_encode(model, row) to get vectors of the right length.".into()),
+            );
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            raise(
+                Code::ERRCODE_DATA_EXCEPTION,
+                format!("encoded value {} at position {} is not finite", v[i], i + 1),
+                None,
+            );
+        }
+        self.out.copy_from_slice(v);
+    }
+
+    fn detail(&self, nr: &Nearest) -> pgrx::composite_type!('static, "segment_assignment") {
+        fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+            r.unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None))
+        }
+        let mut t = ok(PgHeapTuple::new_composite_type("segment_assignment"));
+        let d = nr.dist_sq.sqrt();
+        ok(t.set_by_name("segment", nr.index as i32 + 1));
+        ok(t.set_by_name("label", self.model.labels.get(nr.index).cloned().flatten()));
+        ok(t.set_by_name("distance", d));
+        ok(t.set_by_name("runner_up", nr.runner_up.map(|(i, _)| i as i32 + 1)));
+        ok(t.set_by_name("margin", nr.runner_up.map(|(_, sq)| sq.sqrt() - d)));
+        t
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The segment (1-based) of a row of the model's source, or of any row type with
+/// columns named like the model's features (extra columns are ignored). NULL when a
+/// feature's NULL policy is "skip" and that feature is NULL. `version` pins a version
+/// (default: the current one).
+///
+/// ```sql
+/// SELECT c.customer_id, segment_assign('customers', c) FROM crm.customer_features c;
+/// ```
+#[pg_extern(stable, parallel_safe, name = "segment_assign")]
+fn segment_assign_row(
+    model: &str,
+    row: AnyElement,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<i32> {
+    let c = cache(fcinfo, model, version);
+    if !c.encode_row(&row) {
+        return None;
+    }
+    Some(c.nearest().index as i32 + 1)
+}
+
+/// The segment (1-based) of a jsonb object keyed by feature name. A missing key is an
+/// error; JSON null is NULL; unseen categories go to the one-hot "(other)" column.
+///
+/// ```sql
+/// SELECT segment_assign('customers', '{"age": 34, "income": 52000, "region": "north"}'::jsonb);
+/// ```
+#[pg_extern(stable, parallel_safe, name = "segment_assign")]
+fn segment_assign_json(
+    model: &str,
+    features: JsonB,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<i32> {
+    let c = cache(fcinfo, model, version);
+    if !c.encode_json(&features.0) {
+        return None;
+    }
+    Some(c.nearest().index as i32 + 1)
+}
+
+/// The segment (1-based) of an already-encoded vector (as from `segment_encode`).
+///
+/// ```sql
+/// SELECT segment_assign('customers', ARRAY[0.1, -1.2, 0, 1]::float8[]);
+/// ```
+#[pg_extern(stable, parallel_safe, name = "segment_assign")]
+fn segment_assign_encoded(
+    model: &str,
+    encoded: Array<'_, f64>,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> i32 {
+    let c = cache(fcinfo, model, version);
+    c.encoded(super::arrays::vector(&encoded, "encoded"));
+    c.nearest().index as i32 + 1
+}
+
+/// Segment, label, distance to its centroid, the runner-up segment and the margin
+/// (runner-up distance minus own distance) of a row. NULL when skipped.
+///
+/// ```sql
+/// SELECT (segment_assign_detail('customers', c)).* FROM crm.customer_features c;
+/// ```
+#[pg_extern(stable, parallel_safe, name = "segment_assign_detail")]
+fn segment_assign_detail_row(
+    model: &str,
+    row: AnyElement,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pgrx::composite_type!('static, "segment_assignment")> {
+    let c = cache(fcinfo, model, version);
+    if !c.encode_row(&row) {
+        return None;
+    }
+    let nr = c.nearest();
+    Some(c.detail(&nr))
+}
+
+/// `segment_assign_detail` for a jsonb object keyed by feature name.
+#[pg_extern(stable, parallel_safe, name = "segment_assign_detail")]
+fn segment_assign_detail_json(
+    model: &str,
+    features: JsonB,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pgrx::composite_type!('static, "segment_assignment")> {
+    let c = cache(fcinfo, model, version);
+    if !c.encode_json(&features.0) {
+        return None;
+    }
+    let nr = c.nearest();
+    Some(c.detail(&nr))
+}
+
+/// The encoded feature vector of a row, in the model's encoded column order
+/// (`segment.versions.feature_names`). NULL when skipped.
+///
+/// ```sql
+/// SELECT segment_encode('customers', c) FROM crm.customer_features c LIMIT 3;
+/// ```
+#[pg_extern(stable, parallel_safe, name = "segment_encode")]
+fn segment_encode_row(
+    model: &str,
+    row: AnyElement,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<Vec<f64>> {
+    let c = cache(fcinfo, model, version);
+    c.encode_row(&row).then(|| c.out.clone())
+}
+
+/// The encoded feature vector of a jsonb object keyed by feature name.
+#[pg_extern(stable, parallel_safe, name = "segment_encode")]
+fn segment_encode_json(
+    model: &str,
+    features: JsonB,
+    version: default!(Option<i32>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<Vec<f64>> {
+    let c = cache(fcinfo, model, version);
+    c.encode_json(&features.0).then(|| c.out.clone())
+}

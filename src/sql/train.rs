@@ -1,0 +1,861 @@
+//! `segment_train`: read a source through SPI with the caller's privileges, encode it per
+//! the features spec, fit k-means (choosing k when asked), store the model in the
+//! catalog and materialize every row's assignment. Everything happens in the caller's
+//! transaction, so an error anywhere leaves nothing behind.
+use super::error::{raise, raise_detail, Code, OrRaise};
+use super::model::check_model_name;
+use super::values::kind_of_category;
+use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns};
+use crate::engine::{kmeans, metrics, report, sample, EngineError};
+use ndarray::{Array2, ArrayView2, Axis};
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use pgrx::{JsonB, PgRelation};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+/// Rows fetched from the source cursor per round trip.
+const FETCH_ROWS: i64 = 10_000;
+/// Silhouette is exact up to this many training rows and sampled (seeded) above.
+pub const SILHOUETTE_SAMPLE: usize = 10_000;
+
+struct SourceColumn {
+    name: String,
+    type_oid: pg_sys::Oid,
+    type_name: String,
+    kind: Option<ColumnKind>,
+}
+
+struct Source {
+    oid: pg_sys::Oid,
+    qualified: String,
+    columns: Vec<SourceColumn>,
+}
+
+fn ctx(model: &str) -> String {
+    format!("segment_train(\"{model}\")")
+}
+
+fn describe_source(rel: &PgRelation) -> Source {
+    let oid = rel.oid();
+    let (qualified, relkind) = Spi::get_two_with_args::<String, String>(
+        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[oid.into()],
+    )
+    .ok()
+    .map(|(a, b)| (a.unwrap_or_default(), b.unwrap_or_default()))
+    .unwrap_or_default();
+    if !matches!(relkind.as_str(), "r" | "v" | "m" | "p" | "f") {
+        raise(
+            Code::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{qualified}\" is not a table, view or materialized view"),
+            None,
+        );
+    }
+    let can_read = Spi::get_one_with_args::<bool>(
+        "SELECT has_table_privilege($1, 'SELECT')",
+        &[oid.into()],
+    );
+    if !matches!(can_read, Ok(Some(true))) {
+        raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for {qualified}: segment_train reads the source with your privileges"),
+            Some(format!("GRANT SELECT ON {qualified} TO the role that trains the model.")),
+        );
+    }
+    let columns = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), t.typcategory::text
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[oid.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let cat: String = r.get(4)?.unwrap_or_default();
+            out.push(SourceColumn {
+                name: r.get(1)?.unwrap_or_default(),
+                type_oid: r.get(2)?.unwrap_or(pg_sys::Oid::INVALID),
+                type_name: r.get(3)?.unwrap_or_default(),
+                kind: kind_of_category(&cat),
+            });
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    Source {
+        oid,
+        qualified,
+        columns,
+    }
+}
+
+fn undefined_column(col: &str, source: &Source) -> ! {
+    let names: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
+    raise(
+        Code::ERRCODE_UNDEFINED_COLUMN,
+        format!("column \"{col}\" of relation {} does not exist", source.qualified),
+        Some(format!("Its columns are: {}.", names.join(", "))),
+    )
+}
+
+/// Resolve the features spec against the source's columns.
+fn resolve_spec(model: &str, features: Option<&serde_json::Value>, id_column: &str, source: &Source) -> Vec<FeatureSpec> {
+    let usable: Vec<(String, ColumnKind)> = source
+        .columns
+        .iter()
+        .filter_map(|c| c.kind.map(|k| (c.name.clone(), k)))
+        .collect();
+    let specs = match features {
+        None | Some(serde_json::Value::Null) => {
+            let specs = encode::default_spec(&usable, id_column);
+            let ignored: Vec<String> = source
+                .columns
+                .iter()
+                .filter(|c| c.kind.is_none() && c.name != id_column)
+                .map(|c| format!("{} ({})", c.name, c.type_name))
+                .collect();
+            if !ignored.is_empty() {
+                notice!(
+                    "segment_train(\"{model}\"): default features leave out columns of other types: {}",
+                    ignored.join(", ")
+                );
+            }
+            specs
+        }
+        Some(v) => encode::parse_spec(v).or_raise(&ctx(model)),
+    };
+    if specs.is_empty() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{}: no features to train on", ctx(model)),
+            Some("Name features in the features argument, or give the source numeric, text or boolean columns besides the id.".into()),
+        );
+    }
+    for s in &specs {
+        if s.name == id_column {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{}: the id column \"{id_column}\" cannot also be a feature", ctx(model)),
+                None,
+            );
+        }
+        match source.columns.iter().find(|c| c.name == s.name) {
+            None => undefined_column(&s.name, source),
+            Some(c) if c.kind.is_none() => raise(
+                Code::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "{}: feature \"{}\" has type {}, which pg_segment cannot encode",
+                    ctx(model),
+                    s.name,
+                    c.type_name
+                ),
+                Some("Use numeric, text, enum or boolean columns; cast other types in a view.".into()),
+            ),
+            _ => {}
+        }
+    }
+    encode::check_kinds(&specs, &usable).unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!("{}: {e}", ctx(model)),
+            e.hint(),
+        )
+    });
+    specs
+}
+
+/// Engine hooks: interrupts and progress go to Postgres from the calling thread.
+pub(crate) struct PgHooks;
+
+impl kmeans::Hooks for PgHooks {
+    fn check_interrupt(&mut self) -> Result<(), EngineError> {
+        check_for_interrupts!();
+        Ok(())
+    }
+    fn progress(&mut self, p: &kmeans::Progress) {
+        debug1!(
+            "segment_train: run {} iteration {} inertia {} moved {}",
+            p.run,
+            p.iteration,
+            p.inertia,
+            p.moved
+        );
+    }
+}
+
+fn interrupt() -> Result<(), EngineError> {
+    check_for_interrupts!();
+    Ok(())
+}
+
+/// What was read from the source.
+struct Read {
+    raw: RawColumns,
+    ids: Vec<String>,
+    rows_read: u64,
+    null_ids: u64,
+    sampled: bool,
+}
+
+fn read_source(model: &str, source: &Source, id_column: &str, specs: &[FeatureSpec], budget: usize, seed: u64) -> Read {
+    let kinds: Vec<ColumnKind> = specs
+        .iter()
+        .map(|s| source.columns.iter().find(|c| c.name == s.name).and_then(|c| c.kind).unwrap())
+        .collect();
+    let query = select_query(source, id_column, specs, &kinds);
+
+    // Rows beyond the memory budget: train on a seeded uniform sample of row positions.
+    let total = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", source.qualified))
+        .ok()
+        .flatten()
+        .unwrap_or(0) as usize;
+    let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
+    let capacity = (budget / per_row.max(1)).max(1_000);
+    let keep: Option<Vec<usize>> = (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
+    let sampled = keep.is_some();
+
+    let mut raw = RawColumns::new(&kinds);
+    raw.reserve(keep.as_ref().map_or(total, Vec::len));
+    let mut ids = Vec::with_capacity(keep.as_ref().map_or(total, Vec::len));
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut rows_read = 0u64;
+    let mut null_ids = 0u64;
+    let mut next_keep = 0usize;
+    Spi::connect(|client| {
+        let mut cursor = client.open_cursor(query.as_str(), &[]);
+        loop {
+            check_for_interrupts!();
+            let batch = cursor.fetch(FETCH_ROWS)?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch {
+                let pos = rows_read as usize;
+                rows_read += 1;
+                if let Some(k) = &keep {
+                    if next_keep >= k.len() || k[next_keep] != pos {
+                        continue;
+                    }
+                    next_keep += 1;
+                }
+                let Some(idv) = row.get::<String>(1)? else {
+                    null_ids += 1;
+                    continue;
+                };
+                if !sampled && !seen.insert(idv.clone()) {
+                    raise_detail(
+                        Code::ERRCODE_UNIQUE_VIOLATION,
+                        format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
+                        format!("{id_column} = {idv} appears more than once in {}.", source.qualified),
+                        Some("Use a key column, or train on a view with one row per id.".into()),
+                    );
+                }
+                for (i, k) in kinds.iter().enumerate() {
+                    match k {
+                        ColumnKind::Numeric => raw.push_num(i, row.get::<f64>(i + 2)?),
+                        ColumnKind::Bool => raw.push_bool(i, row.get::<bool>(i + 2)?),
+                        ColumnKind::Text => raw.push_text(i, row.get::<&str>(i + 2)?),
+                    }
+                }
+                ids.push(idv);
+            }
+            if !sampled && raw.heap_bytes() > budget.saturating_mul(2) {
+                raise(
+                    Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    format!("{}: the source grew past the memory budget while being read", ctx(model)),
+                    Some("Raise maintenance_work_mem, or retry.".into()),
+                );
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    Read {
+        raw,
+        ids,
+        rows_read,
+        null_ids,
+        sampled,
+    }
+}
+
+/// Encoded columns a spec will produce, roughly (one-hot at its top-n bound).
+fn encode_width_estimate(specs: &[FeatureSpec]) -> usize {
+    specs
+        .iter()
+        .map(|s| match &s.encoder {
+            encode::Encoder::OneHot { top, .. } => top + 2,
+            _ => 2,
+        })
+        .sum()
+}
+
+fn budget_bytes() -> usize {
+    // SAFETY: reading a GUC variable of this backend.
+    let kb = unsafe { pg_sys::maintenance_work_mem } as usize;
+    kb.saturating_mul(1024)
+}
+
+struct Fit {
+    result: kmeans::KMeansResult,
+    k_selection: Option<serde_json::Value>,
+}
+
+fn fit_k(model: &str, x: ArrayView2<f64>, k: usize, seed: u64, n_init: usize, max_iter: usize, tol: f64) -> kmeans::KMeansResult {
+    let params = kmeans::KMeansParams::new(k)
+        .seed(seed)
+        .n_init(n_init)
+        .max_iter(max_iter)
+        .tol(tol);
+    kmeans::fit(x, &params, &mut PgHooks).or_raise(&ctx(model))
+}
+
+/// Silhouette on a seeded sample of at most [`SILHOUETTE_SAMPLE`] rows:
+/// (sample row indices, per-row values, mean). None when undefined (one cluster, or
+/// every sampled row its own cluster).
+fn silhouette_sample(x: ArrayView2<f64>, labels: &[u32], seed: u64) -> Option<(Vec<usize>, Vec<f64>, f64)> {
+    let n = x.nrows();
+    let idx = if n > SILHOUETTE_SAMPLE {
+        sample::sample_indices(n, SILHOUETTE_SAMPLE, seed ^ 0x5111_0e77)
+    } else {
+        (0..n).collect()
+    };
+    let sub = x.select(Axis(0), &idx);
+    let sub_labels: Vec<i64> = idx.iter().map(|&i| i64::from(labels[i])).collect();
+    let distinct: HashSet<i64> = sub_labels.iter().copied().collect();
+    if distinct.len() < 2 || distinct.len() >= idx.len() {
+        return None;
+    }
+    let vals = metrics::silhouette_samples(sub.view(), &sub_labels, &mut interrupt).ok()?;
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    Some((idx, vals, mean))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn choose_k(model: &str, x: ArrayView2<f64>, k_min: usize, k_max: usize, seed: u64, n_init: usize, max_iter: usize, tol: f64) -> Fit {
+    let distinct = kmeans::count_distinct_rows(x, k_max + 1);
+    let hi = k_max.min(distinct);
+    if hi < k_min {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{}: k_min = {k_min} exceeds the number of distinct rows ({distinct})", ctx(model)),
+            Some(format!("Choose k_min between 1 and {distinct}.")),
+        );
+    }
+    let mut scores = Vec::new();
+    let mut best: Option<(f64, kmeans::KMeansResult)> = None;
+    for k in k_min..=hi {
+        let r = fit_k(model, x, k, seed, n_init, max_iter, tol);
+        let sil = silhouette_sample(x, &r.labels, seed).map(|s| s.2);
+        scores.push(json!({"k": k, "inertia": r.inertia, "silhouette": sil}));
+        let score = sil.unwrap_or(f64::NEG_INFINITY);
+        if best.as_ref().is_none_or(|(b, _)| score > *b) {
+            best = Some((score, r));
+        }
+    }
+    let (_, result) = best.expect("k range is not empty");
+    Fit {
+        k_selection: Some(json!({
+            "criterion": "max mean silhouette (sampled as for the model)",
+            "k_min": k_min, "k_max": k_max, "chosen": result.centroids.nrows(),
+            "scores": scores
+        })),
+        result,
+    }
+}
+
+/// Rows per INSERT when writing assignments.
+const INSERT_ROWS: usize = 50_000;
+
+/// Where assignments go: ids travel as text and are cast back to the source's id type.
+struct AssignTarget {
+    table: String,
+    id_column: String,
+    id_type: String,
+    version: i32,
+}
+
+impl AssignTarget {
+    fn insert(&self, ids: &[&str], segs: &[i32], dists: &[f64]) {
+        if ids.is_empty() {
+            return;
+        }
+        Spi::run_with_args(
+            &format!(
+                "INSERT INTO {} ({}, segment, distance, version)
+                 SELECT u.id::{}, u.seg, u.dist, $4 FROM unnest($1::text[], $2::int[], $3::float8[]) u(id, seg, dist)",
+                self.table, self.id_column, self.id_type
+            ),
+            &[ids.to_vec().into(), segs.to_vec().into(), dists.to_vec().into(), self.version.into()],
+        )
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    }
+}
+
+/// Assign every row of the source by streaming it again (used when the fit saw a sample).
+fn stream_assignments(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    specs: &[FeatureSpec],
+    encoder: &encode::FittedEncoder,
+    centroids: ArrayView2<f64>,
+    target: &AssignTarget,
+) {
+    let kinds: Vec<ColumnKind> = specs
+        .iter()
+        .map(|s| source.columns.iter().find(|c| c.name == s.name).and_then(|c| c.kind).unwrap())
+        .collect();
+    let query = select_query(source, id_column, specs, &kinds);
+    let mut out = vec![0f64; encoder.dim()];
+    Spi::connect(|client| {
+        let mut cursor = client.open_cursor(query.as_str(), &[]);
+        loop {
+            check_for_interrupts!();
+            let batch = cursor.fetch(FETCH_ROWS)?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut ids: Vec<String> = Vec::with_capacity(batch.len());
+            let mut segs = Vec::with_capacity(batch.len());
+            let mut dists = Vec::with_capacity(batch.len());
+            for row in batch {
+                let Some(idv) = row.get::<String>(1)? else { continue };
+                let mut vals = Vec::with_capacity(kinds.len());
+                let mut texts: Vec<Option<String>> = Vec::with_capacity(kinds.len());
+                for (i, k) in kinds.iter().enumerate() {
+                    match k {
+                        ColumnKind::Numeric => {
+                            vals.push(row.get::<f64>(i + 2)?.map_or(encode::Value::Null, encode::Value::Num));
+                            texts.push(None);
+                        }
+                        ColumnKind::Bool => {
+                            vals.push(row.get::<bool>(i + 2)?.map_or(encode::Value::Null, encode::Value::Bool));
+                            texts.push(None);
+                        }
+                        ColumnKind::Text => {
+                            vals.push(encode::Value::Null);
+                            texts.push(row.get::<String>(i + 2)?);
+                        }
+                    }
+                }
+                for (v, t) in vals.iter_mut().zip(&texts) {
+                    if let Some(t) = t {
+                        *v = encode::Value::Text(t.as_str());
+                    }
+                }
+                let keep = encoder.transform_row(&vals, &mut out).unwrap_or_else(|e| {
+                    raise_detail(
+                        super::error::code_of(&e),
+                        format!("{}: {e}", ctx(model)),
+                        format!("Row with {id_column} = {idv}."),
+                        e.hint(),
+                    )
+                });
+                if keep {
+                    let nr = kmeans::nearest(centroids, &out);
+                    ids.push(idv);
+                    segs.push(nr.index as i32 + 1);
+                    dists.push(nr.dist_sq.sqrt());
+                }
+            }
+            let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            target.insert(&id_refs, &segs, &dists);
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+}
+
+fn select_query(source: &Source, id_column: &str, specs: &[FeatureSpec], kinds: &[ColumnKind]) -> String {
+    let mut select = vec![format!("{}::text", quote_identifier(id_column))];
+    for (s, k) in specs.iter().zip(kinds) {
+        let q = quote_identifier(&s.name);
+        select.push(match k {
+            ColumnKind::Numeric => format!("{q}::float8"),
+            ColumnKind::Bool => q,
+            ColumnKind::Text => format!("{q}::text"),
+        });
+    }
+    format!("SELECT {} FROM {}", select.join(", "), source.qualified)
+}
+
+fn matrix_literal(m: &Array2<f64>) -> String {
+    // float8 text output round-trips exactly (extra_float_digits default 1 → shortest).
+    let rows: Vec<String> = m
+        .rows()
+        .into_iter()
+        .map(|r| format!("{{{}}}", r.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(",")))
+        .collect();
+    format!("{{{}}}", rows.join(","))
+}
+
+/// Train a k-means segmentation model on `source` and store it as `model`.
+///
+/// Reads `source` (table, view or materialized view) with the caller's privileges,
+/// encodes the features per `features` (NULL: every numeric column standardized, every
+/// text/bool column one-hot with the top 20 categories, the id column excluded), fits
+/// k-means (`k => NULL`: tries k_min..k_max and keeps the k with the highest mean
+/// silhouette), stores spec, fitted encoder, centroids, metrics and lineage in the
+/// catalog, and writes every row's segment to `segment.<model>_assignments`, keyed by
+/// the source's own id type.
+///
+/// ```sql
+/// SELECT * FROM segment_train('customers', 'crm.customer_features'::regclass,
+///                             'customer_id', k => 5, seed => 42);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn segment_train(
+    model: &str,
+    source: PgRelation,
+    id_column: &str,
+    features: default!(Option<JsonB>, "NULL"),
+    k: default!(Option<i32>, "NULL"),
+    k_min: default!(i32, 2),
+    k_max: default!(i32, 8),
+    seed: default!(i64, 0),
+    n_init: default!(i32, 4),
+    max_iter: default!(i32, 300),
+    tol: default!(f64, 1e-4),
+) -> TableIterator<
+    'static,
+    (
+        name!(model, String),
+        name!(version, i32),
+        name!(k, i32),
+        name!(rows_used, i64),
+        name!(rows_skipped, i64),
+        name!(skipped, JsonB),
+        name!(sampled, bool),
+        name!(iterations, i32),
+        name!(inertia, f64),
+        name!(silhouette, Option<f64>),
+        name!(silhouette_sample, i32),
+        name!(davies_bouldin, Option<f64>),
+        name!(calinski_harabasz, Option<f64>),
+        name!(seconds, f64),
+    ),
+> {
+    let started = Instant::now();
+    check_model_name(model);
+    let c = ctx(model);
+    let bad = |name: &str, reason: String| -> ! {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{c}: invalid parameter \"{name}\": {reason}"),
+            None,
+        )
+    };
+    if let Some(k) = k {
+        if k < 1 {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{c}: k must be at least 1, got {k}"),
+                Some("Pass k => NULL to choose k between k_min and k_max.".into()),
+            );
+        }
+    } else if k_min < 1 || k_max < k_min {
+        bad("k_min", format!("need 1 <= k_min <= k_max, got k_min = {k_min}, k_max = {k_max}"));
+    }
+    if n_init < 1 {
+        bad("n_init", format!("must be at least 1, got {n_init}"));
+    }
+    if max_iter < 1 {
+        bad("max_iter", format!("must be at least 1, got {max_iter}"));
+    }
+    if !(tol >= 0.0 && tol.is_finite()) {
+        bad("tol", format!("must be a finite number >= 0, got {tol}"));
+    }
+    let exists = Spi::get_one_with_args::<bool>("SELECT true FROM segment.models WHERE name = $1", &[model.into()]);
+    if matches!(exists, Ok(Some(true))) {
+        raise(
+            Code::ERRCODE_DUPLICATE_OBJECT,
+            format!("model \"{model}\" already exists"),
+            Some(format!("Drop it first with SELECT segment_drop('{model}'), or choose another name.")),
+        );
+    }
+
+    let src = describe_source(&source);
+    drop(source);
+    let id_col = src
+        .columns
+        .iter()
+        .find(|col| col.name == id_column)
+        .unwrap_or_else(|| undefined_column(id_column, &src));
+    let id_type = id_col.type_oid;
+    let id_col_type_name = id_col.type_name.clone();
+    let features_json = features.as_ref().map(|j| j.0.clone());
+    let specs = resolve_spec(model, features_json.as_ref(), id_column, &src);
+
+    let seed_u = seed as u64;
+    let read = read_source(model, &src, id_column, &specs, budget_bytes(), seed_u);
+    if read.ids.is_empty() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("{c}: {} has no rows to train on", src.qualified),
+            Some(if read.null_ids > 0 {
+                format!("All {} rows have a NULL {id_column}.", read.null_ids)
+            } else {
+                "Load data into the source first.".into()
+            }),
+        );
+    }
+
+    // Encode.
+    let with_id = |e: EngineError| -> ! {
+        if let EngineError::Encode { row: Some(r), feature, reason } = &e {
+            if let Some(idv) = read.ids.get(*r) {
+                // The engine's row number is internal (0-based, read order): name the id.
+                let reason = reason.replace(&format!(" in row {r}"), "");
+                raise_detail(
+                    super::error::code_of(&e),
+                    format!("{c}: feature \"{feature}\": {reason}"),
+                    format!("First offending row: {id_column} = {idv}."),
+                    e.hint(),
+                );
+            }
+        }
+        super::error::raise_engine(e, &c)
+    };
+    let encoder = encode::fit(&specs, &read.raw).unwrap_or_else(|e| with_id(e));
+    let encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
+    let dim = encoder.dim();
+    let n_used = encoded.kept_rows.len();
+    if n_used == 0 {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("{c}: every row was skipped by a NULL policy \"skip\""),
+            Some("Use another NULL policy, or filter the source.".into()),
+        );
+    }
+    let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
+        .map_err(|e| EngineError::Internal(e.to_string()))
+        .or_raise(&c);
+
+    // Fit.
+    let fit = match k {
+        Some(k) => {
+            let k = k as usize;
+            let distinct = kmeans::count_distinct_rows(x, k);
+            if distinct < k {
+                raise(
+                    Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{c}: k = {k} exceeds the number of distinct rows ({distinct})"),
+                    Some(format!("Choose k between 1 and {distinct}, or add more distinct rows.")),
+                );
+            }
+            Fit {
+                result: fit_k(model, x, k, seed_u, n_init as usize, max_iter as usize, tol),
+                k_selection: None,
+            }
+        }
+        None => choose_k(model, x, k_min as usize, k_max as usize, seed_u, n_init as usize, max_iter as usize, tol),
+    };
+    let r = &fit.result;
+    let kk = r.centroids.nrows();
+
+    // Metrics.
+    let labels_i64: Vec<i64> = r.labels.iter().map(|&l| i64::from(l)).collect();
+    let sil = silhouette_sample(x, &r.labels, seed_u);
+    let (db, ch) = if kk >= 2 {
+        (
+            metrics::davies_bouldin(x, &labels_i64).ok(),
+            metrics::calinski_harabasz(x, &labels_i64).ok(),
+        )
+    } else {
+        (None, None)
+    };
+    let facts = report::segment_facts(
+        x,
+        &r.labels,
+        r.centroids.view(),
+        sil.as_ref().map(|(i, v, _)| (i.as_slice(), v.as_slice())),
+    )
+    .or_raise(&c);
+    let names = encoder.feature_names();
+    let profiles = report::profiles(&read.raw, &names, &encoded.kept_rows, &r.labels, kk).or_raise(&c);
+
+    // Skipped rows and why.
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    if read.null_ids > 0 {
+        skipped.insert(format!("NULL {id_column}"), read.null_ids);
+    }
+    for (_, feature) in &encoded.skipped {
+        *skipped.entry(format!("NULL {feature} (null policy skip)")).or_default() += 1;
+    }
+    let rows_skipped: u64 = skipped.values().sum();
+    let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
+    let params = json!({
+        "k": k, "k_min": k_min, "k_max": k_max, "seed": seed, "n_init": n_init,
+        "max_iter": max_iter, "tol": tol
+    });
+    let version = 1i32;
+    let assignments = format!("{model}_assignments");
+
+    // Store: model, version, segments, profiles.
+    Spi::run_with_args(
+        "INSERT INTO segment.models (name, source, source_oid, id_column, id_type, features, spec, params, current_version, assignments)
+         VALUES ($1, $2, $3, $4, $5::regtype, $6, $7, $8, $9, $10)",
+        &[
+            model.into(),
+            src.qualified.as_str().into(),
+            src.oid.into(),
+            id_column.into(),
+            id_type.into(),
+            features.into(),
+            JsonB(encode::spec_to_json(&specs)).into(),
+            JsonB(params).into(),
+            version.into(),
+            assignments.as_str().into(),
+        ],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    Spi::run_with_args(
+        "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
+            rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
+            inertia, silhouette, silhouette_sample, davies_bouldin, calinski_harabasz, k_selection,
+            seed, seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18, $19, $20, $21, $22, 0)",
+        &[
+            model.into(),
+            version.into(),
+            (kk as i32).into(),
+            (dim as i32).into(),
+            encoder.output_names().into(),
+            JsonB(encoder.to_json()).into(),
+            matrix_literal(&r.centroids).into(),
+            (read.rows_read as i64).into(),
+            (n_used as i64).into(),
+            (rows_skipped as i64).into(),
+            JsonB(skipped_json.clone()).into(),
+            read.sampled.into(),
+            (n_used as i64).into(),
+            (r.n_iter as i32).into(),
+            r.converged.into(),
+            r.inertia.into(),
+            sil.as_ref().map(|s| s.2).into(),
+            sil.as_ref().map(|s| s.0.len() as i32).into(),
+            db.into(),
+            ch.into(),
+            fit.k_selection.clone().map(JsonB).into(),
+            seed.into(),
+        ],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    for f in &facts {
+        let centroid: Vec<f64> = r.centroids.row(f.segment).to_vec();
+        Spi::run_with_args(
+            "INSERT INTO segment.segments (model, version, segment, size, share, mean_distance, silhouette,
+                nearest_segment, separation, centroid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                model.into(),
+                version.into(),
+                (f.segment as i32 + 1).into(),
+                (f.size as i64).into(),
+                f.share.into(),
+                f.mean_distance.into(),
+                f.silhouette.into(),
+                f.nearest.map(|s| s as i32 + 1).into(),
+                f.separation.into(),
+                centroid.into(),
+            ],
+        )
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    }
+    let p_seg: Vec<i32> = profiles.iter().map(|p| p.segment as i32 + 1).collect();
+    let p_feat: Vec<String> = profiles.iter().map(|p| p.feature.clone()).collect();
+    let p_cat: Vec<Option<String>> = profiles.iter().map(|p| p.category.clone()).collect();
+    let p_sv: Vec<Option<f64>> = profiles.iter().map(|p| p.segment_value).collect();
+    let p_ov: Vec<Option<f64>> = profiles.iter().map(|p| p.overall_value).collect();
+    Spi::run_with_args(
+        "INSERT INTO segment.profile_data (model, version, segment, feature, category, segment_value, overall_value)
+         SELECT $1, $2, u.* FROM unnest($3::int[], $4::text[], $5::text[], $6::float8[], $7::float8[]) u",
+        &[
+            model.into(),
+            version.into(),
+            p_seg.into(),
+            p_feat.into(),
+            p_cat.into(),
+            p_sv.into(),
+            p_ov.into(),
+        ],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+
+    // Materialize every row's assignment (all rows, also when trained on a sample).
+    Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    let target = AssignTarget {
+        table: format!("segment.{}", quote_identifier(&assignments)),
+        id_column: quote_identifier(id_column),
+        id_type: id_col_type_name.clone(),
+        version,
+    };
+    if read.sampled {
+        stream_assignments(model, &src, id_column, &specs, &encoder, r.centroids.view(), &target);
+    } else {
+        let mut ids = Vec::with_capacity(n_used);
+        let mut segs = Vec::with_capacity(n_used);
+        let mut dists = Vec::with_capacity(n_used);
+        for (i, &row) in encoded.kept_rows.iter().enumerate() {
+            let nr = kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
+            ids.push(read.ids[row].as_str());
+            segs.push(nr.index as i32 + 1);
+            dists.push(nr.dist_sq.sqrt());
+            if ids.len() == INSERT_ROWS {
+                target.insert(&ids, &segs, &dists);
+                ids.clear();
+                segs.clear();
+                dists.clear();
+            }
+        }
+        target.insert(&ids, &segs, &dists);
+    }
+    // Segment sizes over the whole population (the fit may have seen a sample).
+    Spi::run_with_args(
+        &format!(
+            "WITH c AS (SELECT segment, count(*) AS n, avg(distance) AS md,
+                               sum(count(*)) OVER () AS total
+                          FROM {t} GROUP BY segment)
+             UPDATE segment.segments g
+                SET size = coalesce(c.n, 0), share = coalesce(c.n / c.total, 0), mean_distance = c.md
+               FROM segment.segments g2 LEFT JOIN c ON c.segment = g2.segment
+              WHERE g.model = $1 AND g.version = $2 AND g2.model = g.model
+                AND g2.version = g.version AND g2.segment = g.segment",
+            t = target.table
+        ),
+        &[model.into(), version.into()],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    let seconds = started.elapsed().as_secs_f64();
+    Spi::run_with_args(
+        "UPDATE segment.versions SET seconds = $3 WHERE model = $1 AND version = $2",
+        &[model.into(), version.into(), seconds.into()],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+
+    TableIterator::once((
+        model.to_string(),
+        version,
+        kk as i32,
+        n_used as i64,
+        rows_skipped as i64,
+        JsonB(skipped_json),
+        read.sampled,
+        r.n_iter as i32,
+        r.inertia,
+        sil.as_ref().map(|s| s.2),
+        sil.as_ref().map_or(0, |s| s.0.len() as i32),
+        db,
+        ch,
+        seconds,
+    ))
+}

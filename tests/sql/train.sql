@@ -1,0 +1,110 @@
+-- segment_train / segment_assign on a small, well-separated dataset.
+CREATE EXTENSION pg_segment;
+CREATE SCHEMA crm;
+CREATE TABLE crm.customers (
+    customer_id int PRIMARY KEY,
+    age         int,
+    income      numeric,
+    orders      int,
+    region      text,
+    vip         boolean,
+    signup      date            -- not a usable feature type: left out by default
+);
+-- three groups: young/low, middle/mid, old/high; regions follow the groups loosely
+INSERT INTO crm.customers
+SELECT i,
+       CASE i % 3 WHEN 0 THEN 22 + i % 5 WHEN 1 THEN 45 + i % 5 ELSE 70 + i % 5 END,
+       CASE i % 3 WHEN 0 THEN 20000 + 100 * (i % 7) WHEN 1 THEN 60000 + 100 * (i % 7) ELSE 120000 + 100 * (i % 7) END,
+       CASE i % 3 WHEN 0 THEN 1 + i % 2 WHEN 1 THEN 5 + i % 2 ELSE 12 + i % 2 END,
+       CASE i % 3 WHEN 0 THEN 'north' WHEN 1 THEN 'south' ELSE (CASE WHEN i % 2 = 0 THEN 'east' ELSE 'west' END) END,
+       i % 3 = 2,
+       date '2024-01-01' + i
+FROM generate_series(1, 300) i;
+
+SELECT model, version, k, rows_used, rows_skipped, skipped, sampled,
+       silhouette > 0.8 AS well_separated, silhouette_sample,
+       davies_bouldin < 0.5 AS compact, calinski_harabasz > 100 AS separated
+FROM segment_train('customers', 'crm.customers'::regclass, 'customer_id',
+                   features => '{"age": "standard", "income": "log_standard",
+                                 "orders": "robust", "region": {"one_hot": {"top": 3}}}',
+                   k => 3, seed => 42);
+
+-- the catalog
+SELECT name, owner, source, id_column, id_type, current_version, assignments,
+       spec->'region' AS region_spec
+FROM segment.models;
+SELECT model, version, k, dim, feature_names, rows_read, rows_used, iterations, converged
+FROM segment.versions;
+SELECT model, segment, size, round(share::numeric, 3) AS share, nearest_segment IS NOT NULL AS has_nearest
+FROM segment.summary ORDER BY segment;
+
+-- the three groups land in three different segments, each group whole
+SELECT count(DISTINCT segment_assign('customers', c)) AS segments,
+       count(DISTINCT (i_group, segment_assign('customers', c))) AS group_segment_pairs
+FROM (SELECT c, c.customer_id % 3 AS i_group FROM crm.customers c) s;
+
+-- assignments are materialized, keyed by the source's own id type, and agree
+SELECT pg_typeof(customer_id) AS id_type, count(*) FROM segment.customers_assignments GROUP BY 1;
+SELECT count(*) AS disagreements
+FROM crm.customers c JOIN segment.customers_assignments a USING (customer_id)
+WHERE a.segment <> segment_assign('customers', c);
+
+-- jsonb and row forms agree; unseen categories are fine; extra keys are ignored
+SELECT segment_assign('customers', c) =
+       segment_assign('customers', jsonb_build_object('age', c.age, 'income', c.income,
+                                                      'orders', c.orders, 'region', c.region, 'extra', 1)) AS same
+FROM crm.customers c WHERE customer_id IN (1, 2, 3) ORDER BY customer_id;
+SELECT segment_assign('customers', '{"age": 23, "income": 20100, "orders": 1, "region": "atlantis"}'::jsonb)
+     = segment_assign('customers', c) AS unseen_region_ok
+FROM crm.customers c WHERE customer_id = 3;
+
+-- the encoded form round-trips through segment_encode
+SELECT segment_assign('customers', segment_encode('customers', c)) = segment_assign('customers', c) AS same
+FROM crm.customers c WHERE customer_id = 5;
+SELECT array_length(segment_encode('customers', c), 1) AS dim FROM crm.customers c WHERE customer_id = 5;
+
+-- detail: distance, runner-up and margin
+SELECT d.segment = segment_assign('customers', c) AS same_segment, d.label,
+       d.distance >= 0 AS dist_ok, d.runner_up <> d.segment AS runner_up_ok, d.margin > 0 AS margin_ok
+FROM crm.customers c, segment_assign_detail('customers', c) d WHERE customer_id = 7;
+
+-- labels
+SELECT segment_label('customers', segment_assign('customers', c), 'seniors')
+FROM crm.customers c WHERE customer_id = 2;
+SELECT (segment_assign_detail('customers', c)).label FROM crm.customers c WHERE customer_id = 5;
+SELECT label, count(*) FROM segment.summary GROUP BY label ORDER BY label;
+
+-- profiles in original units
+SELECT feature, category, round(segment_value::numeric, 2) AS segment_value,
+       round(overall_value::numeric, 2) AS overall_value, index
+FROM segment.profiles WHERE label = 'seniors' ORDER BY feature, category;
+
+-- quality history
+SELECT model, version, k, rows_used, current FROM segment.quality;
+
+-- default features: numeric standardized, text/bool one-hot, other types left out
+SELECT k, rows_used FROM segment_train('defaults', 'crm.customers', 'customer_id', k => 2, seed => 1);
+SELECT jsonb_object_keys(spec) AS feature FROM segment.models WHERE name = 'defaults' ORDER BY 1;
+
+-- automatic k: the per-k scores are kept
+SELECT k FROM segment_train('auto', 'crm.customers', 'customer_id',
+                            features => '{"age": "standard", "income": "standard"}', k_min => 2, k_max => 5, seed => 7);
+SELECT k_selection->>'criterion' AS criterion, jsonb_array_length(k_selection->'scores') AS tried,
+       (k_selection->>'chosen')::int AS chosen
+FROM segment.versions WHERE model = 'auto';
+
+-- same seed + same data = same model
+SELECT k FROM segment_train('again', 'crm.customers', 'customer_id',
+                            features => '{"age": "standard", "income": "standard"}', k => 4, seed => 42);
+CREATE TEMP TABLE first_fit AS SELECT centroids, inertia FROM segment.versions WHERE model = 'again';
+SELECT segment_drop('again');
+SELECT k FROM segment_train('again', 'crm.customers', 'customer_id',
+                            features => '{"age": "standard", "income": "standard"}', k => 4, seed => 42);
+SELECT v.centroids = f.centroids AS same_centroids, v.inertia = f.inertia AS same_inertia
+FROM segment.versions v, first_fit f WHERE v.model = 'again';
+
+-- drop
+SELECT segment_drop('defaults');
+SELECT segment_drop('defaults', if_exists => true);
+SELECT to_regclass('segment.defaults_assignments') IS NULL AS table_gone;
+SELECT name FROM segment.models ORDER BY name;

@@ -1,0 +1,87 @@
+-- Every bad input to segment_train / segment_assign gets an ERROR with a SQLSTATE, a
+-- message naming the culprit, and a hint; a failed call leaves nothing behind.
+CREATE EXTENSION pg_segment;
+CREATE TABLE people (id int, age float8, city text, joined date);
+INSERT INTO people SELECT i, 20 + i % 50, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, date '2020-01-01' + i
+FROM generate_series(1, 50) i;
+SELECT k FROM segment_train('m', 'people', 'id', '{"age": "standard"}', k => 2);
+
+-- parameters
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 0);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => NULL, k_min => 5, k_max => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2, n_init => 0);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2, max_iter => 0);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2, tol => -1);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 51);
+-- model names: existing, invalid, injection attempts
+SELECT segment_train('m', 'people', 'id', '{"age": "standard"}', k => 2);
+SELECT segment_train('bad name', 'people', 'id', '{"age": "standard"}', k => 2);
+SELECT segment_train('x"; DROP TABLE people; --', 'people', 'id', '{"age": "standard"}', k => 2);
+SELECT segment_assign('m''; DROP TABLE people; --', '{"age": 1}'::jsonb);
+SELECT count(*) AS people_still_there FROM people;
+-- columns and specs
+SELECT segment_train('bad', 'people', 'nope', '{"age": "standard"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"height": "standard"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age; DROP TABLE people": "standard"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"city": "standard"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"joined": "one_hot"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": "zscore"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": {"standard": {}, "null": "sometimes"}}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '["age"]', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"id": "standard"}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{}', k => 2);
+-- data: NULL / NaN / Infinity under the default policy name the column and an id
+UPDATE people SET age = NULL WHERE id = 17;
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
+UPDATE people SET age = 'NaN' WHERE id = 17;
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
+UPDATE people SET age = '-Infinity' WHERE id = 17;
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
+-- ... and a NULL policy fixes it
+SELECT k, rows_used, rows_skipped, skipped FROM segment_train('skips', 'people', 'id', '{"age": {"standard": {}, "null": "skip"}}', k => 2);
+UPDATE people SET age = 30 WHERE id = 17;
+UPDATE people SET age = -3 WHERE id = 4;
+SELECT segment_train('bad', 'people', 'id', '{"age": "log_standard"}', k => 2);
+-- duplicate and NULL ids
+INSERT INTO people VALUES (5, 40, 'a', NULL);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
+DELETE FROM people WHERE id = 5 AND joined IS NULL;
+INSERT INTO people VALUES (NULL, 40, 'a', NULL);
+SELECT k, rows_used, rows_skipped, skipped FROM segment_train('nullid', 'people', 'id', '{"age": "standard"}', k => 2);
+-- empty source, too few distinct rows
+CREATE TABLE empty_people (LIKE people);
+SELECT segment_train('bad', 'empty_people', 'id', '{"age": "standard"}', k => 2);
+CREATE TABLE same_people AS SELECT i AS id, 1.0::float8 AS age FROM generate_series(1, 10) i;
+SELECT segment_train('bad', 'same_people', 'id', '{"age": "standard"}', k => 2);
+SELECT segment_train('bad', 'same_people', 'id', '{"age": "standard"}', k => NULL, k_min => 2, k_max => 4);
+-- not a table
+CREATE SEQUENCE seq;
+SELECT segment_train('bad', 'seq', 'id', NULL, k => 2);
+-- privileges: the source is read with the caller's rights
+CREATE ROLE analyst;
+GRANT USAGE ON SCHEMA public TO analyst;
+SET ROLE analyst;
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
+-- ... and other people's models cannot be changed
+SELECT segment_label('m', 1, 'mine now');
+SELECT segment_drop('m');
+RESET ROLE;
+-- nothing was left behind by any failure
+SELECT name FROM segment.models ORDER BY name;
+SELECT count(*) AS leftover_tables FROM pg_tables WHERE schemaname = 'segment' AND tablename LIKE 'bad%';
+
+-- assignment errors
+SELECT segment_assign('nope', '{"age": 1}'::jsonb);
+SELECT segment_assign('m', '{"age": 1}'::jsonb, version => 9);
+SELECT segment_assign('m', '{"height": 1}'::jsonb);
+SELECT segment_assign('m', '{"age": "old"}'::jsonb);
+SELECT segment_assign('m', '{"age": [1]}'::jsonb);
+SELECT segment_assign('m', '[1, 2]'::jsonb);
+SELECT segment_assign('m', '{"age": null}'::jsonb);
+SELECT segment_assign('m', ARRAY[1, 2]::float8[]);
+SELECT segment_assign('m', ARRAY['NaN']::float8[]);
+SELECT segment_assign('m', 42);
+SELECT segment_assign('m', t) FROM (SELECT 1 AS height) t;
+SELECT segment_label('m', 7, 'x');
+SELECT segment_label('nope', 1, 'x');
+SELECT segment_drop('nope');
