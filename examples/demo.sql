@@ -35,3 +35,78 @@ SELECT q AS quartile,
        percentile_disc(q / 4.0) WITHIN GROUP (ORDER BY frequency) AS frequency,
        round(percentile_disc(q / 4.0) WITHIN GROUP (ORDER BY monetary)::numeric, 2) AS monetary
 FROM crm.customer_rfm, generate_series(1, 4) AS q GROUP BY q ORDER BY q;
+
+\echo
+\echo '== 3. Train: RFM features, k chosen automatically between 3 and 6 (max silhouette)'
+SELECT model, version, k, rows_used, round(silhouette::numeric, 3) AS silhouette,
+       silhouette_sample, round(davies_bouldin::numeric, 3) AS davies_bouldin,
+       round(calinski_harabasz::numeric, 0) AS calinski_harabasz, iterations,
+       round(seconds::numeric, 2) AS seconds
+FROM segment_train(
+  model     => 'cdnow_rfm',
+  source    => 'crm.customer_rfm'::regclass,
+  id_column => 'customer_id',
+  features  => '{"recency_days": "standard",
+                 "frequency":    "log_standard",
+                 "monetary":     "log_standard"}',
+  k => NULL, k_min => 3, k_max => 6, seed => 42);
+
+SELECT (s->>'k')::int AS k, round((s->>'silhouette')::numeric, 3) AS silhouette,
+       round((s->>'inertia')::numeric, 0) AS inertia
+FROM segment.versions, jsonb_array_elements(k_selection->'scores') s
+WHERE model = 'cdnow_rfm' ORDER BY 1;
+
+\echo
+\echo '== 4. Name the segments from their profiles (index = 100 x segment mean / overall mean)'
+WITH p AS (
+  SELECT segment,
+         max(index) FILTER (WHERE feature = 'recency_days') AS r,
+         max(index) FILTER (WHERE feature = 'frequency') AS f,
+         max(index) FILTER (WHERE feature = 'monetary') AS m
+  FROM segment.profiles WHERE model = 'cdnow_rfm' GROUP BY segment),
+named AS (
+  SELECT segment, CASE
+           WHEN r < 80 AND f >= 150 THEN 'champions'
+           WHEN r < 80 THEN 'recent buyers'
+           WHEN f >= 150 THEN 'loyal, lapsing'
+           WHEN r >= 120 AND m < 80 THEN 'lost one-timers'
+           ELSE 'occasional' END AS name
+  FROM p)
+SELECT segment_label('cdnow_rfm', segment,
+         name || CASE WHEN count(*) OVER (PARTITION BY name) > 1
+                      THEN ' ' || row_number() OVER (PARTITION BY name ORDER BY segment) ELSE '' END) AS label
+FROM named ORDER BY segment;
+
+\echo
+\echo '== 5. segment.summary: one row per segment'
+SELECT segment, label, size, round(share::numeric, 3) AS share,
+       round(mean_distance::numeric, 3) AS mean_distance, round(silhouette::numeric, 3) AS silhouette,
+       nearest_segment
+FROM segment.summary WHERE model = 'cdnow_rfm' ORDER BY segment;
+
+\echo
+\echo '== 6. segment.profiles: means in original units vs overall, and the index'
+SELECT label, feature, round(segment_value::numeric, 1) AS segment_mean,
+       round(overall_value::numeric, 1) AS overall_mean, index
+FROM segment.profiles WHERE model = 'cdnow_rfm' ORDER BY segment, feature;
+
+\echo
+\echo '== 7. segment.quality: the model''s metrics'
+SELECT model, version, k, rows_used, round(inertia::numeric, 1) AS inertia,
+       round(silhouette::numeric, 3) AS silhouette, round(davies_bouldin::numeric, 3) AS davies_bouldin,
+       round(calinski_harabasz::numeric, 0) AS calinski_harabasz
+FROM segment.quality WHERE model = 'cdnow_rfm';
+
+\echo
+\echo '== 8. segment_assign in an ordinary query: revenue by segment in 1998'
+SELECT d.label, count(DISTINCT t.customer_id) AS buyers_1998, sum(t.dollars) AS revenue_1998
+FROM crm.transactions t
+JOIN crm.customer_rfm c USING (customer_id)
+CROSS JOIN LATERAL segment_assign_detail('cdnow_rfm', c) d
+WHERE t.purchased_on >= date '1998-01-01'
+GROUP BY d.label ORDER BY revenue_1998 DESC;
+
+\echo
+\echo '== 9. Scoring a new customer given as jsonb, and the materialized assignments'
+SELECT segment_assign('cdnow_rfm', '{"recency_days": 12, "frequency": 9, "monetary": 480}'::jsonb) AS new_customer_segment;
+SELECT a.segment, count(*) FROM segment.cdnow_rfm_assignments a GROUP BY 1 ORDER BY 1;

@@ -12,7 +12,7 @@ install_extension
 cluster_start demo "$PORT"
 if [ -z "${KEEP:-}" ]; then trap 'cluster_stop demo "$PORT"' EXIT; fi
 
-psql -d postgres -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
+psql -d postgres -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
 (cd "$ROOT/examples" && psql -d demo -X -v ON_ERROR_STOP=1 -P pager=off -f demo.sql)
 
 if [ -n "${KEEP:-}" ]; then

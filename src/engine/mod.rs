@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod error;
 pub mod kmeans;
+pub mod matching;
 pub mod metrics;
 pub mod report;
 pub mod sample;
