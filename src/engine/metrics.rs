@@ -785,6 +785,7 @@ impl Packed {
     /// micro-tile, accumulators in 8 ymm registers; column sums stay in registers for the
     /// whole tile). No raw pointers: loads are `_mm256_setr_pd` of array elements.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)]
     fn tile_avx2(
         &self,
         bi: usize,
@@ -821,18 +822,31 @@ impl Packed {
                 let ar = [an[r0], an[r0 + 1], an[r0 + 2], an[r0 + 3]];
                 let na = ar.map(|v| _mm256_set1_pd(v));
                 let mut rowv = [zero; 4];
+                // Software pipeline: the previous micro-tile's squared distances are
+                // square-rooted (divider unit) before, and independently of, this one's
+                // dot products (FMA pipes), so the out-of-order core overlaps the two.
+                let mut pend = [zero; 8];
+                let mut pend_cb: Option<usize> = None;
                 for cb in 0..b.chunks {
+                    if pend_cb.is_some() {
+                        for v in 0..8 {
+                            pend[v] = _mm256_sqrt_pd(pend[v]);
+                        }
+                    }
                     let gb = b.chunk0 + cb;
                     let bpan = &panel[gb * d..(gb + 1) * d];
-                    let mut acc = [[zero; 2]; 4];
+                    let mut acc = [zero; 8];
                     for (av, bv) in strip.iter().zip(bpan) {
                         let b0 = _mm256_setr_pd(bv[0], bv[1], bv[2], bv[3]);
                         let b1 = _mm256_setr_pd(bv[4], bv[5], bv[6], bv[7]);
-                        for (acc_r, &s) in acc.iter_mut().zip(av) {
-                            let s = _mm256_set1_pd(s);
-                            acc_r[0] = _mm256_fmadd_pd(s, b0, acc_r[0]);
-                            acc_r[1] = _mm256_fmadd_pd(s, b1, acc_r[1]);
+                        for r in 0..4 {
+                            let s = _mm256_set1_pd(av[r]);
+                            acc[2 * r] = _mm256_fmadd_pd(s, b0, acc[2 * r]);
+                            acc[2 * r + 1] = _mm256_fmadd_pd(s, b1, acc[2 * r + 1]);
                         }
+                    }
+                    if let Some(pcb) = pend_cb.take() {
+                        accumulate(&pend, &mut rowv, &mut colv, pcb, with_cols);
                     }
                     let bn = &norm[gb];
                     let bnv = [
@@ -840,44 +854,35 @@ impl Packed {
                         _mm256_setr_pd(bn[4], bn[5], bn[6], bn[7]),
                     ];
                     let mut bad = zero;
-                    for (acc_r, na_r) in acc.iter_mut().zip(&na) {
-                        for (v, bn_h) in acc_r.iter_mut().zip(&bnv) {
-                            let s = _mm256_add_pd(*na_r, *bn_h);
-                            let d2 = _mm256_fnmadd_pd(two, *v, s); // s - 2 * dot
-                            let lim = _mm256_mul_pd(guard, s);
-                            bad = _mm256_or_pd(bad, _mm256_cmp_pd::<_CMP_LT_OQ>(d2, lim));
-                            *v = d2;
-                        }
+                    for i in 0..8 {
+                        let s = _mm256_add_pd(na[i / 2], bnv[i % 2]);
+                        let d2 = _mm256_fnmadd_pd(two, acc[i], s); // s - 2 * dot
+                        let lim = _mm256_mul_pd(guard, s);
+                        bad = _mm256_or_pd(bad, _mm256_cmp_pd::<_CMP_LT_OQ>(d2, lim));
+                        acc[i] = d2;
                     }
                     if _mm256_movemask_pd(bad) != 0 || !(self.full[ga] && self.full[gb]) {
                         let mut tmp = [[0.0f64; LANES]; 4];
-                        for (t, v) in tmp.iter_mut().zip(&acc) {
-                            let (lo, hi) = (lanes4(v[0]), lanes4(v[1]));
+                        for (r, t) in tmp.iter_mut().enumerate() {
+                            let (lo, hi) = (lanes4(acc[2 * r]), lanes4(acc[2 * r + 1]));
                             *t = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
                         }
                         self.slow_dist(&mut tmp, (a, ca, r0), (b, cb), &ar, bn);
-                        for (v, t) in acc.iter_mut().zip(&tmp) {
-                            v[0] = _mm256_setr_pd(t[0], t[1], t[2], t[3]);
-                            v[1] = _mm256_setr_pd(t[4], t[5], t[6], t[7]);
+                        for (r, t) in tmp.iter().enumerate() {
+                            acc[2 * r] = _mm256_setr_pd(t[0], t[1], t[2], t[3]);
+                            acc[2 * r + 1] = _mm256_setr_pd(t[4], t[5], t[6], t[7]);
                         }
+                        accumulate(&acc, &mut rowv, &mut colv, cb, with_cols);
                     } else {
-                        for v in acc.iter_mut().flatten() {
-                            *v = _mm256_sqrt_pd(*v);
-                        }
+                        pend = acc;
+                        pend_cb = Some(cb);
                     }
-                    for (rv, v) in rowv.iter_mut().zip(&acc) {
-                        *rv = _mm256_add_pd(*rv, _mm256_add_pd(v[0], v[1]));
+                }
+                if let Some(pcb) = pend_cb {
+                    for v in pend.iter_mut() {
+                        *v = _mm256_sqrt_pd(*v);
                     }
-                    if with_cols {
-                        for h in 0..2 {
-                            let col = _mm256_add_pd(
-                                _mm256_add_pd(acc[0][h], acc[1][h]),
-                                _mm256_add_pd(acc[2][h], acc[3][h]),
-                            );
-                            let slot = &mut colv[2 * cb + h];
-                            *slot = _mm256_add_pd(*slot, col);
-                        }
-                    }
+                    accumulate(&pend, &mut rowv, &mut colv, pcb, with_cols);
                 }
                 for (r, rv) in rowv.iter().enumerate() {
                     let l = lanes4(*rv);
@@ -891,6 +896,33 @@ impl Packed {
                     colacc[4 * j + c] += x;
                 }
             }
+        }
+    }
+}
+
+/// Adds a resolved 4 x 8 micro-tile of distances (row-major pairs of vectors) to the row
+/// sums and, with `with_cols`, to the column sums of chunk `cb`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn accumulate(
+    dist: &[std::arch::x86_64::__m256d; 8],
+    rowv: &mut [std::arch::x86_64::__m256d; 4],
+    colv: &mut [std::arch::x86_64::__m256d],
+    cb: usize,
+    with_cols: bool,
+) {
+    use std::arch::x86_64::*;
+    for (r, rv) in rowv.iter_mut().enumerate() {
+        *rv = _mm256_add_pd(*rv, _mm256_add_pd(dist[2 * r], dist[2 * r + 1]));
+    }
+    if with_cols {
+        for h in 0..2 {
+            let col = _mm256_add_pd(
+                _mm256_add_pd(dist[h], dist[2 + h]),
+                _mm256_add_pd(dist[4 + h], dist[6 + h]),
+            );
+            colv[2 * cb + h] = _mm256_add_pd(colv[2 * cb + h], col);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The numeric core of pg_segment: feature encoding, k-means, quality metrics and
 //! centroid matching. Pure Rust over `&[f64]` / ndarray views: nothing in this module
-//! tree may import pgrx or know about Datums (CI greps for it). The SQL layer in
-//! `crate::sql` adapts Postgres values to these types and maps [`EngineError`] to
+//! tree may import pgrx or know about Datums (CI greps for it). The SQL layer (the
+//! `sql` module) adapts Postgres values to these types and maps [`EngineError`] to
 //! SQLSTATEs.
 #![deny(unsafe_code)]
 

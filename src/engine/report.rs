@@ -62,7 +62,11 @@ pub fn segment_facts(
         size[l] += 1;
         let row = x.row(i);
         let c = centroids.row(l);
-        let sq: f64 = row.iter().zip(c.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+        let sq: f64 = row
+            .iter()
+            .zip(c.iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
         dist_sum[l] += sq.sqrt();
     }
     let mut sil_sum = vec![0f64; k];
@@ -102,7 +106,11 @@ pub fn segment_facts(
         out.push(SegmentFacts {
             segment: j,
             size: size[j],
-            share: if n == 0 { 0.0 } else { size[j] as f64 / n as f64 },
+            share: if n == 0 {
+                0.0
+            } else {
+                size[j] as f64 / n as f64
+            },
             mean_distance: (size[j] > 0).then(|| dist_sum[j] / size[j] as f64),
             silhouette: (sil_n[j] > 0).then(|| sil_sum[j] / sil_n[j] as f64),
             nearest: best.map(|b| b.0),
@@ -210,8 +218,11 @@ pub fn profiles(
                     seg_n[l as usize] += 1;
                 }
                 let n = rows.len() as f64;
-                let mut names: Vec<(usize, String)> =
-                    top.iter().enumerate().map(|(s, &c)| (s, dict[c].clone())).collect();
+                let mut names: Vec<(usize, String)> = top
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &c)| (s, dict[c].clone()))
+                    .collect();
                 if has_other {
                     names.push((other_slot, "(other)".to_string()));
                 }
@@ -245,11 +256,22 @@ mod tests {
 
     #[test]
     fn facts_sizes_distances_and_nearest() {
-        let x = array![[0.0, 0.0], [0.0, 2.0], [10.0, 0.0], [10.0, 0.0], [30.0, 0.0]];
+        let x = array![
+            [0.0, 0.0],
+            [0.0, 2.0],
+            [10.0, 0.0],
+            [10.0, 0.0],
+            [30.0, 0.0]
+        ];
         let c = array![[0.0, 1.0], [10.0, 0.0], [30.0, 0.0]];
         let labels = [0, 0, 1, 1, 2];
-        let f = segment_facts(x.view(), &labels, c.view(), Some((&[0, 2, 4], &[0.5, 0.25, -1.0])))
-            .unwrap();
+        let f = segment_facts(
+            x.view(),
+            &labels,
+            c.view(),
+            Some((&[0, 2, 4], &[0.5, 0.25, -1.0])),
+        )
+        .unwrap();
         assert_eq!(f[0].size, 2);
         assert!((f[0].share - 0.4).abs() < 1e-15);
         assert_eq!(f[0].mean_distance, Some(1.0));
@@ -277,7 +299,13 @@ mod tests {
     fn facts_reject_mismatched_labels() {
         let x = array![[1.0], [3.0]];
         let e = segment_facts(x.view(), &[0], array![[2.0]].view(), None).unwrap_err();
-        assert_eq!(e, EngineError::DimensionMismatch { expected: 2, got: 1 });
+        assert_eq!(
+            e,
+            EngineError::DimensionMismatch {
+                expected: 2,
+                got: 1
+            }
+        );
     }
 
     #[test]
@@ -329,7 +357,10 @@ mod tests {
         assert_eq!(cats.len(), PROFILE_TOP_CATEGORIES + 2);
         assert!(cats.contains(&"(other)".to_string()));
         assert!(cats.contains(&"(null)".to_string()));
-        let other = p.iter().find(|r| r.category.as_deref() == Some("(other)")).unwrap();
+        let other = p
+            .iter()
+            .find(|r| r.category.as_deref() == Some("(other)"))
+            .unwrap();
         assert_eq!(other.segment_value, Some(3.0 / rows.len() as f64));
     }
 }

@@ -45,8 +45,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_sample_other_seed_other_sample() {
-        assert_eq!(sample_indices(10_000, 50, 42), sample_indices(10_000, 50, 42));
-        assert_ne!(sample_indices(10_000, 50, 42), sample_indices(10_000, 50, 43));
+        assert_eq!(
+            sample_indices(10_000, 50, 42),
+            sample_indices(10_000, 50, 42)
+        );
+        assert_ne!(
+            sample_indices(10_000, 50, 42),
+            sample_indices(10_000, 50, 43)
+        );
     }
 
     #[test]
@@ -58,7 +64,10 @@ mod tests {
                 hits[i] += 1;
             }
         }
-        let chi2: f64 = hits.iter().map(|&h| (h as f64 - 1000.0).powi(2) / 1000.0).sum();
+        let chi2: f64 = hits
+            .iter()
+            .map(|&h| (h as f64 - 1000.0).powi(2) / 1000.0)
+            .sum();
         // 19 degrees of freedom: p = 0.001 at 43.8
         assert!(chi2 < 43.8, "chi2 = {chi2}, hits = {hits:?}");
     }

@@ -23,14 +23,19 @@ struct CentroidCache {
 /// SELECT segment_nearest(ARRAY[1.0, 2.0], ARRAY[[0, 0], [1, 2]]::float8[]);  -- 2
 /// ```
 #[pg_extern(immutable, strict, parallel_safe)]
-fn segment_nearest(vec: Array<'_, f64>, centroids: Array<'_, f64>, fcinfo: pg_sys::FunctionCallInfo) -> i32 {
+fn segment_nearest(
+    vec: Array<'_, f64>,
+    centroids: Array<'_, f64>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> i32 {
     // SAFETY: fn_extra belongs to this call site and is allocated in fn_mcxt.
     let cache = unsafe {
         let flinfo = (*fcinfo).flinfo;
         if (*flinfo).fn_extra.is_null() {
             let empty: Option<CentroidCache> = None;
-            (*flinfo).fn_extra =
-                PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(empty).cast();
+            (*flinfo).fn_extra = PgMemoryContexts::For((*flinfo).fn_mcxt)
+                .leak_and_drop_on_delete(empty)
+                .cast();
         }
         &mut *((*flinfo).fn_extra as *mut Option<CentroidCache>)
     };
@@ -47,7 +52,11 @@ fn segment_nearest(vec: Array<'_, f64>, centroids: Array<'_, f64>, fcinfo: pg_sy
     if x.len() != c.d {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            format!("vec has {} elements but the centroids have {} columns", x.len(), c.d),
+            format!(
+                "vec has {} elements but the centroids have {} columns",
+                x.len(),
+                c.d
+            ),
             Some("Every vector must have as many elements as a centroid row.".into()),
         );
     }

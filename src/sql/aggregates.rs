@@ -108,15 +108,24 @@ mod segment {
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
         let mut state = state;
-        let (Some(vec), Some(seg)) = (vec, seg) else { return state };
+        let (Some(vec), Some(seg)) = (vec, seg) else {
+            return state;
+        };
         let x = vector(&vec, "vec");
-        let st = state_mut(&mut state, fcinfo, "segment_calinski_harabasz", || ClusterStats::new(x.len()));
-        st.push(seg, x).unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
+        let st = state_mut(&mut state, fcinfo, "segment_calinski_harabasz", || {
+            ClusterStats::new(x.len())
+        });
+        st.push(seg, x)
+            .unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
         state
     }
 
     #[pg_extern(immutable, parallel_safe)]
-    fn _cluster_stats_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fn _cluster_stats_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
         combine::<ClusterStats>(
             a,
             b,
@@ -130,12 +139,19 @@ mod segment {
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _cluster_stats_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
-        unsafe { state.get::<ClusterStats>() }.map(ClusterStats::to_bytes).unwrap_or_default()
+        unsafe { state.get::<ClusterStats>() }
+            .map(ClusterStats::to_bytes)
+            .unwrap_or_default()
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
-    fn _cluster_stats_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        let st = ClusterStats::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
+    fn _cluster_stats_deserial(
+        bytes: &[u8],
+        _internal: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let st = ClusterStats::from_bytes(bytes)
+            .unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
         into_agg(st, fcinfo, "cluster metric aggregate")
     }
 
@@ -149,7 +165,10 @@ mod segment {
     fn _calinski_harabasz_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
         let st = unsafe { state.get::<ClusterStats>() }?;
-        Some(st.calinski_harabasz().unwrap_or_else(|e| raise_engine(e, "segment_calinski_harabasz")))
+        Some(
+            st.calinski_harabasz()
+                .unwrap_or_else(|e| raise_engine(e, "segment_calinski_harabasz")),
+        )
     }
 
     // -----------------------------------------------------------------------------------
@@ -164,13 +183,19 @@ mod segment {
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
         let mut state = state;
-        let (Some(a), Some(b)) = (a, b) else { return state };
+        let (Some(a), Some(b)) = (a, b) else {
+            return state;
+        };
         state_mut(&mut state, fcinfo, "segment_ari", Contingency::new).push(a, b);
         state
     }
 
     #[pg_extern(immutable, parallel_safe)]
-    fn _contingency_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fn _contingency_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
         combine::<Contingency>(a, b, fcinfo, "segment_ari", Contingency::clone, |a, b| {
             a.merge(b);
             Ok(())
@@ -180,11 +205,17 @@ mod segment {
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _contingency_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
-        unsafe { state.get::<Contingency>() }.map(Contingency::to_bytes).unwrap_or_default()
+        unsafe { state.get::<Contingency>() }
+            .map(Contingency::to_bytes)
+            .unwrap_or_default()
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
-    fn _contingency_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fn _contingency_deserial(
+        bytes: &[u8],
+        _internal: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
         let st = Contingency::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_ari"));
         into_agg(st, fcinfo, "segment_ari")
     }
@@ -217,7 +248,9 @@ mod segment {
         let mut state = state;
         let Some(vec) = vec else { return state };
         let x = vector(&vec, "vec");
-        let st = state_mut(&mut state, fcinfo, "segment aggregate", || Collected::new(x.len()));
+        let st = state_mut(&mut state, fcinfo, "segment aggregate", || {
+            Collected::new(x.len())
+        });
         st.push(x, seg.unwrap_or(0));
         state
     }
@@ -233,7 +266,9 @@ mod segment {
         let mut state = state;
         let Some(vec) = vec else { return state };
         let x = vector(&vec, "vec");
-        let st = state_mut(&mut state, fcinfo, "segment_kmeans", || Collected::new(x.len()));
+        let st = state_mut(&mut state, fcinfo, "segment_kmeans", || {
+            Collected::new(x.len())
+        });
         st.k = k;
         st.seed = seed.unwrap_or(0);
         st.push(x, 0);
@@ -242,18 +277,32 @@ mod segment {
 
     #[pg_extern(immutable, parallel_safe)]
     fn _collect_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        combine::<Collected>(a, b, fcinfo, "segment aggregate", Collected::clone, Collected::merge)
+        combine::<Collected>(
+            a,
+            b,
+            fcinfo,
+            "segment aggregate",
+            Collected::clone,
+            Collected::merge,
+        )
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _collect_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
-        unsafe { state.get::<Collected>() }.map(Collected::to_bytes).unwrap_or_default()
+        unsafe { state.get::<Collected>() }
+            .map(Collected::to_bytes)
+            .unwrap_or_default()
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
-    fn _collect_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        let st = Collected::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment aggregate"));
+    fn _collect_deserial(
+        bytes: &[u8],
+        _internal: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let st =
+            Collected::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment aggregate"));
         into_agg(st, fcinfo, "segment aggregate")
     }
 
@@ -262,7 +311,10 @@ mod segment {
         // SAFETY: see state_mut.
         let st = unsafe { state.get::<Collected>() }?;
         let x = st.view();
-        Some(metrics::davies_bouldin(x, &st.labels).unwrap_or_else(|e| raise_engine(e, "segment_davies_bouldin")))
+        Some(
+            metrics::davies_bouldin(x, &st.labels)
+                .unwrap_or_else(|e| raise_engine(e, "segment_davies_bouldin")),
+        )
     }
 
     #[pg_extern(immutable, parallel_safe)]
@@ -270,7 +322,11 @@ mod segment {
         // SAFETY: see state_mut.
         let st = unsafe { state.get::<Collected>() }?;
         let k = st.k.unwrap_or_else(|| {
-            raise(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "segment_kmeans: k must not be NULL", None)
+            raise(
+                Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "segment_kmeans: k must not be NULL",
+                None,
+            )
         });
         if k < 1 {
             raise(
@@ -279,7 +335,9 @@ mod segment {
                 None,
             );
         }
-        let params = kmeans::KMeansParams::new(k as usize).seed(st.seed as u64).n_init(4);
+        let params = kmeans::KMeansParams::new(k as usize)
+            .seed(st.seed as u64)
+            .n_init(4);
         let r = kmeans::fit(st.view(), &params, &mut crate::sql::train::PgHooks)
             .unwrap_or_else(|e| raise_engine(e, "segment_kmeans"));
         Some(Matrix::from_array(&r.centroids))
@@ -310,7 +368,9 @@ mod segment {
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
         let mut state = state;
-        let (Some(vec), Some(seg)) = (vec, seg) else { return state };
+        let (Some(vec), Some(seg)) = (vec, seg) else {
+            return state;
+        };
         let x = vector(&vec, "vec");
         let cap = max_sample.unwrap_or(SILHOUETTE_MAX_SAMPLE);
         if cap < 2 {
@@ -329,10 +389,17 @@ mod segment {
 
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        combine::<Reservoir<(Vec<f64>, i64)>>(a, b, fcinfo, "segment_silhouette", Reservoir::clone, |a, b| {
-            a.merge(b.clone());
-            Ok(())
-        })
+        combine::<Reservoir<(Vec<f64>, i64)>>(
+            a,
+            b,
+            fcinfo,
+            "segment_silhouette",
+            Reservoir::clone,
+            |a, b| {
+                a.merge(b.clone());
+                Ok(())
+            },
+        )
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
@@ -344,7 +411,11 @@ mod segment {
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
-    fn _silhouette_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fn _silhouette_deserial(
+        bytes: &[u8],
+        _internal: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
         let st = Reservoir::<(Vec<f64>, i64)>::from_bytes(bytes)
             .unwrap_or_else(|e| raise_engine(e, "segment_silhouette"));
         into_agg(st, fcinfo, "segment_silhouette")
@@ -381,7 +452,9 @@ mod segment {
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
         let mut state = state;
-        let (Some(vec), Some(centroids)) = (vec, centroids) else { return state };
+        let (Some(vec), Some(centroids)) = (vec, centroids) else {
+            return state;
+        };
         let x = vector(&vec, "vec");
         let (c, k, d) = crate::sql::arrays::matrix(centroids, "centroids");
         let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || StepCarry {
@@ -389,26 +462,44 @@ mod segment {
             centroids: c.clone(),
         });
         let view = ArrayView2::from_shape((k, d), &c).expect("matrix shape");
-        st.step.add(view, x).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
+        st.step
+            .add(view, x)
+            .unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
         state
     }
 
     #[pg_extern(immutable, parallel_safe)]
-    fn _kmeans_step_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        combine::<StepCarry>(a, b, fcinfo, "segment_kmeans_step", StepCarry::copy, |a, b| {
-            a.step.merge(&b.step)
-        })
+    fn _kmeans_step_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        combine::<StepCarry>(
+            a,
+            b,
+            fcinfo,
+            "segment_kmeans_step",
+            StepCarry::copy,
+            |a, b| a.step.merge(&b.step),
+        )
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _kmeans_step_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
-        unsafe { state.get::<StepCarry>() }.map(StepCarry::to_bytes).unwrap_or_default()
+        unsafe { state.get::<StepCarry>() }
+            .map(StepCarry::to_bytes)
+            .unwrap_or_default()
     }
 
     #[pg_extern(immutable, parallel_safe, strict)]
-    fn _kmeans_step_deserial(bytes: &[u8], _internal: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        let st = StepCarry::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
+    fn _kmeans_step_deserial(
+        bytes: &[u8],
+        _internal: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        let st =
+            StepCarry::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
         into_agg(st, fcinfo, "segment_kmeans_step")
     }
 
@@ -455,7 +546,7 @@ impl Collected {
                 "segment aggregate: vectors must all have the same length",
             );
         }
-        if self.data.len() % 65_536 == 0 {
+        if self.data.len().is_multiple_of(65_536) {
             check_budget((self.data.len() + x.len()) * 8 + self.labels.len() * 8);
         }
         self.data.extend_from_slice(x);

@@ -41,7 +41,10 @@ pub fn matrix(arr: Array<'_, f64>, what: &str) -> (Vec<f64>, usize, usize) {
         [r, c] => (*r, *c),
         _ => raise(
             Code::ERRCODE_DATA_EXCEPTION,
-            format!("{what} must be a two-dimensional array, got {} dimensions", dims.len()),
+            format!(
+                "{what} must be a two-dimensional array, got {} dimensions",
+                dims.len()
+            ),
             Some("Pass centroids as float8[][], one row per centroid.".into()),
         ),
     };
@@ -78,9 +81,15 @@ impl Matrix {
 
 impl pgrx::IntoDatum for Matrix {
     fn into_datum(self) -> Option<pgrx::pg_sys::Datum> {
-        let mut elems: Vec<pgrx::pg_sys::Datum> =
-            self.data.iter().map(|v| pgrx::pg_sys::Datum::from(v.to_bits())).collect();
-        let mut dims = [self.rows as std::os::raw::c_int, self.cols as std::os::raw::c_int];
+        let mut elems: Vec<pgrx::pg_sys::Datum> = self
+            .data
+            .iter()
+            .map(|v| pgrx::pg_sys::Datum::from(v.to_bits()))
+            .collect();
+        let mut dims = [
+            self.rows as std::os::raw::c_int,
+            self.cols as std::os::raw::c_int,
+        ];
         let mut lbs = [1 as std::os::raw::c_int, 1];
         // SAFETY: float8 is pass-by-value on 64-bit builds (FLOAT8PASSBYVAL), 8 bytes,
         // 'd' aligned; elems holds rows*cols Datums and there are no NULLs.

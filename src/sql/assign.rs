@@ -38,15 +38,20 @@ struct AssignCache {
 
 /// The cache of this call site, loading (or reloading, when the model name or version
 /// argument changed) as needed.
-fn cache<'a>(fcinfo: pg_sys::FunctionCallInfo, model: &str, version: Option<i32>) -> &'a mut AssignCache {
+fn cache<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    model: &str,
+    version: Option<i32>,
+) -> &'a mut AssignCache {
     // SAFETY: fcinfo and its flinfo are valid for this call; fn_extra is ours, allocated
     // in fn_mcxt, which outlives every call through this FmgrInfo.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         if (*flinfo).fn_extra.is_null() {
             let slot: Option<AssignCache> = None;
-            (*flinfo).fn_extra =
-                PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(slot).cast();
+            (*flinfo).fn_extra = PgMemoryContexts::For((*flinfo).fn_mcxt)
+                .leak_and_drop_on_delete(slot)
+                .cast();
         }
         let slot = &mut *((*flinfo).fn_extra as *mut Option<AssignCache>);
         let stale = slot
@@ -111,7 +116,8 @@ impl AssignCache {
                     .into_owned();
                 names.push((name, (*att).atttypid, (*att).attisdropped));
             }
-            let copy = PgMemoryContexts::For(self.mcxt).switch_to(|_| pg_sys::CreateTupleDescCopy(td));
+            let copy =
+                PgMemoryContexts::For(self.mcxt).switch_to(|_| pg_sys::CreateTupleDescCopy(td));
             pg_sys::DecrTupleDescRefCount(td);
             let features = self.model.encoder.feature_names();
             let kinds = self.model.encoder.feature_kinds();
@@ -155,7 +161,8 @@ impl AssignCache {
                     None,
                 );
             }
-            let header = pg_sys::pg_detoast_datum(row.datum().cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let header =
+                pg_sys::pg_detoast_datum(row.datum().cast_mut_ptr()) as pg_sys::HeapTupleHeader;
             let type_id = pgrx::heap_tuple_header_get_type_id(header);
             let typmod = pgrx::heap_tuple_header_get_typmod(header);
             self.map_row(type_id, typmod);
@@ -165,7 +172,12 @@ impl AssignCache {
                 t_data: header,
                 ..Default::default()
             };
-            pg_sys::heap_deform_tuple(&mut tuple, map.tupdesc, map.datums.as_mut_ptr(), map.nulls.as_mut_ptr());
+            pg_sys::heap_deform_tuple(
+                &mut tuple,
+                map.tupdesc,
+                map.datums.as_mut_ptr(),
+                map.nulls.as_mut_ptr(),
+            );
             let vals: Vec<Value<'static>> = map
                 .attrs
                 .iter()
@@ -186,11 +198,23 @@ impl AssignCache {
         let Some(map) = obj.as_object() else {
             raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("segment_assign for model \"{}\" expects a jsonb object, got {}", self.model.name, json_kind(obj)),
-                Some("Pass an object such as '{\"age\": 34, \"region\": \"north\"}'::jsonb.".into()),
+                format!(
+                    "segment_assign for model \"{}\" expects a jsonb object, got {}",
+                    self.model.name,
+                    json_kind(obj)
+                ),
+                Some(
+                    "Pass an object such as '{\"age\": 34, \"region\": \"north\"}'::jsonb.".into(),
+                ),
             );
         };
-        let features: Vec<String> = self.model.encoder.feature_names().iter().map(|f| f.to_string()).collect();
+        let features: Vec<String> = self
+            .model
+            .encoder
+            .feature_names()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
         let kinds = self.model.encoder.feature_kinds();
         let mut vals = Vec::with_capacity(features.len());
         for (f, kind) in features.iter().zip(kinds) {
@@ -206,23 +230,36 @@ impl AssignCache {
                 serde_json::Value::Null => Value::Null,
                 serde_json::Value::Bool(b) => Value::Bool(*b),
                 serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
-                serde_json::Value::String(s) if kind == ColumnKind::Numeric => match s.trim().parse::<f64>() {
-                    Ok(x) => Value::Num(x),
-                    Err(_) => raise(
-                        Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
-                        format!("feature \"{f}\" of model \"{}\" is numeric, got the string \"{s}\"", self.model.name),
-                        None,
-                    ),
-                },
+                serde_json::Value::String(s) if kind == ColumnKind::Numeric => {
+                    Value::Num(self.numeric_text(f, s))
+                }
                 serde_json::Value::String(s) => Value::Text(s.as_str()),
                 other => raise(
                     Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("feature \"{f}\" of model \"{}\": expected a scalar, got {}", self.model.name, json_kind(other)),
+                    format!(
+                        "feature \"{f}\" of model \"{}\": expected a scalar, got {}",
+                        self.model.name,
+                        json_kind(other)
+                    ),
                     None,
                 ),
             });
         }
         self.encode(&vals)
+    }
+
+    /// A JSON string given for a numeric feature: accepted when it parses as a number.
+    fn numeric_text(&self, feature: &str, s: &str) -> f64 {
+        s.trim().parse::<f64>().unwrap_or_else(|_| {
+            raise(
+                Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!(
+                    "feature \"{feature}\" of model \"{}\" is numeric, got the string \"{s}\"",
+                    self.model.name
+                ),
+                None,
+            )
+        })
     }
 
     /// Copy a pre-encoded vector into `self.out` after checking its length.

@@ -19,7 +19,12 @@ pub fn raise(code: Code, message: impl Into<String>, hint: Option<String>) -> ! 
 
 /// Raise an ERROR with a detail line as well.
 #[track_caller]
-pub fn raise_detail(code: Code, message: impl Into<String>, detail: String, hint: Option<String>) -> ! {
+pub fn raise_detail(
+    code: Code,
+    message: impl Into<String>,
+    detail: String,
+    hint: Option<String>,
+) -> ! {
     let mut report = ErrorReport::new(code, message.into(), "pg_segment").set_detail(detail);
     if let Some(h) = hint {
         report = report.set_hint(h);

@@ -39,7 +39,10 @@ pub fn no_such_model(model: &str) -> ! {
     raise(
         Code::ERRCODE_UNDEFINED_OBJECT,
         format!("model \"{model}\" does not exist"),
-        Some("List models with SELECT name FROM segment.models; train one with segment_train(...).".into()),
+        Some(
+            "List models with SELECT name FROM segment.models; train one with segment_train(...)."
+                .into(),
+        ),
     )
 }
 
@@ -82,13 +85,21 @@ pub fn load(model: &str, version: Option<i32>) -> LoadedModel {
             t.get::<Vec<Option<String>>>(6)?.unwrap_or_default(),
         ))))
     })
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("reading model \"{model}\": {e}"), None));
+    .unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("reading model \"{model}\": {e}"),
+            None,
+        )
+    });
     let Some(row) = row else { no_such_model(model) };
     let Some((version, enc, centroids, k, dim, labels)) = row else {
         raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("model \"{model}\" has no version {}", version.unwrap_or(0)),
-            Some(format!("See SELECT version FROM segment.versions WHERE model = '{model}';")),
+            Some(format!(
+                "See SELECT version FROM segment.versions WHERE model = '{model}';"
+            )),
         )
     };
     let json: serde_json::Value = serde_json::from_str(&enc).unwrap_or(serde_json::Value::Null);
@@ -103,7 +114,9 @@ pub fn load(model: &str, version: Option<i32>) -> LoadedModel {
     if centroids.len() != k * dim || encoder.dim() != dim {
         raise(
             Code::ERRCODE_DATA_CORRUPTED,
-            format!("model \"{model}\" version {version}: centroids do not match k = {k}, dim = {dim}"),
+            format!(
+                "model \"{model}\" version {version}: centroids do not match k = {k}, dim = {dim}"
+            ),
             None,
         );
     }
@@ -207,7 +220,10 @@ fn segment_drop(model: &str, if_exists: default!(bool, false)) -> bool {
     check_owner(model, "drop");
     Spi::run_with_args("SELECT segment._drop_assignments($1)", &[model.into()])
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    Spi::run_with_args("DELETE FROM segment.models WHERE name = $1", &[model.into()])
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    Spi::run_with_args(
+        "DELETE FROM segment.models WHERE name = $1",
+        &[model.into()],
+    )
+    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
     true
 }

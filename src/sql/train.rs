@@ -54,10 +54,8 @@ fn describe_source(rel: &PgRelation) -> Source {
             None,
         );
     }
-    let can_read = Spi::get_one_with_args::<bool>(
-        "SELECT has_table_privilege($1, 'SELECT')",
-        &[oid.into()],
-    );
+    let can_read =
+        Spi::get_one_with_args::<bool>("SELECT has_table_privilege($1, 'SELECT')", &[oid.into()]);
     if !matches!(can_read, Ok(Some(true))) {
         raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -98,13 +96,21 @@ fn undefined_column(col: &str, source: &Source) -> ! {
     let names: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
     raise(
         Code::ERRCODE_UNDEFINED_COLUMN,
-        format!("column \"{col}\" of relation {} does not exist", source.qualified),
+        format!(
+            "column \"{col}\" of relation {} does not exist",
+            source.qualified
+        ),
         Some(format!("Its columns are: {}.", names.join(", "))),
     )
 }
 
 /// Resolve the features spec against the source's columns.
-fn resolve_spec(model: &str, features: Option<&serde_json::Value>, id_column: &str, source: &Source) -> Vec<FeatureSpec> {
+fn resolve_spec(
+    model: &str,
+    features: Option<&serde_json::Value>,
+    id_column: &str,
+    source: &Source,
+) -> Vec<FeatureSpec> {
     let usable: Vec<(String, ColumnKind)> = source
         .columns
         .iter()
@@ -140,7 +146,10 @@ fn resolve_spec(model: &str, features: Option<&serde_json::Value>, id_column: &s
         if s.name == id_column {
             raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{}: the id column \"{id_column}\" cannot also be a feature", ctx(model)),
+                format!(
+                    "{}: the id column \"{id_column}\" cannot also be a feature",
+                    ctx(model)
+                ),
                 None,
             );
         }
@@ -154,7 +163,10 @@ fn resolve_spec(model: &str, features: Option<&serde_json::Value>, id_column: &s
                     s.name,
                     c.type_name
                 ),
-                Some("Use numeric, text, enum or boolean columns; cast other types in a view.".into()),
+                Some(
+                    "Use numeric, text, enum or boolean columns; cast other types in a view."
+                        .into(),
+                ),
             ),
             _ => {}
         }
@@ -169,6 +181,30 @@ fn resolve_spec(model: &str, features: Option<&serde_json::Value>, id_column: &s
     specs
 }
 
+/// Phase timings, reported at DEBUG1 (`SET client_min_messages = debug1`).
+struct Phase {
+    model: String,
+    at: Instant,
+}
+
+impl Phase {
+    fn new(model: &str) -> Self {
+        Phase {
+            model: model.to_string(),
+            at: Instant::now(),
+        }
+    }
+
+    fn done(&mut self, what: &str) {
+        debug1!(
+            "segment_train(\"{}\"): {what}: {:.3} s",
+            self.model,
+            self.at.elapsed().as_secs_f64()
+        );
+        self.at = Instant::now();
+    }
+}
+
 /// Engine hooks: interrupts and progress go to Postgres from the calling thread.
 pub(crate) struct PgHooks;
 
@@ -178,7 +214,7 @@ impl kmeans::Hooks for PgHooks {
         Ok(())
     }
     fn progress(&mut self, p: &kmeans::Progress) {
-        debug1!(
+        debug2!(
             "segment_train: run {} iteration {} inertia {} moved {}",
             p.run,
             p.iteration,
@@ -202,10 +238,24 @@ struct Read {
     sampled: bool,
 }
 
-fn read_source(model: &str, source: &Source, id_column: &str, specs: &[FeatureSpec], budget: usize, seed: u64) -> Read {
+fn read_source(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    specs: &[FeatureSpec],
+    budget: usize,
+    seed: u64,
+) -> Read {
     let kinds: Vec<ColumnKind> = specs
         .iter()
-        .map(|s| source.columns.iter().find(|c| c.name == s.name).and_then(|c| c.kind).unwrap())
+        .map(|s| {
+            source
+                .columns
+                .iter()
+                .find(|c| c.name == s.name)
+                .and_then(|c| c.kind)
+                .unwrap()
+        })
         .collect();
     let query = select_query(source, id_column, specs, &kinds);
 
@@ -216,7 +266,8 @@ fn read_source(model: &str, source: &Source, id_column: &str, specs: &[FeatureSp
         .unwrap_or(0) as usize;
     let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
     let capacity = (budget / per_row.max(1)).max(1_000);
-    let keep: Option<Vec<usize>> = (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
+    let keep: Option<Vec<usize>> =
+        (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
     let sampled = keep.is_some();
 
     let mut raw = RawColumns::new(&kinds);
@@ -251,7 +302,10 @@ fn read_source(model: &str, source: &Source, id_column: &str, specs: &[FeatureSp
                     raise_detail(
                         Code::ERRCODE_UNIQUE_VIOLATION,
                         format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
-                        format!("{id_column} = {idv} appears more than once in {}.", source.qualified),
+                        format!(
+                            "{id_column} = {idv} appears more than once in {}.",
+                            source.qualified
+                        ),
                         Some("Use a key column, or train on a view with one row per id.".into()),
                     );
                 }
@@ -267,7 +321,10 @@ fn read_source(model: &str, source: &Source, id_column: &str, specs: &[FeatureSp
             if !sampled && raw.heap_bytes() > budget.saturating_mul(2) {
                 raise(
                     Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    format!("{}: the source grew past the memory budget while being read", ctx(model)),
+                    format!(
+                        "{}: the source grew past the memory budget while being read",
+                        ctx(model)
+                    ),
                     Some("Raise maintenance_work_mem, or retry.".into()),
                 );
             }
@@ -306,7 +363,15 @@ struct Fit {
     k_selection: Option<serde_json::Value>,
 }
 
-fn fit_k(model: &str, x: ArrayView2<f64>, k: usize, seed: u64, n_init: usize, max_iter: usize, tol: f64) -> kmeans::KMeansResult {
+fn fit_k(
+    model: &str,
+    x: ArrayView2<f64>,
+    k: usize,
+    seed: u64,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+) -> kmeans::KMeansResult {
     let params = kmeans::KMeansParams::new(k)
         .seed(seed)
         .n_init(n_init)
@@ -318,7 +383,11 @@ fn fit_k(model: &str, x: ArrayView2<f64>, k: usize, seed: u64, n_init: usize, ma
 /// Silhouette on a seeded sample of at most [`SILHOUETTE_SAMPLE`] rows:
 /// (sample row indices, per-row values, mean). None when undefined (one cluster, or
 /// every sampled row its own cluster).
-fn silhouette_sample(x: ArrayView2<f64>, labels: &[u32], seed: u64) -> Option<(Vec<usize>, Vec<f64>, f64)> {
+fn silhouette_sample(
+    x: ArrayView2<f64>,
+    labels: &[u32],
+    seed: u64,
+) -> Option<(Vec<usize>, Vec<f64>, f64)> {
     let n = x.nrows();
     let idx = if n > SILHOUETTE_SAMPLE {
         sample::sample_indices(n, SILHOUETTE_SAMPLE, seed ^ 0x5111_0e77)
@@ -337,13 +406,25 @@ fn silhouette_sample(x: ArrayView2<f64>, labels: &[u32], seed: u64) -> Option<(V
 }
 
 #[allow(clippy::too_many_arguments)]
-fn choose_k(model: &str, x: ArrayView2<f64>, k_min: usize, k_max: usize, seed: u64, n_init: usize, max_iter: usize, tol: f64) -> Fit {
+fn choose_k(
+    model: &str,
+    x: ArrayView2<f64>,
+    k_min: usize,
+    k_max: usize,
+    seed: u64,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+) -> Fit {
     let distinct = kmeans::count_distinct_rows(x, k_max + 1);
     let hi = k_max.min(distinct);
     if hi < k_min {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{}: k_min = {k_min} exceeds the number of distinct rows ({distinct})", ctx(model)),
+            format!(
+                "{}: k_min = {k_min} exceeds the number of distinct rows ({distinct})",
+                ctx(model)
+            ),
             Some(format!("Choose k_min between 1 and {distinct}.")),
         );
     }
@@ -409,7 +490,14 @@ fn stream_assignments(
 ) {
     let kinds: Vec<ColumnKind> = specs
         .iter()
-        .map(|s| source.columns.iter().find(|c| c.name == s.name).and_then(|c| c.kind).unwrap())
+        .map(|s| {
+            source
+                .columns
+                .iter()
+                .find(|c| c.name == s.name)
+                .and_then(|c| c.kind)
+                .unwrap()
+        })
         .collect();
     let query = select_query(source, id_column, specs, &kinds);
     let mut out = vec![0f64; encoder.dim()];
@@ -425,17 +513,25 @@ fn stream_assignments(
             let mut segs = Vec::with_capacity(batch.len());
             let mut dists = Vec::with_capacity(batch.len());
             for row in batch {
-                let Some(idv) = row.get::<String>(1)? else { continue };
+                let Some(idv) = row.get::<String>(1)? else {
+                    continue;
+                };
                 let mut vals = Vec::with_capacity(kinds.len());
                 let mut texts: Vec<Option<String>> = Vec::with_capacity(kinds.len());
                 for (i, k) in kinds.iter().enumerate() {
                     match k {
                         ColumnKind::Numeric => {
-                            vals.push(row.get::<f64>(i + 2)?.map_or(encode::Value::Null, encode::Value::Num));
+                            vals.push(
+                                row.get::<f64>(i + 2)?
+                                    .map_or(encode::Value::Null, encode::Value::Num),
+                            );
                             texts.push(None);
                         }
                         ColumnKind::Bool => {
-                            vals.push(row.get::<bool>(i + 2)?.map_or(encode::Value::Null, encode::Value::Bool));
+                            vals.push(
+                                row.get::<bool>(i + 2)?
+                                    .map_or(encode::Value::Null, encode::Value::Bool),
+                            );
                             texts.push(None);
                         }
                         ColumnKind::Text => {
@@ -472,7 +568,12 @@ fn stream_assignments(
     .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
 }
 
-fn select_query(source: &Source, id_column: &str, specs: &[FeatureSpec], kinds: &[ColumnKind]) -> String {
+fn select_query(
+    source: &Source,
+    id_column: &str,
+    specs: &[FeatureSpec],
+    kinds: &[ColumnKind],
+) -> String {
     let mut select = vec![format!("{}::text", quote_identifier(id_column))];
     for (s, k) in specs.iter().zip(kinds) {
         let q = quote_identifier(&s.name);
@@ -490,7 +591,15 @@ fn matrix_literal(m: &Array2<f64>) -> String {
     let rows: Vec<String> = m
         .rows()
         .into_iter()
-        .map(|r| format!("{{{}}}", r.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(",")))
+        .map(|r| {
+            format!(
+                "{{{}}}",
+                r.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
         .collect();
     format!("{{{}}}", rows.join(","))
 }
@@ -509,7 +618,7 @@ fn matrix_literal(m: &Array2<f64>) -> String {
 /// SELECT * FROM segment_train('customers', 'crm.customer_features'::regclass,
 ///                             'customer_id', k => 5, seed => 42);
 /// ```
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn segment_train(
     model: &str,
@@ -561,7 +670,10 @@ fn segment_train(
             );
         }
     } else if k_min < 1 || k_max < k_min {
-        bad("k_min", format!("need 1 <= k_min <= k_max, got k_min = {k_min}, k_max = {k_max}"));
+        bad(
+            "k_min",
+            format!("need 1 <= k_min <= k_max, got k_min = {k_min}, k_max = {k_max}"),
+        );
     }
     if n_init < 1 {
         bad("n_init", format!("must be at least 1, got {n_init}"));
@@ -572,12 +684,17 @@ fn segment_train(
     if !(tol >= 0.0 && tol.is_finite()) {
         bad("tol", format!("must be a finite number >= 0, got {tol}"));
     }
-    let exists = Spi::get_one_with_args::<bool>("SELECT true FROM segment.models WHERE name = $1", &[model.into()]);
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT true FROM segment.models WHERE name = $1",
+        &[model.into()],
+    );
     if matches!(exists, Ok(Some(true))) {
         raise(
             Code::ERRCODE_DUPLICATE_OBJECT,
             format!("model \"{model}\" already exists"),
-            Some(format!("Drop it first with SELECT segment_drop('{model}'), or choose another name.")),
+            Some(format!(
+                "Drop it first with SELECT segment_drop('{model}'), or choose another name."
+            )),
         );
     }
 
@@ -594,6 +711,7 @@ fn segment_train(
     let specs = resolve_spec(model, features_json.as_ref(), id_column, &src);
 
     let seed_u = seed as u64;
+    let mut phase = Phase::new(model);
     let read = read_source(model, &src, id_column, &specs, budget_bytes(), seed_u);
     if read.ids.is_empty() {
         raise(
@@ -607,9 +725,15 @@ fn segment_train(
         );
     }
 
+    phase.done("read source");
     // Encode.
     let with_id = |e: EngineError| -> ! {
-        if let EngineError::Encode { row: Some(r), feature, reason } = &e {
+        if let EngineError::Encode {
+            row: Some(r),
+            feature,
+            reason,
+        } = &e
+        {
             if let Some(idv) = read.ids.get(*r) {
                 // The engine's row number is internal (0-based, read order): name the id.
                 let reason = reason.replace(&format!(" in row {r}"), "");
@@ -637,6 +761,7 @@ fn segment_train(
     let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
         .map_err(|e| EngineError::Internal(e.to_string()))
         .or_raise(&c);
+    phase.done("encode");
 
     // Fit.
     let fit = match k {
@@ -647,7 +772,9 @@ fn segment_train(
                 raise(
                     Code::ERRCODE_INVALID_PARAMETER_VALUE,
                     format!("{c}: k = {k} exceeds the number of distinct rows ({distinct})"),
-                    Some(format!("Choose k between 1 and {distinct}, or add more distinct rows.")),
+                    Some(format!(
+                        "Choose k between 1 and {distinct}, or add more distinct rows."
+                    )),
                 );
             }
             Fit {
@@ -655,10 +782,20 @@ fn segment_train(
                 k_selection: None,
             }
         }
-        None => choose_k(model, x, k_min as usize, k_max as usize, seed_u, n_init as usize, max_iter as usize, tol),
+        None => choose_k(
+            model,
+            x,
+            k_min as usize,
+            k_max as usize,
+            seed_u,
+            n_init as usize,
+            max_iter as usize,
+            tol,
+        ),
     };
     let r = &fit.result;
     let kk = r.centroids.nrows();
+    phase.done("k-means");
 
     // Metrics.
     let labels_i64: Vec<i64> = r.labels.iter().map(|&l| i64::from(l)).collect();
@@ -679,7 +816,9 @@ fn segment_train(
     )
     .or_raise(&c);
     let names = encoder.feature_names();
-    let profiles = report::profiles(&read.raw, &names, &encoded.kept_rows, &r.labels, kk).or_raise(&c);
+    let profiles =
+        report::profiles(&read.raw, &names, &encoded.kept_rows, &r.labels, kk).or_raise(&c);
+    phase.done("metrics and profiles");
 
     // Skipped rows and why.
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
@@ -687,7 +826,9 @@ fn segment_train(
         skipped.insert(format!("NULL {id_column}"), read.null_ids);
     }
     for (_, feature) in &encoded.skipped {
-        *skipped.entry(format!("NULL {feature} (null policy skip)")).or_default() += 1;
+        *skipped
+            .entry(format!("NULL {feature} (null policy skip)"))
+            .or_default() += 1;
     }
     let rows_skipped: u64 = skipped.values().sum();
     let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
@@ -790,6 +931,7 @@ fn segment_train(
     )
     .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
 
+    phase.done("store catalog");
     // Materialize every row's assignment (all rows, also when trained on a sample).
     Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
@@ -800,7 +942,15 @@ fn segment_train(
         version,
     };
     if read.sampled {
-        stream_assignments(model, &src, id_column, &specs, &encoder, r.centroids.view(), &target);
+        stream_assignments(
+            model,
+            &src,
+            id_column,
+            &specs,
+            &encoder,
+            r.centroids.view(),
+            &target,
+        );
     } else {
         let mut ids = Vec::with_capacity(n_used);
         let mut segs = Vec::with_capacity(n_used);
@@ -835,6 +985,7 @@ fn segment_train(
         &[model.into(), version.into()],
     )
     .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    phase.done("write assignments");
     let seconds = started.elapsed().as_secs_f64();
     Spi::run_with_args(
         "UPDATE segment.versions SET seconds = $3 WHERE model = $1 AND version = $2",

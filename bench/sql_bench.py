@@ -1,0 +1,143 @@
+"""End-to-end benchmark of pg_segment against the export-to-Python path.
+
+Run by bench/sql_bench.sh against a throwaway cluster (PGHOST/PGPORT set). Prints
+ratios measured in this run:
+
+1. segment_train end to end (scan, encode, k-means, store, write assignments) vs
+   COPY out -> pandas -> StandardScaler + OneHotEncoder + KMeans(k=8, n_init=1) ->
+   COPY labels back into a table.
+2. SELECT count(segment_assign('m', c)) FROM customers c vs the whole-row scan
+   SELECT count(num_nonnulls(c)) FROM customers c.
+"""
+import io
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import threadpoolctl
+from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+K = 8
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+NUMERIC = ["age", "income", "tenure_days", "orders_90d", "spend_90d", "visits_30d",
+           "returns_1y", "support_tickets"]
+TEXT = ["region", "channel"]
+
+
+def connect():
+    return psycopg2.connect(dbname="bench", user="postgres")
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def setup(cur):
+    cur.execute("DROP TABLE IF EXISTS customers")
+    cur.execute(f"""
+        CREATE TABLE customers AS
+        SELECT i::bigint AS customer_id,
+               (18 + (hashint4(i) & 63))::int                          AS age,
+               round((20000 + (hashint4(i * 7) & 131071))::numeric, 2) AS income,
+               (hashint4(i * 11) & 4095)::int                          AS tenure_days,
+               (hashint4(i * 13) & 31)::int                            AS orders_90d,
+               ((hashint4(i * 17) & 65535) / 100.0)::float8            AS spend_90d,
+               (hashint4(i * 19) & 63)::int                            AS visits_30d,
+               (hashint4(i * 23) & 7)::int                             AS returns_1y,
+               (hashint4(i * 29) & 15)::float8                         AS support_tickets,
+               (ARRAY['north','south','east','west','central'])[1 + (hashint4(i * 31) & 4) % 5] AS region,
+               (ARRAY['web','app','store','phone','partner','email','social','other'])[1 + (hashint4(i * 37) & 7)] AS channel
+        FROM generate_series(1, {ROWS}) i""")
+    cur.execute("ALTER TABLE customers ADD PRIMARY KEY (customer_id)")
+    cur.connection.commit()
+    cur.connection.autocommit = True
+    cur.execute("VACUUM ANALYZE customers")
+    cur.connection.autocommit = False
+
+
+def python_path(conn):
+    """What a user does without pg_segment."""
+    cur = conn.cursor()
+    buf = io.StringIO()
+    cur.copy_expert("COPY customers TO STDOUT WITH (FORMAT csv, HEADER)", buf)
+    buf.seek(0)
+    df = pd.read_csv(buf)
+    pre = ColumnTransformer([("num", StandardScaler(), NUMERIC),
+                             ("cat", OneHotEncoder(max_categories=21, handle_unknown="infrequent_if_exist"), TEXT)],
+                            sparse_threshold=0)
+    x = pre.fit_transform(df)
+    km = KMeans(n_clusters=K, n_init=1, random_state=0, algorithm="lloyd").fit(x)
+    out = io.StringIO()
+    pd.DataFrame({"customer_id": df["customer_id"], "segment": km.labels_ + 1}).to_csv(out, index=False, header=False)
+    out.seek(0)
+    cur.execute("DROP TABLE IF EXISTS py_assignments")
+    cur.execute("CREATE TABLE py_assignments (customer_id bigint PRIMARY KEY, segment int NOT NULL)")
+    cur.copy_expert("COPY py_assignments FROM STDIN WITH (FORMAT csv)", out)
+    conn.commit()
+    return km.n_iter_, km.inertia_
+
+
+def pg_path(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT segment_drop('bench', if_exists => true)")
+    cur.execute("""SELECT iterations, inertia, sampled FROM segment_train('bench', 'customers'::regclass,
+                   'customer_id', k => 8, n_init => 1, seed => 0)""")
+    row = cur.fetchone()
+    conn.commit()
+    return row
+
+
+def best(fn, n=REPEAT):
+    times = []
+    out = None
+    for _ in range(n):
+        t, out = timed(fn)
+        times.append(t)
+    return min(times), out
+
+
+def main():
+    conn = connect()
+    conn.autocommit = False
+    cur = conn.cursor()
+    t_setup, _ = timed(lambda: (setup(cur), conn.commit()))
+    print(f"data: {ROWS} customers x {len(NUMERIC)} numeric + {len(TEXT)} text columns "
+          f"(generated in {t_setup:.1f} s); k = {K}; best of {REPEAT}")
+    info = threadpoolctl.threadpool_info()
+    threads = max((i.get("num_threads", 1) for i in info), default=1)
+    print(f"machine: {os.cpu_count()} cores; scikit-learn/numpy threads: {threads}; "
+          f"pg_segment: 1 backend thread")
+
+    t_py, (py_iter, py_inertia) = best(lambda: python_path(conn))
+    t_pg, (pg_iter, pg_inertia, sampled) = best(lambda: pg_path(conn))
+    print()
+    print("1. train end to end (scan/export, encode, k-means, write assignments)")
+    print(f"   export-to-Python path : {t_py:8.2f} s  ({py_iter} iterations, inertia {py_inertia:.6g})")
+    print(f"   segment_train         : {t_pg:8.2f} s  ({pg_iter} iterations, inertia {pg_inertia:.6g}"
+          f"{', trained on a sample' if sampled else ''})")
+    print(f"   ratio                 : {t_py / t_pg:8.2f}x faster  (target >= 6x)")
+
+    cur.execute("SET max_parallel_workers_per_gather = 0")
+    scan_q = "SELECT count(num_nonnulls(c)) FROM customers c"
+    assign_q = "SELECT count(segment_assign('bench', c)) FROM customers c"
+    cur.execute(assign_q)  # warm the cache
+    t_scan, _ = best(lambda: cur.execute(scan_q) or cur.fetchone())
+    t_assign, _ = best(lambda: cur.execute(assign_q) or cur.fetchone())
+    print()
+    print("2. assign every row (serial plans)")
+    print(f"   {scan_q:60s}: {t_scan:6.3f} s")
+    print(f"   {assign_q:60s}: {t_assign:6.3f} s")
+    print(f"   ratio: {t_assign / t_scan:.2f}x the whole-row scan  (target <= 1.3x)")
+    conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
