@@ -126,7 +126,8 @@ BEGIN
         RAISE EXCEPTION 'must be a member of role "%" to write model "%"', m.owner, model
             USING ERRCODE = '42501';
     END IF;
-    EXECUTE format('CREATE TABLE segment.%I (%I %s PRIMARY KEY, segment int NOT NULL, '
+    -- The primary key on the id is added by segment_train after the bulk load.
+    EXECUTE format('CREATE TABLE segment.%I (%I %s NOT NULL, segment int NOT NULL, '
                    'distance float8 NOT NULL, version int NOT NULL)',
                    m.assignments, m.id_column, m.id_type);
     EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);

@@ -118,6 +118,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::error::EngineError;
+use super::hash::FxHashMap;
 
 /// Default number of one-hot categories kept (plus `(other)`).
 pub const DEFAULT_ONE_HOT_TOP: usize = 20;
@@ -185,7 +186,7 @@ impl RawColumn {
 pub struct RawColumns {
     kinds: Vec<ColumnKind>,
     cols: Vec<RawColumn>,
-    interners: Vec<HashMap<String, u32>>,
+    interners: Vec<FxHashMap<String, u32>>,
 }
 
 impl RawColumns {
@@ -204,7 +205,7 @@ impl RawColumns {
                     },
                 })
                 .collect(),
-            interners: kinds.iter().map(|_| HashMap::new()).collect(),
+            interners: kinds.iter().map(|_| FxHashMap::default()).collect(),
         }
     }
 
@@ -379,7 +380,7 @@ impl NumText {
 #[derive(Debug, Clone, PartialEq)]
 struct CatIndex {
     values: Vec<String>,
-    lookup: HashMap<String, u32>,
+    lookup: FxHashMap<String, u32>,
 }
 
 impl CatIndex {

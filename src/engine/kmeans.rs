@@ -23,12 +23,16 @@ use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-/// Rows per work block. Blocks are the unit of threading and of interrupt checks.
+/// Rows per work block (at least; see [`block_rows`]). Blocks are the unit of threading
+/// and of interrupt checks; each block accumulates its own partial sums, and blocks are
+/// summed in block order, so results do not depend on the thread count.
 const BLOCK: usize = 8192;
-/// Number of fixed reduction lanes: block `b` always accumulates into lane `b % LANES`
-/// and lanes are summed in order, so results do not depend on the thread count.
-const LANES: usize = 4;
+/// Upper bound of the memory held by per-block partial sums.
+const PARTIAL_BUDGET: usize = 32 << 20;
+/// Most worker threads used.
+const MAX_THREADS: usize = 4;
 /// Relative safety margin of the pruning bounds (far above f64 rounding of a distance
 /// over up to ~10^5 features), so a skipped distance can never tie with the winner.
 const DELTA: f64 = 1e-10;
@@ -260,7 +264,9 @@ impl KMeansParams {
         // k-means++ keeps one f64 per row; relocating empty clusters needs 16 per row.
         let transient = 16;
         let history = self.max_iter.saturating_add(2).saturating_mul(k * 8);
-        let fixed = (LANES + 4) * k * d * 8 + 4 * k * k * 8 + history + (1 << 16);
+        let partials = (n_blocks(n, block_rows(n, k, d)) * (k * d + k) * 8)
+            .min(PARTIAL_BUDGET + (k * d + k) * 8);
+        let fixed = 4 * k * d * 8 + 4 * k * k * 8 + history + partials + (1 << 16);
         n.saturating_mul(per_row + best_labels + transient)
             .saturating_add(fixed)
     }
@@ -525,88 +531,81 @@ fn resolve_threads(threads: usize) -> usize {
     } else {
         threads
     };
-    t.clamp(1, LANES)
+    t.clamp(1, MAX_THREADS)
 }
 
-/// Runs `f(item, &mut accs[lane])` for every item, item `b` on lane `b % LANES`, lanes
-/// processed in item order. Lanes are spread over `threads` threads; the calling thread
-/// takes lanes 0, threads, ... and checks for interrupts between its items.
-fn run_lanes<I, A, F>(
+/// Runs `f(item)` for every item on up to `threads` threads that take items from a
+/// shared queue (so a core busy with other work slows nobody down). The calling thread
+/// works too and checks for interrupts before each item it takes. `f` must write its
+/// results into the item itself: what a thread computes never depends on which thread
+/// runs it.
+fn run_blocks<I, F>(
     items: Vec<I>,
-    accs: &mut [A],
     threads: usize,
     hooks: &mut dyn Hooks,
     f: &F,
 ) -> Result<(), EngineError>
 where
     I: Send,
-    A: Send,
-    F: Fn(I, &mut A) + Sync,
+    F: Fn(I) + Sync,
 {
-    let lanes = accs.len();
-    let mut per_lane: Vec<Vec<I>> = (0..lanes).map(|_| Vec::new()).collect();
-    for (b, it) in items.into_iter().enumerate() {
-        per_lane[b % lanes].push(it);
-    }
-    let busy = per_lane.iter().filter(|l| !l.is_empty()).count();
-    let threads = threads.clamp(1, busy.max(1));
-    let mut per_thread: Vec<Vec<(Vec<I>, &mut A)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (l, (its, acc)) in per_lane.into_iter().zip(accs.iter_mut()).enumerate() {
-        per_thread[l % threads].push((its, acc));
-    }
-    let mut mine = per_thread.remove(0);
-    if per_thread.is_empty() {
-        for (its, acc) in mine.drain(..) {
-            for it in its {
-                hooks.check_interrupt()?;
-                f(it, acc);
-            }
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        for it in items {
+            hooks.check_interrupt()?;
+            f(it);
         }
         return Ok(());
     }
+    let queue = Mutex::new(items.into_iter());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
     let abort = AtomicBool::new(false);
     std::thread::scope(|s| {
-        // Worker threads only do arithmetic on slices they own. They never call into
-        // Postgres (no hooks, no allocation through palloc, no elog): only the calling
+        // Worker threads only do arithmetic on the slices they own. They never call into
+        // Postgres (no hooks, no palloc, no elog, no interrupt handling): only the calling
         // thread runs `hooks`, and it joins every worker before returning.
-        for work in per_thread {
-            let abort = &abort;
-            s.spawn(move || {
-                for (its, acc) in work {
-                    for it in its {
-                        if abort.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        f(it, acc);
+        for _ in 1..threads {
+            s.spawn(|| {
+                while !abort.load(Ordering::Relaxed) {
+                    match next() {
+                        Some(it) => f(it),
+                        None => return,
                     }
                 }
             });
         }
-        let mut res = Ok(());
-        'outer: for (its, acc) in mine.drain(..) {
-            for it in its {
-                if let Err(e) = hooks.check_interrupt() {
-                    abort.store(true, Ordering::Relaxed);
-                    res = Err(e);
-                    break 'outer;
-                }
-                f(it, acc);
+        loop {
+            if let Err(e) = hooks.check_interrupt() {
+                abort.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            match next() {
+                Some(it) => f(it),
+                None => return Ok(()),
             }
         }
-        res
     })
 }
 
-fn n_blocks(n: usize) -> usize {
-    n.div_ceil(BLOCK)
+/// Rows per block for an (n, k, d) problem: [`BLOCK`], or more when k * d is so large
+/// that per-block partial sums would exceed [`PARTIAL_BUDGET`]. Depends on the shape
+/// only (never on the thread count).
+fn block_rows(n: usize, k: usize, d: usize) -> usize {
+    let per_block = (k * d + k) * 8;
+    let max_blocks = (PARTIAL_BUDGET / per_block.max(1)).max(1);
+    BLOCK.max(n.div_ceil(max_blocks))
 }
 
-/// Splits `v` into `nb` consecutive chunks of `BLOCK * stride` (empty slices if `v` is).
-fn split_blocks<T>(v: &mut [T], stride: usize, nb: usize) -> Vec<&mut [T]> {
+fn n_blocks(n: usize, rows: usize) -> usize {
+    n.div_ceil(rows)
+}
+
+/// Splits `v` into `nb` consecutive chunks of `rows * stride` (empty slices if `v` is).
+fn split_blocks<T>(v: &mut [T], rows: usize, stride: usize, nb: usize) -> Vec<&mut [T]> {
     if v.is_empty() {
         (0..nb).map(|_| <&mut [T]>::default()).collect()
     } else {
-        v.chunks_mut(BLOCK * stride).collect()
+        v.chunks_mut(rows * stride).collect()
     }
 }
 
@@ -620,7 +619,7 @@ enum Kind {
     Elkan,
 }
 
-/// Per-lane accumulator of one E-step.
+/// Per-block accumulator of one E-step.
 struct Acc {
     sums: Vec<f64>,
     counts: Vec<u64>,
@@ -689,19 +688,9 @@ fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
     acc.inertia += da;
 }
 
-fn estep_block(cx: &Ctx, b: Block, lane: &mut Acc) {
-    // Accumulate into block-local buffers (no false sharing between lanes that run on
-    // different threads), then fold into the lane.
-    let mut local = Acc::new(cx.k, if cx.accumulate { cx.d } else { 0 });
-    estep_rows(cx, b, &mut local);
-    for (s, v) in lane.sums.iter_mut().zip(&local.sums) {
-        *s += *v;
-    }
-    for (c, v) in lane.counts.iter_mut().zip(&local.counts) {
-        *c += *v;
-    }
-    lane.inertia += local.inertia;
-    lane.moved += local.moved;
+fn estep_block(cx: &Ctx, b: Block, acc: &mut Acc) {
+    acc.reset();
+    estep_rows(cx, b, acc);
 }
 
 fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
@@ -970,28 +959,35 @@ fn run_estep(
     hooks: &mut dyn Hooks,
 ) -> Result<(), EngineError> {
     let n = work.labels.len();
-    let nb = n_blocks(n);
-    for a in work.accs.iter_mut() {
-        a.reset();
+    let rows = block_rows(n, k, d);
+    let nb = n_blocks(n, rows);
+    if work.accs.len() != nb || work.accs.first().is_some_and(|a| a.sums.len() != k * d) {
+        work.accs = (0..nb).map(|_| Acc::new(k, d)).collect();
     }
-    let labels = work.labels.chunks_mut(BLOCK);
-    let upper = split_blocks(&mut work.upper, 1, nb);
-    let lower = split_blocks(&mut work.lower, 1, nb);
-    let lowk = split_blocks(&mut work.lowk, k, nb);
-    let stamp = split_blocks(&mut work.stamp, 1, nb);
-    let items: Vec<Block> = labels
+    let labels = work.labels.chunks_mut(rows);
+    let upper = split_blocks(&mut work.upper, rows, 1, nb);
+    let lower = split_blocks(&mut work.lower, rows, 1, nb);
+    let lowk = split_blocks(&mut work.lowk, rows, k, nb);
+    let stamp = split_blocks(&mut work.stamp, rows, 1, nb);
+    let items: Vec<(Block, &mut Acc)> = labels
         .zip(upper)
         .zip(lower)
         .zip(lowk)
         .zip(stamp)
+        .zip(work.accs.iter_mut())
         .enumerate()
-        .map(|(b, ((((labels, upper), lower), lowk), stamp))| Block {
-            start: b * BLOCK,
-            labels,
-            upper,
-            lower,
-            lowk,
-            stamp,
+        .map(|(b, (((((labels, upper), lower), lowk), stamp), acc))| {
+            (
+                Block {
+                    start: b * rows,
+                    labels,
+                    upper,
+                    lower,
+                    lowk,
+                    stamp,
+                },
+                acc,
+            )
         })
         .collect();
     let cx = Ctx {
@@ -1009,12 +1005,12 @@ fn run_estep(
         first,
         accumulate,
     };
-    run_lanes(items, &mut work.accs, threads, hooks, &|b, acc| {
+    run_blocks(items, threads, hooks, &|(b, acc): (Block, &mut Acc)| {
         estep_block(&cx, b, acc)
     })
 }
 
-/// Lane totals in lane order: (sums, counts, inertia, moved).
+/// Totals over blocks, in block order: (sums, counts, inertia, moved).
 fn reduce(accs: &[Acc], k: usize, d: usize) -> (Vec<f64>, Vec<u64>, f64, usize) {
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0u64; k];
@@ -1147,7 +1143,9 @@ fn run_once(
     }
     let mut geo = Geometry::new(k);
     geo.update_centers(&centers, k, d, kind);
-    let mut strict = false;
+    // Set when the last E-step's labels and inertia are already final (strict
+    // convergence with unchanged centroids), which saves the final E-step.
+    let mut done: Option<(Vec<u64>, f64)> = None;
     let mut converged = false;
     let mut n_iter = max_iter;
     for i in 0..max_iter {
@@ -1166,6 +1164,7 @@ fn run_once(
             hooks,
         )?;
         let (mut sums, mut counts, inertia, moved) = reduce(&work.accs, k, d);
+        let e_counts = counts.clone();
         if counts.contains(&0) {
             relocate_empty(
                 x,
@@ -1205,9 +1204,12 @@ fn run_once(
             geo.update_shift(&centers, &new_centers, k, d);
             geo.update_centers(&new_centers, k, d, kind);
         }
+        let unchanged = new_centers == centers;
         centers = new_centers;
         if i > 0 && moved == 0 {
-            strict = true;
+            if unchanged && !e_counts.contains(&0) {
+                done = Some((e_counts, inertia));
+            }
             converged = true;
             n_iter = i + 1;
             break;
@@ -1218,13 +1220,18 @@ fn run_once(
             break;
         }
     }
-    let _ = strict;
-    // Final E-step: labels and inertia against the returned centroids.
-    hooks.check_interrupt()?;
-    run_estep(
-        x, d, k, &centers, &geo, kind, false, false, work, threads, hooks,
-    )?;
-    let (_, mut counts, mut inertia, _) = reduce(&work.accs, k, d);
+    // Final E-step: labels and inertia against the returned centroids (as sklearn).
+    let (mut counts, mut inertia) = match done {
+        Some(v) => v,
+        None => {
+            hooks.check_interrupt()?;
+            run_estep(
+                x, d, k, &centers, &geo, kind, false, false, work, threads, hooks,
+            )?;
+            let (_, c, inertia, _) = reduce(&work.accs, k, d);
+            (c, inertia)
+        }
+    };
     // Never return an empty cluster: give each one the farthest row, then reassign.
     let mut rounds = 0;
     while counts.contains(&0) && rounds <= k {
@@ -1289,23 +1296,19 @@ fn pp_update(
         .enumerate()
         .map(|(b, c)| (b * BLOCK, c))
         .collect();
-    let mut accs: Vec<()> = vec![(); LANES];
-    run_lanes(
-        items,
-        &mut accs,
-        threads,
-        hooks,
-        &|(start, c): (usize, &mut [f64]), _| {
-            let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
-            for (v, xi) in c.iter_mut().zip(rows) {
-                let t = sqdist(xi, center);
-                if init || t < *v {
-                    *v = t;
-                }
+    run_blocks(items, threads, hooks, &|(start, c): (usize, &mut [f64])| {
+        let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
+        for (v, xi) in c.iter_mut().zip(rows) {
+            let t = sqdist(xi, center);
+            if init || t < *v {
+                *v = t;
             }
-        },
-    )
+        }
+    })
 }
+
+/// (block index, its slice of `closest`), its output slot.
+type PotItem<'a> = ((usize, &'a [f64]), &'a mut Vec<f64>);
 
 /// For each candidate row, the potential sum_i min(closest_i, |x_i - x_cand|^2), summed
 /// per block and then over blocks in order (deterministic).
@@ -1317,37 +1320,32 @@ fn pp_potentials(
     threads: usize,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<f64>, EngineError> {
-    let items: Vec<(usize, &[f64])> = closest.chunks(BLOCK).enumerate().collect();
-    let nb = items.len();
-    let mut accs: Vec<Vec<(usize, Vec<f64>)>> = (0..LANES).map(|_| Vec::new()).collect();
-    run_lanes(
-        items,
-        &mut accs,
-        threads,
-        hooks,
-        &|(b, c): (usize, &[f64]), acc| {
-            let start = b * BLOCK;
-            let rows = &x[start * d..(start + c.len()) * d];
-            let mut pots = vec![0.0; cands.len()];
-            for (t, &ci) in cands.iter().enumerate() {
-                let cc = &x[ci * d..(ci + 1) * d];
-                let mut p = 0.0;
-                for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
-                    p += sqdist(xi, cc).min(*v);
-                }
-                pots[t] = p;
+    let mut pots: Vec<Vec<f64>> = (0..closest.len().div_ceil(BLOCK))
+        .map(|_| vec![0.0; cands.len()])
+        .collect();
+    let items: Vec<PotItem> = closest
+        .chunks(BLOCK)
+        .enumerate()
+        .zip(pots.iter_mut())
+        .collect();
+    run_blocks(items, threads, hooks, &|((b, c), out): (
+        (usize, &[f64]),
+        &mut Vec<f64>,
+    )| {
+        let start = b * BLOCK;
+        let rows = &x[start * d..(start + c.len()) * d];
+        for (t, &ci) in cands.iter().enumerate() {
+            let cc = &x[ci * d..(ci + 1) * d];
+            let mut p = 0.0;
+            for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
+                p += sqdist(xi, cc).min(*v);
             }
-            acc.push((b, pots));
-        },
-    )?;
-    let mut per_block: Vec<Option<Vec<f64>>> = vec![None; nb];
-    for lane in accs {
-        for (b, p) in lane {
-            per_block[b] = Some(p);
+            out[t] = p;
         }
-    }
+    })?;
+    let per_block = pots;
     let mut tot = vec![0.0; cands.len()];
-    for p in per_block.into_iter().flatten() {
+    for p in per_block {
         for (t, v) in tot.iter_mut().zip(p) {
             *t += v;
         }
@@ -1543,7 +1541,7 @@ pub fn fit(
         lower: Vec::new(),
         lowk: Vec::new(),
         stamp: Vec::new(),
-        accs: (0..LANES).map(|_| Acc::new(k, d)).collect(),
+        accs: Vec::new(),
     };
     let mut best: Option<(RunOutcome, Vec<u32>, usize)> = None;
     for run in 0..runs {
@@ -1614,7 +1612,7 @@ pub fn assign_with_hooks(
         lower: Vec::new(),
         lowk: Vec::new(),
         stamp: Vec::new(),
-        accs: (0..LANES).map(|_| Acc::new(k, 0)).collect(),
+        accs: Vec::new(),
     };
     let geo = Geometry::new(k);
     run_estep(
@@ -2102,7 +2100,7 @@ mod tests {
 
     #[test]
     fn lloyd_hamerly_elkan_and_thread_counts_give_identical_results() {
-        // Several blocks (so several lanes/threads), overlapping clusters, 3 restarts.
+        // Several blocks (so several threads), overlapping clusters, 2 restarts.
         for (n, d, k) in [(17_000, 4, 8), (9_000, 10, 12), (9_000, 2, 3)] {
             let x = blobs(n, d, k, 9);
             let base = KMeansParams::new(k).n_init(2).seed(5).tol(0.0).max_iter(20);
@@ -2314,7 +2312,16 @@ mod tests {
             let mut all = Recorder::default();
             fit(x.view(), &p, &mut all).unwrap();
             assert!(all.checks > 20);
-            for cancel_after in [0, 1, 3, all.checks / 2, all.checks - 1] {
+            // With 2 threads the calling thread takes a varying share of the blocks, so
+            // only a lower bound of the count is fixed: 2 per iteration (one at its
+            // start, one before the first block the calling thread takes).
+            let iterations = all.progress.len();
+            let last = if threads == 1 {
+                all.checks - 1
+            } else {
+                iterations
+            };
+            for cancel_after in [0, 1, 3, iterations / 2, last] {
                 let mut h = Recorder {
                     cancel_after: Some(cancel_after),
                     ..Default::default()

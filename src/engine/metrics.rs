@@ -984,6 +984,7 @@ const STRIP: usize = 4;
 /// Rows of one micro-tile strip, feature-major (only the first M lanes are used).
 type Strip = [f64; STRIP];
 const KERNEL_PORTABLE: u8 = 0;
+#[cfg(target_arch = "x86_64")]
 const KERNEL_AVX2: u8 = 1;
 
 /// sklearn's per-sample silhouette from the sums of distances to each cluster.

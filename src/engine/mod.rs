@@ -7,6 +7,7 @@
 
 pub mod encode;
 pub mod error;
+pub mod hash;
 pub mod kmeans;
 pub mod matching;
 pub mod metrics;

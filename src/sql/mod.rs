@@ -10,6 +10,7 @@ pub mod arrays;
 pub mod assign;
 pub mod error;
 pub mod model;
+pub mod reader;
 pub mod train;
 pub mod values;
 

@@ -4,8 +4,10 @@
 //! transaction, so an error anywhere leaves nothing behind.
 use super::error::{raise, raise_detail, Code, OrRaise};
 use super::model::check_model_name;
+use super::reader::{self, Id, IdKind, Ids};
 use super::values::kind_of_category;
-use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns};
+use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
+use crate::engine::hash::FxHashSet;
 use crate::engine::{kmeans, metrics, report, sample, EngineError};
 use ndarray::{Array2, ArrayView2, Axis};
 use pgrx::prelude::*;
@@ -15,8 +17,6 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-/// Rows fetched from the source cursor per round trip.
-const FETCH_ROWS: i64 = 10_000;
 /// Silhouette is exact up to this many training rows and sampled (seeded) above.
 pub const SILHOUETTE_SAMPLE: usize = 10_000;
 
@@ -232,21 +232,14 @@ fn interrupt() -> Result<(), EngineError> {
 /// What was read from the source.
 struct Read {
     raw: RawColumns,
-    ids: Vec<String>,
+    ids: Ids,
     rows_read: u64,
     null_ids: u64,
     sampled: bool,
 }
 
-fn read_source(
-    model: &str,
-    source: &Source,
-    id_column: &str,
-    specs: &[FeatureSpec],
-    budget: usize,
-    seed: u64,
-) -> Read {
-    let kinds: Vec<ColumnKind> = specs
+fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
+    specs
         .iter()
         .map(|s| {
             source
@@ -254,84 +247,119 @@ fn read_source(
                 .iter()
                 .find(|c| c.name == s.name)
                 .and_then(|c| c.kind)
-                .unwrap()
+                .expect("features were checked against the source")
+        })
+        .collect()
+}
+
+fn feature_query(source: &Source, id_column: &str, id_kind: IdKind, specs: &[FeatureSpec]) -> String {
+    let features: Vec<(&str, ColumnKind, pg_sys::Oid)> = specs
+        .iter()
+        .map(|s| {
+            let c = source.columns.iter().find(|c| c.name == s.name).expect("checked");
+            (s.name.as_str(), c.kind.expect("checked"), c.type_oid)
         })
         .collect();
-    let query = select_query(source, id_column, specs, &kinds);
+    reader::select_query(&source.qualified, id_column, id_kind, &features)
+}
+
+fn read_source(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    id_kind: IdKind,
+    specs: &[FeatureSpec],
+    budget: usize,
+    seed: u64,
+) -> Read {
+    let kinds = feature_kinds(source, specs);
+    let query = feature_query(source, id_column, id_kind, specs);
 
     // Rows beyond the memory budget: train on a seeded uniform sample of row positions.
-    let total = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", source.qualified))
-        .ok()
-        .flatten()
-        .unwrap_or(0) as usize;
+    // The exact count costs a scan, so tables whose planner estimate is well inside the
+    // budget skip it (the read itself still stops at twice the budget).
     let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
     let capacity = (budget / per_row.max(1)).max(1_000);
+    let estimate = Spi::get_one_with_args::<f32>(
+        "SELECT CASE WHEN relkind IN ('r', 'm') THEN reltuples END FROM pg_class WHERE oid = $1",
+        &[source.oid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(-1.0);
+    let total = if estimate >= 0.0 && (estimate as f64) * 2.0 < capacity as f64 {
+        estimate as usize
+    } else {
+        Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", source.qualified))
+            .ok()
+            .flatten()
+            .unwrap_or(0) as usize
+    };
     let keep: Option<Vec<usize>> =
         (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
     let sampled = keep.is_some();
 
+    let expected = keep.as_ref().map_or(total, Vec::len);
     let mut raw = RawColumns::new(&kinds);
-    raw.reserve(keep.as_ref().map_or(total, Vec::len));
-    let mut ids = Vec::with_capacity(keep.as_ref().map_or(total, Vec::len));
-    let mut seen: HashSet<String> = HashSet::new();
+    raw.reserve(expected);
+    let mut ids = Ids::new(id_kind, expected);
+    let mut seen_int: FxHashSet<i64> = FxHashSet::default();
+    let mut seen_text: FxHashSet<String> = FxHashSet::default();
+    if !sampled {
+        match id_kind {
+            IdKind::Int => seen_int.reserve(expected),
+            IdKind::Text => seen_text.reserve(expected),
+        }
+    }
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
     let mut next_keep = 0usize;
-    Spi::connect(|client| {
-        let mut cursor = client.open_cursor(query.as_str(), &[]);
-        loop {
-            check_for_interrupts!();
-            let batch = cursor.fetch(FETCH_ROWS)?;
-            if batch.is_empty() {
-                break;
+    reader::for_each_row(&query, id_kind, &kinds, |row| {
+        let pos = rows_read as usize;
+        rows_read += 1;
+        if let Some(k) = &keep {
+            if next_keep >= k.len() || k[next_keep] != pos {
+                return;
             }
-            for row in batch {
-                let pos = rows_read as usize;
-                rows_read += 1;
-                if let Some(k) = &keep {
-                    if next_keep >= k.len() || k[next_keep] != pos {
-                        continue;
-                    }
-                    next_keep += 1;
-                }
-                let Some(idv) = row.get::<String>(1)? else {
-                    null_ids += 1;
-                    continue;
-                };
-                if !sampled && !seen.insert(idv.clone()) {
-                    raise_detail(
-                        Code::ERRCODE_UNIQUE_VIOLATION,
-                        format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
-                        format!(
-                            "{id_column} = {idv} appears more than once in {}.",
-                            source.qualified
-                        ),
-                        Some("Use a key column, or train on a view with one row per id.".into()),
-                    );
-                }
-                for (i, k) in kinds.iter().enumerate() {
-                    match k {
-                        ColumnKind::Numeric => raw.push_num(i, row.get::<f64>(i + 2)?),
-                        ColumnKind::Bool => raw.push_bool(i, row.get::<bool>(i + 2)?),
-                        ColumnKind::Text => raw.push_text(i, row.get::<&str>(i + 2)?),
-                    }
-                }
-                ids.push(idv);
-            }
-            if !sampled && raw.heap_bytes() > budget.saturating_mul(2) {
-                raise(
-                    Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    format!(
-                        "{}: the source grew past the memory budget while being read",
-                        ctx(model)
-                    ),
-                    Some("Raise maintenance_work_mem, or retry.".into()),
-                );
+            next_keep += 1;
+        }
+        let Some(id) = row.id else {
+            null_ids += 1;
+            return;
+        };
+        let fresh = sampled
+            || match id {
+                Id::Int(v) => seen_int.insert(v),
+                Id::Text(t) => seen_text.insert(t.to_string()),
+            };
+        if !fresh {
+            raise_detail(
+                Code::ERRCODE_UNIQUE_VIOLATION,
+                format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
+                format!("{id_column} = {id} appears more than once in {}.", source.qualified),
+                Some("Use a key column, or train on a view with one row per id.".into()),
+            );
+        }
+        for (i, v) in row.values.iter().enumerate() {
+            match *v {
+                Value::Null => match kinds[i] {
+                    ColumnKind::Numeric => raw.push_num(i, None),
+                    _ => raw.push_text(i, None),
+                },
+                Value::Num(x) => raw.push_num(i, Some(x)),
+                Value::Bool(b) => raw.push_bool(i, Some(b)),
+                Value::Text(t) => raw.push_text(i, Some(t)),
             }
         }
-        Ok::<_, pgrx::spi::SpiError>(())
-    })
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        ids.push(id);
+        if !sampled && rows_read.is_multiple_of(100_000) && raw.heap_bytes() > budget.saturating_mul(2) {
+            raise(
+                Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("{}: the source grew past the memory budget while being read", ctx(model)),
+                Some("Raise maintenance_work_mem, or retry.".into()),
+            );
+        }
+    });
     Read {
         raw,
         ids,
@@ -451,139 +479,113 @@ fn choose_k(
 }
 
 /// Rows per INSERT when writing assignments.
-const INSERT_ROWS: usize = 50_000;
+const INSERT_ROWS: usize = 200_000;
 
-/// Where assignments go: ids travel as text and are cast back to the source's id type.
+/// Where assignments go, buffered: integer ids travel as bigint[], others as text[],
+/// and are cast back to the source's id type. The primary key is built once at the end
+/// ([`AssignTarget::finish`]), which is much cheaper than maintaining it row by row.
 struct AssignTarget {
     table: String,
     id_column: String,
     id_type: String,
     version: i32,
+    ids_int: Vec<i64>,
+    ids_text: Vec<String>,
+    segs: Vec<i32>,
+    dists: Vec<f64>,
 }
 
 impl AssignTarget {
-    fn insert(&self, ids: &[&str], segs: &[i32], dists: &[f64]) {
-        if ids.is_empty() {
+    fn new(table: String, id_column: String, id_type: String, version: i32) -> Self {
+        AssignTarget {
+            table,
+            id_column,
+            id_type,
+            version,
+            ids_int: Vec::new(),
+            ids_text: Vec::new(),
+            segs: Vec::new(),
+            dists: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
+        match id {
+            Id::Int(v) => self.ids_int.push(v),
+            Id::Text(t) => self.ids_text.push(t.to_string()),
+        }
+        self.segs.push(segment as i32 + 1);
+        self.dists.push(dist_sq.sqrt());
+        if self.segs.len() >= INSERT_ROWS {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.segs.is_empty() {
             return;
         }
+        let (ids, array_type): (pgrx::datum::DatumWithOid, &str) = if self.ids_text.is_empty() {
+            (std::mem::take(&mut self.ids_int).into(), "int8[]")
+        } else {
+            (std::mem::take(&mut self.ids_text).into(), "text[]")
+        };
         Spi::run_with_args(
             &format!(
+                // unnest in the target list streams (ProjectSet); in FROM it would
+                // materialize into a tuplestore first.
                 "INSERT INTO {} ({}, segment, distance, version)
-                 SELECT u.id::{}, u.seg, u.dist, $4 FROM unnest($1::text[], $2::int[], $3::float8[]) u(id, seg, dist)",
+                 SELECT unnest($1::{array_type})::{}, unnest($2::int[]), unnest($3::float8[]), $4",
                 self.table, self.id_column, self.id_type
             ),
-            &[ids.to_vec().into(), segs.to_vec().into(), dists.to_vec().into(), self.version.into()],
+            &[
+                ids,
+                std::mem::take(&mut self.segs).into(),
+                std::mem::take(&mut self.dists).into(),
+                self.version.into(),
+            ],
         )
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    }
+
+    /// Write what is buffered and build the primary key.
+    fn finish(&mut self) {
+        self.flush();
+        Spi::run(&format!("ALTER TABLE {} ADD PRIMARY KEY ({})", self.table, self.id_column))
+            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
     }
 }
 
 /// Assign every row of the source by streaming it again (used when the fit saw a sample).
+#[allow(clippy::too_many_arguments)]
 fn stream_assignments(
     model: &str,
     source: &Source,
     id_column: &str,
+    id_kind: IdKind,
     specs: &[FeatureSpec],
     encoder: &encode::FittedEncoder,
     centroids: ArrayView2<f64>,
-    target: &AssignTarget,
+    target: &mut AssignTarget,
 ) {
-    let kinds: Vec<ColumnKind> = specs
-        .iter()
-        .map(|s| {
-            source
-                .columns
-                .iter()
-                .find(|c| c.name == s.name)
-                .and_then(|c| c.kind)
-                .unwrap()
-        })
-        .collect();
-    let query = select_query(source, id_column, specs, &kinds);
+    let kinds = feature_kinds(source, specs);
+    let query = feature_query(source, id_column, id_kind, specs);
     let mut out = vec![0f64; encoder.dim()];
-    Spi::connect(|client| {
-        let mut cursor = client.open_cursor(query.as_str(), &[]);
-        loop {
-            check_for_interrupts!();
-            let batch = cursor.fetch(FETCH_ROWS)?;
-            if batch.is_empty() {
-                break;
-            }
-            let mut ids: Vec<String> = Vec::with_capacity(batch.len());
-            let mut segs = Vec::with_capacity(batch.len());
-            let mut dists = Vec::with_capacity(batch.len());
-            for row in batch {
-                let Some(idv) = row.get::<String>(1)? else {
-                    continue;
-                };
-                let mut vals = Vec::with_capacity(kinds.len());
-                let mut texts: Vec<Option<String>> = Vec::with_capacity(kinds.len());
-                for (i, k) in kinds.iter().enumerate() {
-                    match k {
-                        ColumnKind::Numeric => {
-                            vals.push(
-                                row.get::<f64>(i + 2)?
-                                    .map_or(encode::Value::Null, encode::Value::Num),
-                            );
-                            texts.push(None);
-                        }
-                        ColumnKind::Bool => {
-                            vals.push(
-                                row.get::<bool>(i + 2)?
-                                    .map_or(encode::Value::Null, encode::Value::Bool),
-                            );
-                            texts.push(None);
-                        }
-                        ColumnKind::Text => {
-                            vals.push(encode::Value::Null);
-                            texts.push(row.get::<String>(i + 2)?);
-                        }
-                    }
-                }
-                for (v, t) in vals.iter_mut().zip(&texts) {
-                    if let Some(t) = t {
-                        *v = encode::Value::Text(t.as_str());
-                    }
-                }
-                let keep = encoder.transform_row(&vals, &mut out).unwrap_or_else(|e| {
-                    raise_detail(
-                        super::error::code_of(&e),
-                        format!("{}: {e}", ctx(model)),
-                        format!("Row with {id_column} = {idv}."),
-                        e.hint(),
-                    )
-                });
-                if keep {
-                    let nr = kmeans::nearest(centroids, &out);
-                    ids.push(idv);
-                    segs.push(nr.index as i32 + 1);
-                    dists.push(nr.dist_sq.sqrt());
-                }
-            }
-            let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            target.insert(&id_refs, &segs, &dists);
-        }
-        Ok::<_, pgrx::spi::SpiError>(())
-    })
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-}
-
-fn select_query(
-    source: &Source,
-    id_column: &str,
-    specs: &[FeatureSpec],
-    kinds: &[ColumnKind],
-) -> String {
-    let mut select = vec![format!("{}::text", quote_identifier(id_column))];
-    for (s, k) in specs.iter().zip(kinds) {
-        let q = quote_identifier(&s.name);
-        select.push(match k {
-            ColumnKind::Numeric => format!("{q}::float8"),
-            ColumnKind::Bool => q,
-            ColumnKind::Text => format!("{q}::text"),
+    reader::for_each_row(&query, id_kind, &kinds, |row| {
+        let Some(id) = row.id else { return };
+        let keep = encoder.transform_row(row.values, &mut out).unwrap_or_else(|e| {
+            raise_detail(
+                super::error::code_of(&e),
+                format!("{}: {e}", ctx(model)),
+                format!("Row with {id_column} = {id}."),
+                e.hint(),
+            )
         });
-    }
-    format!("SELECT {} FROM {}", select.join(", "), source.qualified)
+        if keep {
+            let nr = kmeans::nearest(centroids, &out);
+            target.push(id, nr.index, nr.dist_sq);
+        }
+    });
 }
 
 fn matrix_literal(m: &Array2<f64>) -> String {
@@ -707,12 +709,13 @@ fn segment_train(
         .unwrap_or_else(|| undefined_column(id_column, &src));
     let id_type = id_col.type_oid;
     let id_col_type_name = id_col.type_name.clone();
+    let id_kind = IdKind::of(id_type);
     let features_json = features.as_ref().map(|j| j.0.clone());
     let specs = resolve_spec(model, features_json.as_ref(), id_column, &src);
 
     let seed_u = seed as u64;
     let mut phase = Phase::new(model);
-    let read = read_source(model, &src, id_column, &specs, budget_bytes(), seed_u);
+    let read = read_source(model, &src, id_column, id_kind, &specs, budget_bytes(), seed_u);
     if read.ids.is_empty() {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
@@ -935,40 +938,22 @@ fn segment_train(
     // Materialize every row's assignment (all rows, also when trained on a sample).
     Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    let target = AssignTarget {
-        table: format!("segment.{}", quote_identifier(&assignments)),
-        id_column: quote_identifier(id_column),
-        id_type: id_col_type_name.clone(),
+    let mut target = AssignTarget::new(
+        format!("segment.{}", quote_identifier(&assignments)),
+        quote_identifier(id_column),
+        id_col_type_name.clone(),
         version,
-    };
+    );
     if read.sampled {
-        stream_assignments(
-            model,
-            &src,
-            id_column,
-            &specs,
-            &encoder,
-            r.centroids.view(),
-            &target,
-        );
+        stream_assignments(model, &src, id_column, id_kind, &specs, &encoder, r.centroids.view(), &mut target);
     } else {
-        let mut ids = Vec::with_capacity(n_used);
-        let mut segs = Vec::with_capacity(n_used);
-        let mut dists = Vec::with_capacity(n_used);
         for (i, &row) in encoded.kept_rows.iter().enumerate() {
             let nr = kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
-            ids.push(read.ids[row].as_str());
-            segs.push(nr.index as i32 + 1);
-            dists.push(nr.dist_sq.sqrt());
-            if ids.len() == INSERT_ROWS {
-                target.insert(&ids, &segs, &dists);
-                ids.clear();
-                segs.clear();
-                dists.clear();
-            }
+            target.push(read.ids.get(row).expect("one id per row read"), nr.index, nr.dist_sq);
         }
-        target.insert(&ids, &segs, &dists);
     }
+    target.finish();
+    let assignments_table = format!("segment.{}", quote_identifier(&assignments));
     // Segment sizes over the whole population (the fit may have seen a sample).
     Spi::run_with_args(
         &format!(
@@ -980,7 +965,7 @@ fn segment_train(
                FROM segment.segments g2 LEFT JOIN c ON c.segment = g2.segment
               WHERE g.model = $1 AND g.version = $2 AND g2.model = g.model
                 AND g2.version = g.version AND g2.segment = g.segment",
-            t = target.table
+            t = assignments_table
         ),
         &[model.into(), version.into()],
     )

@@ -1,0 +1,106 @@
+//! A fast, non-cryptographic hasher (the Fx hash used by rustc) for the per-row hash
+//! maps: category interning and lookup, id uniqueness. SipHash, std's default, is
+//! designed against adversarial keys and costs several times more per short key; here
+//! the keys are the caller's own data inside the caller's own query, so a crafted
+//! collision can only slow down that caller's statement (which stays interruptible).
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Fx hasher state.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// `BuildHasher` for std collections: `HashMap<K, V, FxBuild>`.
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+/// A `HashMap` with the Fx hasher.
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+/// A `HashSet` with the Fx hasher.
+pub type FxHashSet<K> = std::collections::HashSet<K, FxBuild>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn equal_keys_hash_equal_and_maps_work() {
+        let b = FxBuild::default();
+        assert_eq!(b.hash_one("north"), b.hash_one(String::from("north")));
+        assert_ne!(b.hash_one("north"), b.hash_one("south"));
+        let mut m: FxHashMap<String, u32> = FxHashMap::default();
+        for (i, s) in ["a", "bb", "ccc", "dddddddddd", ""].iter().enumerate() {
+            m.insert(s.to_string(), i as u32);
+        }
+        assert_eq!(m.get("dddddddddd"), Some(&3));
+        assert_eq!(m.get(""), Some(&4));
+        let mut s: FxHashSet<i64> = FxHashSet::default();
+        assert!(s.insert(-1) && s.insert(1) && !s.insert(-1));
+    }
+
+    #[test]
+    fn spreads_sequential_integers() {
+        // Sequential ids (the common case) must not pile into few buckets.
+        let b = FxBuild::default();
+        let mut low_bits = std::collections::HashSet::new();
+        for i in 0..4096i64 {
+            low_bits.insert(b.hash_one(i) >> 52);
+        }
+        assert!(low_bits.len() > 3000, "{}", low_bits.len());
+    }
+}
