@@ -25,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 K = 8
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+DATA = os.environ.get("BENCH_DATA", "segments")  # or "uniform"
 NUMERIC = ["age", "income", "tenure_days", "orders_90d", "spend_90d", "visits_30d",
            "returns_1y", "support_tickets"]
 TEXT = ["region", "channel"]
@@ -40,11 +41,16 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
+def noise(p):
+    """Uniform noise in [-1, 1], deterministic per row."""
+    return f"((hashint4(i * {p}) & 65535) / 32767.5 - 1)"
+
+
 def setup(cur):
     cur.execute("DROP TABLE IF EXISTS customers")
-    cur.execute(f"""
-        CREATE TABLE customers AS
-        SELECT i::bigint AS customer_id,
+    if DATA == "uniform":
+        # No structure at all: the worst case for k-means (many iterations).
+        cols = f"""
                (18 + (hashint4(i) & 63))::int                          AS age,
                round((20000 + (hashint4(i * 7) & 131071))::numeric, 2) AS income,
                (hashint4(i * 11) & 4095)::int                          AS tenure_days,
@@ -54,8 +60,23 @@ def setup(cur):
                (hashint4(i * 23) & 7)::int                             AS returns_1y,
                (hashint4(i * 29) & 15)::float8                         AS support_tickets,
                (ARRAY['north','south','east','west','central'])[1 + (hashint4(i * 31) & 4) % 5] AS region,
-               (ARRAY['web','app','store','phone','partner','email','social','other'])[1 + (hashint4(i * 37) & 7)] AS channel
-        FROM generate_series(1, {ROWS}) i""")
+               (ARRAY['web','app','store','phone','partner','email','social','other'])[1 + (hashint4(i * 37) & 7)] AS channel"""
+        src = f"generate_series(1, {ROWS}) i"
+    else:
+        # Customers drawn from 8 latent segments with overlapping uniform noise.
+        cols = f"""
+               round(25 + 6 * s + 8 * {noise(3)})::int                             AS age,
+               round((30000 + 9000 * ((s * 3) % 8) + 12000 * {noise(7)})::numeric, 2) AS income,
+               greatest(0, round(100 + 300 * ((s * 5) % 8) + 200 * {noise(11)}))::int AS tenure_days,
+               greatest(0, round((s % 4) * 4 + 3 * {noise(13)}))::int              AS orders_90d,
+               greatest(0, 50 + 120 * ((s * 7) % 8) + 80 * {noise(17)})::float8     AS spend_90d,
+               greatest(0, round(2 + 3 * ((s + 3) % 8) + 3 * {noise(19)}))::int     AS visits_30d,
+               greatest(0, round((s % 3) + 2 * {noise(23)}))::int                  AS returns_1y,
+               greatest(0, round(((s + 1) % 5) + 2 * {noise(29)}))::float8          AS support_tickets,
+               (ARRAY['north','south','east','west','central'])[1 + (s + (hashint4(i * 31) & 1)) % 5] AS region,
+               (ARRAY['web','app','store','phone','partner','email','social','other'])[1 + (s * 3 + (hashint4(i * 37) & 3)) % 8] AS channel"""
+        src = f"(SELECT i, hashint4(i * 41) & 7 AS s FROM generate_series(1, {ROWS}) i) g"
+    cur.execute(f"CREATE TABLE customers AS SELECT i::bigint AS customer_id, {cols} FROM {src}")
     cur.execute("ALTER TABLE customers ADD PRIMARY KEY (customer_id)")
     cur.connection.commit()
     cur.connection.autocommit = True
@@ -109,7 +130,7 @@ def main():
     conn.autocommit = False
     cur = conn.cursor()
     t_setup, _ = timed(lambda: (setup(cur), conn.commit()))
-    print(f"data: {ROWS} customers x {len(NUMERIC)} numeric + {len(TEXT)} text columns "
+    print(f"data: {ROWS} customers ({DATA}) x {len(NUMERIC)} numeric + {len(TEXT)} text columns "
           f"(generated in {t_setup:.1f} s); k = {K}; best of {REPEAT}")
     info = threadpoolctl.threadpool_info()
     threads = max((i.get("num_threads", 1) for i in info), default=1)
