@@ -108,3 +108,41 @@ SELECT segment_drop('defaults');
 SELECT segment_drop('defaults', if_exists => true);
 SELECT to_regclass('segment.defaults_assignments') IS NULL AS table_gone;
 SELECT name FROM segment.models ORDER BY name;
+
+-- pinning a version
+SELECT segment_assign('customers', c, 1) = segment_assign('customers', c) AS pinned_same
+FROM crm.customers c WHERE customer_id = 10;
+
+-- segment_assign runs in parallel workers, each loading the model once
+CREATE TABLE crm.many AS
+SELECT i AS customer_id, 20 + i % 60 AS age, (20000 + 37 * i % 90000)::numeric AS income,
+       i % 15 AS orders, (ARRAY['north','south','east','west'])[1 + i % 4] AS region
+FROM generate_series(1, 20000) i;
+ANALYZE crm.many;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+CREATE FUNCTION plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS
+$$ BEGIN RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q; END $$;
+SELECT * FROM plan_of($q$ SELECT segment_assign('customers', m), count(*) FROM crm.many m GROUP BY 1 $q$);
+CREATE TEMP TABLE par_counts AS
+SELECT segment_assign('customers', m) AS segment, count(*) AS n FROM crm.many m GROUP BY 1;
+RESET max_parallel_workers_per_gather;
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) AS segments, sum(n) AS rows,
+       bool_and(n = (SELECT count(*) FROM crm.many m WHERE segment_assign('customers', m) = p.segment)) AS same_as_serial
+FROM par_counts p;
+RESET ALL;
+
+-- more rows than maintenance_work_mem holds: trained on a seeded sample, every row assigned
+SET maintenance_work_mem = '1MB';
+SELECT k, sampled, rows_used < 20000 AS fit_on_sample
+FROM segment_train('big', 'crm.many', 'customer_id',
+                   '{"age": "standard", "income": "standard", "region": "one_hot"}', k => 4, seed => 3);
+RESET maintenance_work_mem;
+SELECT count(*) AS assigned, count(DISTINCT segment) AS segments FROM segment.big_assignments;
+SELECT sum(size) AS summary_total FROM segment.summary WHERE model = 'big';
+SELECT count(*) AS disagreements FROM crm.many m JOIN segment.big_assignments a USING (customer_id)
+WHERE a.segment <> segment_assign('big', m);
