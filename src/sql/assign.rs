@@ -25,6 +25,8 @@ struct RowMap {
     attrs: Vec<(usize, Conv)>,
     datums: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
+    /// Per-row values, reused (they borrow from the current row only).
+    values: Vec<Value<'static>>,
 }
 
 struct AssignCache {
@@ -145,6 +147,7 @@ impl AssignCache {
                 attrs,
                 datums: vec![pg_sys::Datum::from(0); natts],
                 nulls: vec![true; natts],
+                values: Vec::with_capacity(features.len()),
             });
         }
     }
@@ -178,18 +181,18 @@ impl AssignCache {
                 map.datums.as_mut_ptr(),
                 map.nulls.as_mut_ptr(),
             );
-            let vals: Vec<Value<'static>> = map
-                .attrs
-                .iter()
-                .map(|&(i, conv)| {
-                    if map.nulls[i] {
-                        Value::Null
-                    } else {
-                        value_of(conv, map.datums[i])
-                    }
-                })
-                .collect();
-            self.encode(&vals)
+            map.values.clear();
+            for &(i, conv) in &map.attrs {
+                map.values.push(if map.nulls[i] {
+                    Value::Null
+                } else {
+                    value_of(conv, map.datums[i])
+                });
+            }
+            match self.model.encoder.transform_row(&map.values, &mut self.out) {
+                Ok(keep) => keep,
+                Err(e) => super::error::raise_engine(e, &format!("model \"{}\"", self.model.name)),
+            }
         }
     }
 

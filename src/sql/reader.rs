@@ -128,7 +128,12 @@ pub struct Row<'a> {
 
 /// Run `query` (built by [`select_query`]) and call `f` on every row, in order, with
 /// interrupts checked between batches.
-pub fn for_each_row(query: &str, id_kind: IdKind, kinds: &[ColumnKind], mut f: impl FnMut(Row<'_>)) {
+pub fn for_each_row(
+    query: &str,
+    id_kind: IdKind,
+    kinds: &[ColumnKind],
+    mut f: impl FnMut(Row<'_>),
+) {
     let natts = kinds.len() + 1;
     let mut datums = vec![pg_sys::Datum::from(0); natts];
     let mut nulls = vec![true; natts];
@@ -148,7 +153,11 @@ pub fn for_each_row(query: &str, id_kind: IdKind, kinds: &[ColumnKind], mut f: i
             unsafe {
                 let tt = pg_sys::SPI_tuptable;
                 if tt.is_null() || (*(*tt).tupdesc).natts as usize != natts {
-                    raise(Code::ERRCODE_INTERNAL_ERROR, "unexpected SPI result shape", None);
+                    raise(
+                        Code::ERRCODE_INTERNAL_ERROR,
+                        "unexpected SPI result shape",
+                        None,
+                    );
                 }
                 let td = (*tt).tupdesc;
                 if convs.is_empty() {
@@ -179,7 +188,10 @@ pub fn for_each_row(query: &str, id_kind: IdKind, kinds: &[ColumnKind], mut f: i
                             value_of(*conv, datums[i + 1])
                         };
                     }
-                    f(Row { id, values: &values });
+                    f(Row {
+                        id,
+                        values: &values,
+                    });
                 }
             }
             // `batch` (and SPI_tuptable with it) lives until the next fetch.

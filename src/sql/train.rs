@@ -252,11 +252,20 @@ fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
         .collect()
 }
 
-fn feature_query(source: &Source, id_column: &str, id_kind: IdKind, specs: &[FeatureSpec]) -> String {
+fn feature_query(
+    source: &Source,
+    id_column: &str,
+    id_kind: IdKind,
+    specs: &[FeatureSpec],
+) -> String {
     let features: Vec<(&str, ColumnKind, pg_sys::Oid)> = specs
         .iter()
         .map(|s| {
-            let c = source.columns.iter().find(|c| c.name == s.name).expect("checked");
+            let c = source
+                .columns
+                .iter()
+                .find(|c| c.name == s.name)
+                .expect("checked");
             (s.name.as_str(), c.kind.expect("checked"), c.type_oid)
         })
         .collect();
@@ -336,7 +345,10 @@ fn read_source(
             raise_detail(
                 Code::ERRCODE_UNIQUE_VIOLATION,
                 format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
-                format!("{id_column} = {id} appears more than once in {}.", source.qualified),
+                format!(
+                    "{id_column} = {id} appears more than once in {}.",
+                    source.qualified
+                ),
                 Some("Use a key column, or train on a view with one row per id.".into()),
             );
         }
@@ -352,10 +364,16 @@ fn read_source(
             }
         }
         ids.push(id);
-        if !sampled && rows_read.is_multiple_of(100_000) && raw.heap_bytes() > budget.saturating_mul(2) {
+        if !sampled
+            && rows_read.is_multiple_of(100_000)
+            && raw.heap_bytes() > budget.saturating_mul(2)
+        {
             raise(
                 Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("{}: the source grew past the memory budget while being read", ctx(model)),
+                format!(
+                    "{}: the source grew past the memory budget while being read",
+                    ctx(model)
+                ),
                 Some("Raise maintenance_work_mem, or retry.".into()),
             );
         }
@@ -551,8 +569,11 @@ impl AssignTarget {
     /// Write what is buffered and build the primary key.
     fn finish(&mut self) {
         self.flush();
-        Spi::run(&format!("ALTER TABLE {} ADD PRIMARY KEY ({})", self.table, self.id_column))
-            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        Spi::run(&format!(
+            "ALTER TABLE {} ADD PRIMARY KEY ({})",
+            self.table, self.id_column
+        ))
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
     }
 }
 
@@ -573,14 +594,16 @@ fn stream_assignments(
     let mut out = vec![0f64; encoder.dim()];
     reader::for_each_row(&query, id_kind, &kinds, |row| {
         let Some(id) = row.id else { return };
-        let keep = encoder.transform_row(row.values, &mut out).unwrap_or_else(|e| {
-            raise_detail(
-                super::error::code_of(&e),
-                format!("{}: {e}", ctx(model)),
-                format!("Row with {id_column} = {id}."),
-                e.hint(),
-            )
-        });
+        let keep = encoder
+            .transform_row(row.values, &mut out)
+            .unwrap_or_else(|e| {
+                raise_detail(
+                    super::error::code_of(&e),
+                    format!("{}: {e}", ctx(model)),
+                    format!("Row with {id_column} = {id}."),
+                    e.hint(),
+                )
+            });
         if keep {
             let nr = kmeans::nearest(centroids, &out);
             target.push(id, nr.index, nr.dist_sq);
@@ -715,7 +738,15 @@ fn segment_train(
 
     let seed_u = seed as u64;
     let mut phase = Phase::new(model);
-    let read = read_source(model, &src, id_column, id_kind, &specs, budget_bytes(), seed_u);
+    let read = read_source(
+        model,
+        &src,
+        id_column,
+        id_kind,
+        &specs,
+        budget_bytes(),
+        seed_u,
+    );
     if read.ids.is_empty() {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
@@ -945,11 +976,24 @@ fn segment_train(
         version,
     );
     if read.sampled {
-        stream_assignments(model, &src, id_column, id_kind, &specs, &encoder, r.centroids.view(), &mut target);
+        stream_assignments(
+            model,
+            &src,
+            id_column,
+            id_kind,
+            &specs,
+            &encoder,
+            r.centroids.view(),
+            &mut target,
+        );
     } else {
         for (i, &row) in encoded.kept_rows.iter().enumerate() {
             let nr = kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
-            target.push(read.ids.get(row).expect("one id per row read"), nr.index, nr.dist_sq);
+            target.push(
+                read.ids.get(row).expect("one id per row read"),
+                nr.index,
+                nr.dist_sq,
+            );
         }
     }
     target.finish();

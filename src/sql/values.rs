@@ -120,7 +120,8 @@ pub fn numeric_bytes_to_f64(b: &[u8]) -> Option<f64> {
     const NEG: u16 = 0x4000;
     const SHORT: u16 = 0x8000;
     const SPECIAL: u16 = 0xC000;
-    let u16_at = |o: usize| -> Option<u16> { Some(u16::from_ne_bytes([*b.get(o)?, *b.get(o + 1)?])) };
+    let u16_at =
+        |o: usize| -> Option<u16> { Some(u16::from_ne_bytes([*b.get(o)?, *b.get(o + 1)?])) };
     let header = u16_at(0)?;
     let (negative, weight, digits_at) = match header & SIGN_MASK {
         SPECIAL => {
@@ -200,9 +201,25 @@ mod tests {
     #[pg_test]
     fn numeric_decoder_matches_postgres_cast() {
         let cases = [
-            "0", "1", "-1", "0.1", "123456789.123456789", "-0.000001234", "1e-30", "9.99e300",
-            "12345678901234567890123456789012345678901234567890.5", "0.30000000000000004",
-            "2.5", "1e20", "-7", "100000", "0.0001", "NaN", "Infinity", "-Infinity", "1e-130",
+            "0",
+            "1",
+            "-1",
+            "0.1",
+            "123456789.123456789",
+            "-0.000001234",
+            "1e-30",
+            "9.99e300",
+            "12345678901234567890123456789012345678901234567890.5",
+            "0.30000000000000004",
+            "2.5",
+            "1e20",
+            "-7",
+            "100000",
+            "0.0001",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e-130",
             "3.14159265358979323846264338327950288419716939937510582097494459",
         ];
         for c in cases {
