@@ -19,7 +19,10 @@ CREATE TABLE segment.models (
     spec            jsonb NOT NULL,         -- the resolved spec, one entry per feature
     params          jsonb NOT NULL,         -- k, k_min, k_max, seed, n_init, max_iter, tol
     current_version int,
-    assignments     text NOT NULL,          -- segment."<name>_assignments"
+    -- segment."<name>_assignments". The CHECK matters for security: the SECURITY
+    -- DEFINER helpers below create and drop exactly this table, so it must never name
+    -- anything else.
+    assignments     text NOT NULL CHECK (assignments = name || '_assignments'),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE segment.models IS 'One row per model: spec, parameters, owner, current version';
@@ -111,7 +114,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON segment.models, segment.versions,
     segment.segments, segment.profile_data TO PUBLIC;
 
 -- Assignment tables live in schema segment, which ordinary roles may not create in.
--- These two SECURITY DEFINER helpers do that DDL for the model's owner only.
+-- This SECURITY DEFINER helper creates one for a model whose catalog row the caller was
+-- allowed to write (row-level security), owned by that model's owner role.
 CREATE FUNCTION segment._create_assignments(model text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog
@@ -136,18 +140,16 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._create_assignments(text) IS 'internal: creates a model''s assignment table for its owner';
 
+-- Dropping needs ownership of the table (which the model's owner role has), not schema
+-- privileges, so this one runs with the caller's rights.
 CREATE FUNCTION segment._drop_assignments(model text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY INVOKER
 SET search_path = pg_catalog
 AS $$
 DECLARE m segment.models;
 BEGIN
     SELECT * INTO m FROM segment.models WHERE name = model;
     IF NOT FOUND THEN RETURN; END IF;
-    IF NOT pg_has_role(session_user, m.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'must be a member of role "%" to drop model "%"', m.owner, model
-            USING ERRCODE = '42501';
-    END IF;
     EXECUTE format('DROP TABLE IF EXISTS segment.%I', m.assignments);
 END $$;
 COMMENT ON FUNCTION segment._drop_assignments(text) IS 'internal: drops a model''s assignment table';

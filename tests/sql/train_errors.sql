@@ -85,3 +85,15 @@ SELECT segment_assign('m', t) FROM (SELECT 1 AS height) t;
 SELECT segment_label('m', 7, 'x');
 SELECT segment_label('nope', 1, 'x');
 SELECT segment_drop('nope');
+
+-- the catalog cannot be abused to make the SECURITY DEFINER helpers touch other tables
+SET ROLE analyst;
+INSERT INTO segment.models (name, source, source_oid, id_column, id_type, spec, params, assignments)
+VALUES ('evil', 'x', 0, 'id', 'int', '{}', '{}', 'models');
+INSERT INTO segment.models (name, owner, source, source_oid, id_column, id_type, spec, params, assignments)
+VALUES ('evil', 'postgres', 'x', 0, 'id', 'int', '{}', '{}', 'evil_assignments');
+SELECT segment._drop_assignments('m');
+DELETE FROM segment.models WHERE name = 'm';
+RESET ROLE;
+SELECT count(*) AS models_intact FROM segment.models WHERE name = 'm';
+SELECT to_regclass('segment.m_assignments') IS NOT NULL AS assignments_intact;
