@@ -379,11 +379,12 @@ fn down32(v: f64) -> f32 {
 
 /// First index of the minimum distance and that distance.
 #[inline(always)]
-fn argmin(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64) {
+fn argmin(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) {
     let mut best = f64::INFINITY;
     let mut bi = 0;
-    for (j, cj) in c.chunks_exact(d).enumerate() {
-        let v = sqdist(xi, cj);
+    // Plain index arithmetic: `chunks_exact(d)` would divide by d on every call.
+    for j in 0..k {
+        let v = sqdist(xi, &c[j * d..j * d + d]);
         if v < best {
             best = v;
             bi = j;
@@ -396,7 +397,7 @@ fn argmin(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64) {
 /// update `second = min(second, max(best, v))` equals the branchy "if v < best {second =
 /// best} else if v < second {second = v}" and keeps the dependency chains short.
 #[inline(always)]
-fn argmin2(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64, f64) {
+fn argmin2(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64, f64) {
     #[inline(always)]
     fn fmin(a: f64, b: f64) -> f64 {
         if a < b {
@@ -408,8 +409,8 @@ fn argmin2(c: &[f64], d: usize, xi: &[f64]) -> (usize, f64, f64) {
     let mut best = f64::INFINITY;
     let mut second = f64::INFINITY;
     let mut bi = 0;
-    for (j, cj) in c.chunks_exact(d).enumerate() {
-        let v = sqdist(xi, cj);
+    for j in 0..k {
+        let v = sqdist(xi, &c[j * d..j * d + d]);
         second = fmin(second, if best > v { best } else { v });
         if v < best {
             bi = j;
@@ -708,8 +709,8 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
     match (cx.kind, cx.first) {
         (Kind::Lloyd, _) => {
             for (xi, lab) in rows.zip(labels.iter_mut()) {
-                let (a, da) = argmin(cx.centers, d, xi);
-                if *lab != a as u32 {
+                let (a, da) = argmin(cx.centers, k, d, xi);
+                if cx.first || *lab != a as u32 {
                     acc.moved += 1;
                     *lab = a as u32;
                 }
@@ -718,13 +719,11 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         }
         (Kind::Hamerly, true) => {
             for (r, xi) in rows.enumerate() {
-                let (a, da, s2) = argmin2(cx.centers, d, xi);
+                let (a, da, s2) = argmin2(cx.centers, k, d, xi);
                 upper[r] = up(da.sqrt());
                 lower[r] = down(s2.sqrt());
-                if labels[r] != a as u32 {
-                    acc.moved += 1;
-                    labels[r] = a as u32;
-                }
+                acc.moved += 1;
+                labels[r] = a as u32;
                 accumulate(cx, acc, xi, a, da);
             }
         }
@@ -743,11 +742,13 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 } else {
                     let t = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                     u = up(t.sqrt());
-                    if u < m {
+                    // Same test as `u < m`, without waiting for the square root:
+                    // sqrt(t) * (1 + 1.5 DELTA) < m, squared (m > 0 here or it fails).
+                    if m > 0.0 && t * (1.0 + 3.0 * DELTA) < m * m {
                         lower[r] = l;
                         da = t;
                     } else {
-                        let (na, nda, s2) = argmin2(cx.centers, d, xi);
+                        let (na, nda, s2) = argmin2(cx.centers, k, d, xi);
                         a = na;
                         da = nda;
                         u = up(nda.sqrt());
@@ -776,10 +777,8 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 }
                 upper[r] = up(best.sqrt());
                 stamp[r] = 0;
-                if labels[r] != a as u32 {
-                    acc.moved += 1;
-                    labels[r] = a as u32;
-                }
+                acc.moved += 1;
+                labels[r] = a as u32;
                 accumulate(cx, acc, xi, a, best);
             }
         }
@@ -1127,18 +1126,24 @@ fn run_once(
 ) -> Result<RunOutcome, EngineError> {
     let k = init.nrows();
     let mut centers: Vec<f64> = init.iter().copied().collect();
-    work.labels.clear();
-    work.labels.resize(n, u32::MAX);
+    // Zeroed allocations (pages are mapped on first touch, by whichever thread writes
+    // them); the first E-step overwrites every entry and counts every row as moved.
+    fn zeroed<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+        if v.len() != len {
+            *v = vec![T::default(); len];
+        }
+    }
+    zeroed(&mut work.labels, n);
     match kind {
         Kind::Lloyd => {}
         Kind::Hamerly => {
-            work.upper.resize(n, 0.0);
-            work.lower.resize(n, 0.0);
+            zeroed(&mut work.upper, n);
+            zeroed(&mut work.lower, n);
         }
         Kind::Elkan => {
-            work.upper.resize(n, 0.0);
-            work.lowk.resize(n * k, 0.0);
-            work.stamp.resize(n, 0);
+            zeroed(&mut work.upper, n);
+            zeroed(&mut work.lowk, n * k);
+            zeroed(&mut work.stamp, n);
         }
     }
     let mut geo = Geometry::new(k);
@@ -1488,26 +1493,48 @@ fn contiguous<'a>(x: ArrayView2<'a, f64>) -> Cow<'a, [f64]> {
 }
 
 /// scikit-learn's tolerance: `tol` times the mean of the per-feature (population)
-/// variances.
-fn tolerance(x: &[f64], n: usize, d: usize, tol: f64) -> f64 {
+/// variances (two passes, block-parallel, summed in block order).
+fn tolerance(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    tol: f64,
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<f64, EngineError> {
     if tol == 0.0 {
-        return 0.0;
+        return Ok(0.0);
     }
-    let mut mean = vec![0.0; d];
-    for xi in x.chunks_exact(d) {
-        for (m, v) in mean.iter_mut().zip(xi) {
-            *m += v;
+    let pass = |center: Option<&[f64]>, hooks: &mut dyn Hooks| {
+        let mut parts: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK)).map(|_| vec![0.0; d]).collect();
+        let items: Vec<(&[f64], &mut Vec<f64>)> =
+            x.chunks(BLOCK * d).zip(parts.iter_mut()).collect();
+        run_blocks(items, threads, hooks, &|(rows, out): (
+            &[f64],
+            &mut Vec<f64>,
+        )| {
+            for xi in rows.chunks_exact(d) {
+                match center {
+                    None => out.iter_mut().zip(xi).for_each(|(s, v)| *s += v),
+                    Some(m) => {
+                        for ((s, v), c) in out.iter_mut().zip(xi).zip(m) {
+                            let t = v - c;
+                            *s += t * t;
+                        }
+                    }
+                }
+            }
+        })?;
+        let mut tot = vec![0.0; d];
+        for p in parts {
+            tot.iter_mut().zip(p).for_each(|(t, v)| *t += v);
         }
-    }
+        Ok::<Vec<f64>, EngineError>(tot)
+    };
+    let mut mean = pass(None, hooks)?;
     mean.iter_mut().for_each(|m| *m /= n as f64);
-    let mut var = vec![0.0; d];
-    for xi in x.chunks_exact(d) {
-        for ((s, v), m) in var.iter_mut().zip(xi).zip(&mean) {
-            let t = v - m;
-            *s += t * t;
-        }
-    }
-    var.iter().map(|v| v / n as f64).sum::<f64>() / d as f64 * tol
+    let var = pass(Some(&mean), hooks)?;
+    Ok(var.iter().map(|v| v / n as f64).sum::<f64>() / d as f64 * tol)
 }
 
 /// Trains k-means: validates with [`KMeansParams::check`], then runs `n_init` restarts
@@ -1529,7 +1556,7 @@ pub fn fit(
         Algorithm::Elkan => Kind::Elkan,
     };
     let threads = resolve_threads(params.threads);
-    let tol_abs = tolerance(&xs, n, d, params.tol);
+    let tol_abs = tolerance(&xs, n, d, params.tol, threads, hooks)?;
     let runs = if matches!(params.init, Init::Given(_)) {
         1
     } else {
@@ -1607,7 +1634,7 @@ pub fn assign_with_hooks(
     let xs = contiguous(x);
     let cs = contiguous(centroids);
     let mut work = Work {
-        labels: vec![u32::MAX; n],
+        labels: vec![0; n],
         upper: Vec::new(),
         lower: Vec::new(),
         lowk: Vec::new(),

@@ -360,9 +360,12 @@ const LANES: usize = 8;
 const BLOCK_ROWS: usize = 64;
 /// Below this many rows a second thread costs more than it saves.
 const PARALLEL_MIN_ROWS: usize = 1024;
-/// The symmetric schedule keeps an n x k table of sums per thread; above this many bytes
-/// in total it switches to the row-wise schedule (2x the arithmetic, O(threads*64*k) state).
+/// The symmetric schedule keeps an n x k table of sums per part; above this many bytes in
+/// total it switches to the row-wise schedule (2x the arithmetic, O(threads*64*k) state).
 const SYMMETRIC_STATE_LIMIT: usize = 256 << 20;
+/// Fixed number of parts of the symmetric schedule (and so its maximum thread count).
+/// Fixed, not per-thread, so results do not depend on how many threads ran.
+const SYMMETRIC_PARTS: usize = 2;
 /// Relative guard of the ||a||^2 + ||b||^2 - 2ab expansion: a pair whose squared distance
 /// is below GUARD * (||a||^2 + ||b||^2) is recomputed exactly (scaled up for wide data).
 const GUARD: f64 = 1e-4;
@@ -633,13 +636,13 @@ impl Packed {
                 for (dst, src) in strip.iter_mut().zip(apan) {
                     *dst = std::array::from_fn(|r| src[(r0 + r) % LANES]);
                 }
-                let strip_m: &[Strip] = strip;
+                let strip: &[Strip] = strip;
                 let mut rs = [[0.0f64; LANES]; M];
                 for cb in 0..b.chunks {
                     let gb = b.chunk0 + cb;
                     let bpan = &panel[gb * d..(gb + 1) * d];
                     let bn = &norm[gb];
-                    let mut acc = micro::<M>(strip_m, bpan);
+                    let mut acc = micro::<M>(strip, bpan);
                     let mut flagged = false;
                     for r in 0..M {
                         for c in 0..LANES {
@@ -1010,61 +1013,98 @@ fn sil_value(sums: &[f64], own: usize, counts: &[usize]) -> f64 {
 type Interrupt<'a> = &'a mut dyn FnMut() -> Result<(), EngineError>;
 
 enum WorkerOut {
-    Sums(Vec<f64>),
+    /// Symmetric schedule: (part, n x k sums) for each part this thread ran.
+    Sums(Vec<(usize, Vec<f64>)>),
+    /// Row-wise schedule: (block, silhouettes of its rows).
     Rows(Vec<(usize, Vec<f64>)>),
 }
 
+/// One thread's share. Symmetric schedule: the thread runs parts `thread`, `thread +
+/// threads`, ... of [`SYMMETRIC_PARTS`]; part `q` owns row blocks `q`, `q + PARTS`, ...
+/// (static, so every sum is added in the same order whatever the thread count: results
+/// are bitwise reproducible). Row-wise schedule: blocks are handed out dynamically (each
+/// row's result is computed by one task, so the order does not matter).
 fn run_worker(
     p: &Packed,
     simd: Simd,
     schedule: Schedule,
+    (thread, threads): (usize, usize),
     next: &AtomicUsize,
     cancel: &AtomicBool,
     mut interrupt: Option<Interrupt<'_>>,
 ) -> Result<WorkerOut, EngineError> {
     let mut rowacc = vec![0.0; BLOCK_ROWS];
     let mut colacc = vec![0.0; BLOCK_ROWS];
-    let mut sums = match schedule {
-        Schedule::Symmetric => vec![0.0; p.n * p.k],
-        Schedule::RowWise => Vec::new(),
-    };
-    let mut rows = Vec::new();
-    loop {
-        if cancel.load(AtomicOrdering::Relaxed) {
-            break;
-        }
-        let bi = next.fetch_add(1, AtomicOrdering::Relaxed);
-        if bi >= p.blocks.len() {
-            break;
-        }
-        if let Some(sil) = p.run_task(simd, schedule, bi, &mut sums, &mut rowacc, &mut colacc) {
-            rows.push((bi, sil));
-        }
+    let mut check = |cancel: &AtomicBool| -> Result<(), EngineError> {
         if let Some(f) = interrupt.as_mut() {
             if let Err(e) = f() {
                 cancel.store(true, AtomicOrdering::Relaxed);
                 return Err(e);
             }
         }
+        Ok(())
+    };
+    match schedule {
+        Schedule::Symmetric => {
+            let mut parts = Vec::new();
+            for part in (thread..SYMMETRIC_PARTS).step_by(threads) {
+                let mut sums = vec![0.0; p.n * p.k];
+                for bi in (part..p.blocks.len()).step_by(SYMMETRIC_PARTS) {
+                    if cancel.load(AtomicOrdering::Relaxed) {
+                        break;
+                    }
+                    p.run_task(simd, schedule, bi, &mut sums, &mut rowacc, &mut colacc);
+                    check(cancel)?;
+                }
+                parts.push((part, sums));
+            }
+            Ok(WorkerOut::Sums(parts))
+        }
+        Schedule::RowWise => {
+            let mut rows = Vec::new();
+            let mut none: [f64; 0] = [];
+            loop {
+                let bi = next.fetch_add(1, AtomicOrdering::Relaxed);
+                if cancel.load(AtomicOrdering::Relaxed) || bi >= p.blocks.len() {
+                    break;
+                }
+                if let Some(sil) =
+                    p.run_task(simd, schedule, bi, &mut none, &mut rowacc, &mut colacc)
+                {
+                    rows.push((bi, sil));
+                }
+                check(cancel)?;
+            }
+            Ok(WorkerOut::Rows(rows))
+        }
     }
-    Ok(match schedule {
-        Schedule::Symmetric => WorkerOut::Sums(sums),
-        Schedule::RowWise => WorkerOut::Rows(rows),
-    })
 }
 
 /// Bytes the exact silhouette allocates for `n` rows, `d` features and `k` clusters on
 /// `threads` threads (the packed copies plus the per-thread sums), for budget checks.
 pub fn silhouette_memory_bytes(n: usize, d: usize, k: usize, threads: usize) -> usize {
     let threads = threads.max(1);
-    let padded = n + k * LANES;
-    let packed = 8 * (n * d + 2 * padded * d + 3 * padded) + 16 * n;
-    let state = 8 * threads * n * k;
+    let padded = n.saturating_add(k.saturating_mul(LANES));
+    let packed = padded
+        .saturating_mul(2 * d + 3)
+        .saturating_add(n.saturating_mul(d))
+        .saturating_mul(8)
+        .saturating_add(n.saturating_mul(16));
+    let state = symmetric_state_bytes(n, k);
     if state <= SYMMETRIC_STATE_LIMIT {
-        packed + state
+        packed.saturating_add(state)
     } else {
-        packed + 8 * threads * BLOCK_ROWS * k + 8 * n
+        let rowwise = threads
+            .saturating_mul(BLOCK_ROWS)
+            .saturating_mul(k)
+            .saturating_add(n);
+        packed.saturating_add(rowwise.saturating_mul(8))
     }
+}
+
+/// Bytes of the symmetric schedule's per-part n x k sums.
+fn symmetric_state_bytes(n: usize, k: usize) -> usize {
+    (8 * SYMMETRIC_PARTS).saturating_mul(n).saturating_mul(k)
 }
 
 /// Name of the distance kernel the exact silhouette uses on this CPU ("avx2+fma" or
@@ -1078,9 +1118,10 @@ pub fn silhouette_kernel() -> &'static str {
 }
 
 /// Exact per-row silhouette coefficients, in input order (sklearn's `silhouette_samples`
-/// with the Euclidean metric). Chunked and memory-bounded: O(n*d + threads*n*k) memory,
-/// never an n x n matrix (row-wise O(threads*64*k) state when n*k is large). Runs on up to
+/// with the Euclidean metric). Chunked and memory-bounded: O(n*d + 2*n*k) memory, never an
+/// n x n matrix (row-wise O(threads*64*k) state when 16*n*k passes 256 MiB). Runs on up to
 /// [`DEFAULT_MAX_THREADS`] threads; `interrupt` is called regularly on the calling thread.
+/// Results are bitwise reproducible and do not depend on the thread count.
 pub fn silhouette_samples(
     x: ArrayView2<f64>,
     labels: &[i64],
@@ -1121,20 +1162,34 @@ fn silhouette_impl(
     if n < PARALLEL_MIN_ROWS {
         threads = 1;
     }
-    let schedule = force.unwrap_or(if 8 * threads * n * k <= SYMMETRIC_STATE_LIMIT {
+    let schedule = force.unwrap_or(if symmetric_state_bytes(n, k) <= SYMMETRIC_STATE_LIMIT {
         Schedule::Symmetric
     } else {
         Schedule::RowWise
     });
+    if schedule == Schedule::Symmetric {
+        threads = threads.min(SYMMETRIC_PARTS);
+    }
     let simd = force_simd.unwrap_or_else(Simd::detect);
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let outs: Vec<Result<WorkerOut, EngineError>> = std::thread::scope(|s| {
         // Helper threads: pure arithmetic on `p`; they never touch Postgres.
         let handles: Vec<_> = (1..threads)
-            .map(|_| s.spawn(|| run_worker(&p, simd, schedule, &next, &cancel, None)))
+            .map(|t| {
+                let (p, next, cancel) = (&p, &next, &cancel);
+                s.spawn(move || run_worker(p, simd, schedule, (t, threads), next, cancel, None))
+            })
             .collect();
-        let mine = run_worker(&p, simd, schedule, &next, &cancel, Some(&mut *interrupt));
+        let mine = run_worker(
+            &p,
+            simd,
+            schedule,
+            (0, threads),
+            &next,
+            &cancel,
+            Some(&mut *interrupt),
+        );
         let mut outs = vec![mine];
         // Keep honouring interrupts while the helpers finish their last tasks.
         while outs[0].is_ok() && !handles.iter().all(|h| h.is_finished()) {
@@ -1154,13 +1209,10 @@ fn silhouette_impl(
         outs
     });
     let mut sil_sorted = vec![0.0; n];
-    let mut sums_total: Option<Vec<f64>> = None;
+    let mut parts: Vec<(usize, Vec<f64>)> = Vec::new();
     for out in outs {
         match out? {
-            WorkerOut::Sums(s) => match sums_total.as_mut() {
-                None => sums_total = Some(s),
-                Some(t) => t.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
-            },
+            WorkerOut::Sums(mut s) => parts.append(&mut s),
             WorkerOut::Rows(rows) => {
                 for (bi, vals) in rows {
                     let start = p.blocks[bi].start;
@@ -1169,7 +1221,13 @@ fn silhouette_impl(
             }
         }
     }
-    if let Some(sums) = sums_total {
+    // Parts are added in part order: the same result for any thread count.
+    parts.sort_by_key(|(part, _)| *part);
+    let mut parts = parts.into_iter().map(|(_, s)| s);
+    if let Some(mut sums) = parts.next() {
+        for other in parts {
+            sums.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
+        }
         for b in &p.blocks {
             for pos in b.start..b.start + b.len {
                 sil_sorted[pos] = sil_value(&sums[pos * k..(pos + 1) * k], b.cluster, &p.counts);
@@ -2642,6 +2700,30 @@ mod tests {
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     close(*g, *w, 1e-10, &format!("{simd:?} {sched:?} s[{i}]"));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn silhouette_is_bitwise_reproducible_across_thread_counts() {
+        let c = load(CASES[9].1);
+        for simd in kernels() {
+            for sched in [Schedule::Symmetric, Schedule::RowWise] {
+                let run = |threads| {
+                    silhouette_impl(
+                        c.x.view(),
+                        &c.labels,
+                        threads,
+                        Some(sched),
+                        Some(simd),
+                        &mut no_interrupt(),
+                    )
+                    .unwrap()
+                };
+                let one = run(1);
+                assert_eq!(one, run(2), "{simd:?} {sched:?}");
+                assert_eq!(one, run(3), "{simd:?} {sched:?}");
+                assert_eq!(one, run(2), "{simd:?} {sched:?} again");
             }
         }
     }
