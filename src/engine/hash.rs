@@ -95,12 +95,17 @@ mod tests {
 
     #[test]
     fn spreads_sequential_integers() {
-        // Sequential ids (the common case) must not pile into few buckets.
+        // Sequential ids (the common case) must not pile into few buckets: hashbrown
+        // picks the bucket from the low bits and a 7-bit tag from the top bits.
         let b = FxBuild::default();
-        let mut low_bits = std::collections::HashSet::new();
+        let mut buckets = std::collections::HashSet::new();
+        let mut tags = std::collections::HashSet::new();
         for i in 0..4096i64 {
-            low_bits.insert(b.hash_one(i) >> 52);
+            let h = b.hash_one(i);
+            buckets.insert(h & 4095);
+            tags.insert(h >> 57);
         }
-        assert!(low_bits.len() > 3000, "{}", low_bits.len());
+        assert_eq!(buckets.len(), 4096);
+        assert!(tags.len() > 100, "{}", tags.len());
     }
 }
