@@ -14,7 +14,10 @@
 //! algorithms only skip a distance when the bounds prove, with a safety margin far above
 //! floating-point rounding, that it cannot win; centroid sums are recomputed from scratch
 //! every iteration in a fixed block order. Lloyd, Hamerly and Elkan therefore return
-//! bit-identical results, independent of the number of threads.
+//! bit-identical results, independent of the number of threads. On x86-64 CPUs with
+//! AVX2 (detected at run time) the all-centroid searches and [`nearest`] use a 256-bit
+//! kernel that performs the same floating-point operations in the same order as the
+//! portable one (no FMA), so results are also identical across CPUs.
 
 use super::error::EngineError;
 use ndarray::{Array2, ArrayView2};
@@ -445,9 +448,35 @@ pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
         }
     };
     match centroids.as_slice() {
+        #[cfg(target_arch = "x86_64")]
+        // Small problems stay scalar: measured, the AVX2 set-up does not pay off below
+        // ~128 products (k = 3, d = 3: 33 vs 44 ns). Both give the same bits.
+        Some(c) if k * d >= 128 && k <= avx2::NEAREST_MAX_K && Simd::detect() == Simd::Avx2 => {
+            // SAFETY: `Simd::Avx2` means `is_x86_feature_detected!("avx2")` held.
+            #[allow(unsafe_code)]
+            let fast = unsafe { avx2::nearest(c, k, d, x) };
+            match fast {
+                Some(nb) => return nb,
+                None => {
+                    for (j, cj) in c.chunks_exact(d).enumerate() {
+                        consider(j, sqdist(x, cj));
+                    }
+                }
+            }
+        }
         Some(c) => {
-            for (j, cj) in c.chunks_exact(d).enumerate() {
-                consider(j, sqdist(x, cj));
+            // Distances in batches on the stack (allocation-free), then the scalar
+            // decisions, so that NaN inputs behave as they always did.
+            const BATCH: usize = 64;
+            let simd = Simd::detect();
+            let mut buf = [0.0f64; BATCH];
+            for j0 in (0..k).step_by(BATCH) {
+                let m = (k - j0).min(BATCH);
+                let out = &mut buf[..m];
+                dists_with(simd, &c[j0 * d..(j0 + m) * d], m, d, x, out);
+                for (i, &v) in out.iter().enumerate() {
+                    consider(j0 + i, v);
+                }
             }
         }
         None => {
@@ -466,6 +495,458 @@ pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
         index: best.0,
         dist_sq: best.1,
         runner_up: second,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Run-time dispatched distance kernels
+
+/// Which implementation of the all-centroid kernels ([`argmin2_with`], [`nearest`]) runs.
+/// Both compute every distance exactly as [`sqdist`] does (same operations, same order,
+/// no fused multiply-add), so they return the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// [`sqdist`] per centroid, as the compiler vectorizes it for the baseline target.
+    Portable,
+    /// 256-bit AVX2 code (see [`avx2`]), only ever constructed after
+    /// `is_x86_feature_detected!("avx2")`.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests force the portable kernel on the calling thread to compare both paths.
+    static FORCE_PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Simd {
+    /// The fastest kernel this CPU runs (feature detection is cached by std).
+    #[inline]
+    fn detect() -> Simd {
+        #[cfg(test)]
+        if FORCE_PORTABLE.with(|f| f.get()) {
+            return Simd::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+        Simd::Portable
+    }
+}
+
+/// Centroids in the layout of the AVX2 E-step kernel: groups of four centroids (the last
+/// centroid repeated past k), each stored as `ceil(d / 4)` chunks of 4 centroids x 4
+/// features (zeros past d), so the kernel reads them with aligned-free contiguous loads
+/// and no bounds checks per centroid. Empty for the portable kernel or when d > 4 *
+/// [`PACK_MAX_CHUNKS`] (the AVX2 kernel then reads the k x d matrix directly).
+struct Packed {
+    /// Chunks of four features per row (0 when not packed).
+    chunks: usize,
+    v: Vec<f64>,
+}
+
+/// Widest rows (in chunks of four features) the packed AVX2 kernel handles.
+const PACK_MAX_CHUNKS: usize = 16;
+
+impl Packed {
+    fn new(simd: Simd, centers: &[f64], k: usize, d: usize) -> Packed {
+        let chunks = d.div_ceil(4);
+        if simd == Simd::Portable || chunks > PACK_MAX_CHUNKS || k == 0 {
+            return Packed {
+                chunks: 0,
+                v: Vec::new(),
+            };
+        }
+        let groups = k.div_ceil(4);
+        let mut v = vec![0.0; groups * chunks * 16];
+        for g in 0..groups {
+            for q in 0..chunks {
+                for i in 0..4 {
+                    let j = (4 * g + i).min(k - 1);
+                    for l in 0..4 {
+                        let f = 4 * q + l;
+                        if f < d {
+                            v[((g * chunks + q) * 4 + i) * 4 + l] = centers[j * d + f];
+                        }
+                    }
+                }
+            }
+        }
+        Packed { chunks, v }
+    }
+}
+
+/// [`argmin2`] through the kernel `simd` selects: (first index of the minimum, minimum,
+/// second smallest distance (infinite when k = 1)). Bit-identical for every kernel as
+/// long as no distance is NaN (the training paths validate their input as finite).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn argmin2_with(
+    simd: Simd,
+    p: &Packed,
+    c: &[f64],
+    k: usize,
+    d: usize,
+    xi: &[f64],
+) -> (usize, f64, f64) {
+    match simd {
+        Simd::Portable => argmin2(c, k, d, xi),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx2` only exists after `is_x86_feature_detected!("avx2")`
+        // confirmed AVX2 on this CPU; the callees have no other requirement (no raw
+        // pointers, every slice access is bounds-checked).
+        Simd::Avx2 => unsafe {
+            if p.chunks > 0 {
+                avx2::argmin2_packed(p, k, xi)
+            } else {
+                avx2::argmin2(c, k, d, xi)
+            }
+        },
+    }
+}
+
+/// [`argmin`] through the kernel `simd` selects (same conditions as [`argmin2_with`]).
+#[inline(always)]
+fn argmin_with(simd: Simd, p: &Packed, c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) {
+    match simd {
+        Simd::Portable => argmin(c, k, d, xi),
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => {
+            let (a, da, _) = argmin2_with(simd, p, c, k, d, xi);
+            (a, da)
+        }
+    }
+}
+
+/// `(a.sqrt(), b.sqrt())`, as one packed square root on AVX2 (correctly rounded either
+/// way, so the bits are the same).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn sqrt2_with(simd: Simd, a: f64, b: f64) -> (f64, f64) {
+    match simd {
+        Simd::Portable => (a.sqrt(), b.sqrt()),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `argmin2_with`: AVX2 was detected on this CPU.
+        Simd::Avx2 => unsafe { avx2::sqrt2(a, b) },
+    }
+}
+
+/// `out[j] = sqdist(x, c_j)` for every row of the k x d matrix `c`, through the kernel
+/// `simd` selects (bit-identical for every kernel, NaN included).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn dists_with(simd: Simd, c: &[f64], k: usize, d: usize, x: &[f64], out: &mut [f64]) {
+    match simd {
+        Simd::Portable => {
+            for (o, cj) in out[..k].iter_mut().zip(c.chunks_exact(d)) {
+                *o = sqdist(x, cj);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `argmin2_with`: AVX2 was detected on this CPU.
+        Simd::Avx2 => unsafe { avx2::dists(c, k, d, x, out) },
+    }
+}
+
+/// AVX2 versions of the all-centroid distance loops. One vector holds the distances of
+/// one row to four centroids; each of them is accumulated exactly like [`sqdist`]: lane
+/// `l` of the per-centroid accumulator sums the squared differences of features `l, l +
+/// 4, l + 8, ...` in order (the missing features of a last partial chunk are zeros,
+/// which add an exact +0), then `(l0 + l1) + (l2 + l3)`, done for four centroids at once
+/// with two `hadd`s, two lane permutes and one add. Multiplies and adds stay separate
+/// (no FMA), as in the portable code, so both give the same bits on every input.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    // The hot helpers are macros: `#[inline(always)]` is not allowed on `#[target_feature]`
+    // functions, and LLVM does not always inline a plain `#[inline]` one into the loops.
+
+    /// `acc = sq` on the first chunk, else `acc + sq` (`0.0 + sq == sq` bit for bit: a
+    /// square is never -0.0, so the first chunk may skip the scalar code's add).
+    macro_rules! acc_sq {
+        ($acc:expr, $first:expr, $xv:expr, $cv:expr) => {{
+            let t = _mm256_sub_pd($xv, $cv);
+            let sq = _mm256_mul_pd(t, t);
+            $acc = if $first { sq } else { _mm256_add_pd($acc, sq) };
+        }};
+    }
+
+    /// `(l0 + l1) + (l2 + l3)` of each of four accumulators, as one vector.
+    macro_rules! reduce4 {
+        ($acc:expr) => {{
+            let acc: [__m256d; 4] = $acc;
+            // [a0_0+a0_1, a1_0+a1_1, a0_2+a0_3, a1_2+a1_3] and the same for a2, a3.
+            let h01 = _mm256_hadd_pd(acc[0], acc[1]);
+            let h23 = _mm256_hadd_pd(acc[2], acc[3]);
+            let lo = _mm256_permute2f128_pd::<0x20>(h01, h23);
+            let hi = _mm256_permute2f128_pd::<0x31>(h01, h23);
+            _mm256_add_pd(lo, hi)
+        }};
+    }
+
+    /// One step of the four-lane running search over the distances `v` of centroids
+    /// `jv` (lanes past the last centroid, `jv >= kv`, are made +inf when `partial`:
+    /// +inf never changes the minimum, index or second). The operations are those of the
+    /// scalar loop: `second = min(second, max(best, v))`, index where `v < best`, `best =
+    /// min(best, v)` (`_mm256_min_pd(a, b)` is `a < b ? a : b`, as the scalar `fmin`).
+    macro_rules! step {
+        ($v:expr, $partial:expr, $jv:ident, $kv:expr, $best:ident, $second:ident, $bi:ident) => {{
+            let mut v: __m256d = $v;
+            if $partial {
+                let inf = _mm256_set1_pd(f64::INFINITY);
+                v = _mm256_blendv_pd(v, inf, _mm256_cmp_pd::<_CMP_GE_OQ>($jv, $kv));
+            }
+            $second = _mm256_min_pd($second, _mm256_max_pd($best, v));
+            $bi = _mm256_blendv_pd($bi, $jv, _mm256_cmp_pd::<_CMP_LT_OQ>(v, $best));
+            $best = _mm256_min_pd($best, v);
+            $jv = _mm256_add_pd($jv, _mm256_set1_pd(4.0));
+        }};
+    }
+
+    /// Minimum of the four lanes, in every lane (`min` is exact, so any order works).
+    macro_rules! hmin {
+        ($v:expr) => {{
+            let v: __m256d = $v;
+            let m = _mm256_min_pd(v, _mm256_permute_pd::<0b0101>(v));
+            _mm256_min_pd(m, _mm256_permute2f128_pd::<1>(m, m))
+        }};
+    }
+
+    /// The lanes of four running (minimum, first index, second smallest) searches merged
+    /// into one, branch-free: the minimum, the lowest index among the lanes holding it,
+    /// and the second smallest value of the union (`min(seconds, second smallest of the
+    /// minima)`). Exact for non-NaN values.
+    macro_rules! merge_lanes {
+        ($best:expr, $second:expr, $bi:expr) => {{
+            let best: __m256d = $best;
+            let sw = _mm256_permute_pd::<0b0101>(best);
+            let (mn, mx) = (_mm256_min_pd(best, sw), _mm256_max_pd(best, sw));
+            let mn_sw = _mm256_permute2f128_pd::<1>(mn, mn);
+            let mx_sw = _mm256_permute2f128_pd::<1>(mx, mx);
+            let m = _mm256_min_pd(mn, mn_sw);
+            let second_of_best = _mm256_min_pd(_mm256_min_pd(mx, mx_sw), _mm256_max_pd(mn, mn_sw));
+            let second = _mm256_min_pd(hmin!($second), second_of_best);
+            let big = _mm256_set1_pd(f64::INFINITY);
+            let eq = _mm256_cmp_pd::<_CMP_EQ_OQ>(best, m);
+            let idx = hmin!(_mm256_blendv_pd(big, $bi, eq));
+            (
+                _mm_cvtsd_f64(_mm256_castpd256_pd128(idx)) as usize,
+                _mm_cvtsd_f64(_mm256_castpd256_pd128(m)),
+                _mm_cvtsd_f64(_mm256_castpd256_pd128(second)),
+            )
+        }};
+    }
+
+    /// Squared distances of the row (chunks `xc`) to the four centroids of one packed
+    /// group `pg` (`xc.len()` chunks of 16 values).
+    macro_rules! group_dist {
+        ($xc:expr, $pg:expr) => {{
+            let pg: &[f64] = $pg;
+            let mut acc = [_mm256_setzero_pd(); 4];
+            for (c, xv) in $xc.iter().enumerate() {
+                let cq = &pg[16 * c..16 * c + 16];
+                acc_sq!(acc[0], c == 0, *xv, load4(&cq[0..4]));
+                acc_sq!(acc[1], c == 0, *xv, load4(&cq[4..8]));
+                acc_sq!(acc[2], c == 0, *xv, load4(&cq[8..12]));
+                acc_sq!(acc[3], c == 0, *xv, load4(&cq[12..16]));
+            }
+            reduce4!(acc)
+        }};
+    }
+
+    /// The search over all packed groups for the row chunks `xc`.
+    macro_rules! search_packed {
+        ($p:expr, $k:expr, $xc:expr) => {{
+            let (p, k) = ($p, $k);
+            let xc = $xc;
+            let q = xc.len();
+            let inf = _mm256_set1_pd(f64::INFINITY);
+            let (mut best, mut second, mut bi) = (inf, inf, _mm256_setzero_pd());
+            let mut jv = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+            let kv = _mm256_set1_pd(k as f64);
+            let groups = k.div_ceil(4);
+            let partial = k % 4 != 0;
+            for g in 0..groups {
+                let v = group_dist!(xc, &p.v[16 * q * g..16 * q * (g + 1)]);
+                let last = partial && g + 1 == groups;
+                step!(v, last, jv, kv, best, second, bi);
+            }
+            merge_lanes!(best, second, bi)
+        }};
+    }
+
+    /// Four consecutive values (one 256-bit load after inlining; no raw pointer).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load4(s: &[f64]) -> __m256d {
+        let a: &[f64; 4] = s[..4].try_into().expect("four values");
+        _mm256_setr_pd(a[0], a[1], a[2], a[3])
+    }
+
+    /// Up to four values, zero-filled to four lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn tail4(s: &[f64]) -> __m256d {
+        match *s {
+            [a] => _mm256_setr_pd(a, 0.0, 0.0, 0.0),
+            [a, b] => _mm256_setr_pd(a, b, 0.0, 0.0),
+            [a, b, c] => _mm256_setr_pd(a, b, c, 0.0),
+            _ => load4(s),
+        }
+    }
+
+    /// Chunk `i` of a row (zero-filled past its end).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn chunk(x: &[f64], i: usize) -> __m256d {
+        tail4(&x[4 * i..x.len().min(4 * i + 4)])
+    }
+
+    /// Squared distances of `x` to the four centroid rows `c` (each `x.len()` long), each
+    /// bit-identical to `sqdist(x, c[i])`.
+    macro_rules! dist4 {
+        ($x:expr, $c:expr) => {{
+            let (x, c): (&[f64], [&[f64]; 4]) = ($x, $c);
+            let mut acc = [_mm256_setzero_pd(); 4];
+            for i in 0..x.len().div_ceil(4) {
+                let xv = chunk(x, i);
+                for (a, cj) in acc.iter_mut().zip(c) {
+                    acc_sq!(*a, i == 0, xv, chunk(cj, i));
+                }
+            }
+            reduce4!(acc)
+        }};
+    }
+
+    /// Centroid rows `g..g + 4` of the k x d matrix `c`, the last one repeated past k.
+    #[inline(always)]
+    fn rows4(c: &[f64], k: usize, d: usize, g: usize) -> [&[f64]; 4] {
+        let row = |i: usize| {
+            let j = (g + i).min(k - 1);
+            &c[j * d..j * d + d]
+        };
+        [row(0), row(1), row(2), row(3)]
+    }
+
+    /// `super::argmin2` over centroids packed by `super::Packed::new` (`p.chunks > 0`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn argmin2_packed(p: &super::Packed, k: usize, x: &[f64]) -> (usize, f64, f64) {
+        match p.chunks {
+            1 => search_packed!(p, k, [chunk(x, 0)]),
+            2 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1)]),
+            3 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1), chunk(x, 2)]),
+            4 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1), chunk(x, 2), chunk(x, 3)]),
+            q => {
+                let mut buf = [_mm256_setzero_pd(); super::PACK_MAX_CHUNKS];
+                for (i, v) in buf[..q].iter_mut().enumerate() {
+                    *v = chunk(x, i);
+                }
+                search_packed!(p, k, &buf[..q])
+            }
+        }
+    }
+
+    /// `super::argmin2` on the k x d matrix `c` (rows too wide to pack).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn argmin2(c: &[f64], k: usize, d: usize, x: &[f64]) -> (usize, f64, f64) {
+        let inf = _mm256_set1_pd(f64::INFINITY);
+        let (mut best, mut second, mut bi) = (inf, inf, _mm256_setzero_pd());
+        let mut jv = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+        let kv = _mm256_set1_pd(k as f64);
+        for g in (0..k).step_by(4) {
+            let v = dist4!(x, rows4(c, k, d, g));
+            step!(v, g + 4 > k, jv, kv, best, second, bi);
+        }
+        merge_lanes!(best, second, bi)
+    }
+
+    /// [`super::nearest`] on the k x d matrix `c` for 1 <= k <= [`NEAREST_MAX_K`]:
+    /// `None` when a distance is NaN (the caller then runs the scalar decisions, whose
+    /// NaN behaviour is the reference). Otherwise the index is the first minimum (as
+    /// the scalar loop), and the runner-up is the first index other than it holding
+    /// the smallest remaining value, which is what the scalar loop keeps: its second is
+    /// the second smallest value of the multiset, replaced only by a strictly smaller one
+    /// or handed down from an earlier best (itself a first occurrence).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn nearest(c: &[f64], k: usize, d: usize, x: &[f64]) -> Option<super::Nearest> {
+        let mut dv = [_mm256_setzero_pd(); NEAREST_MAX_K / 4];
+        let groups = k.div_ceil(4);
+        let dv = &mut dv[..groups];
+        let inf = _mm256_set1_pd(f64::INFINITY);
+        let (mut best, mut second, mut bi) = (inf, inf, _mm256_setzero_pd());
+        let mut jv = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+        let kv = _mm256_set1_pd(k as f64);
+        let mut nan = _mm256_setzero_pd();
+        for (g, slot) in dv.iter_mut().enumerate() {
+            let mut v = dist4!(x, rows4(c, k, d, 4 * g));
+            nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(v, v));
+            if 4 * g + 4 > k {
+                v = _mm256_blendv_pd(v, inf, _mm256_cmp_pd::<_CMP_GE_OQ>(jv, kv));
+            }
+            *slot = v;
+            step!(v, false, jv, kv, best, second, bi);
+        }
+        if _mm256_movemask_pd(nan) != 0 {
+            return None;
+        }
+        let (a, dist_sq, s) = merge_lanes!(best, second, bi);
+        let mut runner_up = None;
+        if k > 1 {
+            let sv = _mm256_set1_pd(s);
+            let av = _mm256_set1_pd(a as f64);
+            let mut jv = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+            for (g, v) in dv.iter().enumerate() {
+                let hit = _mm256_andnot_pd(
+                    _mm256_cmp_pd::<_CMP_EQ_OQ>(jv, av),
+                    _mm256_cmp_pd::<_CMP_EQ_OQ>(*v, sv),
+                );
+                let m = _mm256_movemask_pd(hit);
+                if m != 0 {
+                    runner_up = Some((4 * g + m.trailing_zeros() as usize, s));
+                    break;
+                }
+                jv = _mm256_add_pd(jv, _mm256_set1_pd(4.0));
+            }
+        }
+        Some(super::Nearest {
+            index: a,
+            dist_sq,
+            runner_up,
+        })
+    }
+
+    /// Most centroids [`nearest`] handles in registers (more go through the batches).
+    pub(super) const NEAREST_MAX_K: usize = 64;
+
+    /// `(a.sqrt(), b.sqrt())` with one `vsqrtpd`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sqrt2(a: f64, b: f64) -> (f64, f64) {
+        let r = _mm_sqrt_pd(_mm_setr_pd(a, b));
+        (_mm_cvtsd_f64(r), _mm_cvtsd_f64(_mm_unpackhi_pd(r, r)))
+    }
+
+    /// The distances of `x` to every row of the k x d matrix `c`, written to `out[j]`
+    /// (`out.len() >= k`).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn dists(c: &[f64], k: usize, d: usize, x: &[f64], out: &mut [f64]) {
+        for g in (0..k).step_by(4) {
+            let v = dist4!(x, rows4(c, k, d, g));
+            let lo = _mm256_castpd256_pd128(v);
+            let hi = _mm256_extractf128_pd::<1>(v);
+            let l = [
+                _mm_cvtsd_f64(lo),
+                _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)),
+                _mm_cvtsd_f64(hi),
+                _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)),
+            ];
+            let n = (k - g).min(4);
+            out[g..g + n].copy_from_slice(&l[..n]);
+        }
     }
 }
 
@@ -666,6 +1147,10 @@ struct Ctx<'a> {
     kind: Kind,
     first: bool,
     accumulate: bool,
+    /// Kernel of the all-centroid searches (chosen once per E-step).
+    simd: Simd,
+    /// `centers` in the AVX2 kernel's layout (empty for the portable kernel).
+    packed: &'a Packed,
 }
 
 struct Block<'a> {
@@ -689,11 +1174,26 @@ fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
     acc.inertia += da;
 }
 
+#[allow(unsafe_code)]
 fn estep_block(cx: &Ctx, b: Block, acc: &mut Acc) {
     acc.reset();
-    estep_rows(cx, b, acc);
+    match cx.simd {
+        Simd::Portable => estep_rows(cx, b, acc),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx2` only exists after `is_x86_feature_detected!("avx2")`.
+        Simd::Avx2 => unsafe { estep_rows_avx2(cx, b, acc) },
+    }
 }
 
+/// [`estep_rows`] compiled with AVX2 enabled, so that the AVX2 kernel inlines into the
+/// row loop. Same operations in the same order as the portable instance.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn estep_rows_avx2(cx: &Ctx, b: Block, acc: &mut Acc) {
+    estep_rows(cx, b, acc)
+}
+
+#[inline(always)]
 fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
     let d = cx.d;
     let k = cx.k;
@@ -709,7 +1209,7 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
     match (cx.kind, cx.first) {
         (Kind::Lloyd, _) => {
             for (xi, lab) in rows.zip(labels.iter_mut()) {
-                let (a, da) = argmin(cx.centers, k, d, xi);
+                let (a, da) = argmin_with(cx.simd, cx.packed, cx.centers, k, d, xi);
                 if cx.first || *lab != a as u32 {
                     acc.moved += 1;
                     *lab = a as u32;
@@ -719,9 +1219,10 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         }
         (Kind::Hamerly, true) => {
             for (r, xi) in rows.enumerate() {
-                let (a, da, s2) = argmin2(cx.centers, k, d, xi);
-                upper[r] = up(da.sqrt());
-                lower[r] = down(s2.sqrt());
+                let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, k, d, xi);
+                let (sa, s2) = sqrt2_with(cx.simd, da, s2);
+                upper[r] = up(sa);
+                lower[r] = down(s2);
                 acc.moved += 1;
                 labels[r] = a as u32;
                 accumulate(cx, acc, xi, a, da);
@@ -741,18 +1242,20 @@ fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                     da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                 } else {
                     let t = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
-                    u = up(t.sqrt());
-                    // Same test as `u < m`, without waiting for the square root:
-                    // sqrt(t) * (1 + 1.5 DELTA) < m, squared (m > 0 here or it fails).
+                    // Same test as `up(sqrt(t)) < m`, without waiting for the square
+                    // root: sqrt(t) * (1 + 1.5 DELTA) < m, squared (m > 0 here or it
+                    // fails).
                     if m > 0.0 && t * (1.0 + 3.0 * DELTA) < m * m {
+                        u = up(t.sqrt());
                         lower[r] = l;
                         da = t;
                     } else {
-                        let (na, nda, s2) = argmin2(cx.centers, k, d, xi);
+                        let (na, nda, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, k, d, xi);
+                        let (sa, s2) = sqrt2_with(cx.simd, nda, s2);
                         a = na;
                         da = nda;
-                        u = up(nda.sqrt());
-                        lower[r] = down(s2.sqrt());
+                        u = up(sa);
+                        lower[r] = down(s2);
                     }
                 }
                 upper[r] = u;
@@ -989,6 +1492,8 @@ fn run_estep(
             )
         })
         .collect();
+    let simd = Simd::detect();
+    let packed = Packed::new(simd, centers, k, d);
     let cx = Ctx {
         x,
         d,
@@ -1003,6 +1508,8 @@ fn run_estep(
         kind,
         first,
         accumulate,
+        simd,
+        packed: &packed,
     };
     run_blocks(items, threads, hooks, &|(b, acc): (Block, &mut Acc)| {
         estep_block(&cx, b, acc)
@@ -2361,14 +2868,142 @@ mod tests {
                 );
             }
         }
+        // `assign` runs on 2 threads here: a busy machine can let the worker take every
+        // block, so the calling thread may check only once; cancel on the first check.
         let mut h = Recorder {
-            cancel_after: Some(2),
+            cancel_after: Some(0),
             ..Default::default()
         };
         assert_eq!(
             assign_with_hooks(x.view(), x.slice(ndarray::s![0..3, ..]), &mut h).err(),
             Some(EngineError::Canceled)
         );
+    }
+
+    // ---- AVX2 and portable kernels agree bit for bit ------------------------------
+
+    /// Runs `f` with the portable kernel forced on this thread (the E-step picks its
+    /// kernel on the calling thread and hands it to the workers).
+    fn portable<T>(f: impl FnOnce() -> T) -> T {
+        FORCE_PORTABLE.with(|p| p.set(true));
+        let r = f();
+        FORCE_PORTABLE.with(|p| p.set(false));
+        r
+    }
+
+    /// Rows with ties, near-ties, repeated values and zero differences, so that the
+    /// index and runner-up rules are exercised, for every d % 4 and k % 4.
+    fn tricky(n: usize, d: usize, seed: u64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * d)
+            .map(|_| match rng.gen_range(0..4) {
+                0 => rng.gen_range(-3..=3) as f64,
+                1 => rng.gen_range(-3..=3) as f64 * 0.5 + 1e-13 * rng.gen_range(-2..=2) as f64,
+                _ => rng.gen_range(-5.0..5.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avx2_and_portable_searches_agree_bit_for_bit() {
+        let simd = Simd::detect();
+        if simd == Simd::Portable {
+            eprintln!("no AVX2 on this CPU: only the portable kernel runs");
+        }
+        for d in [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 21, 40, 64, 65, 70] {
+            for k in [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 64, 65, 70] {
+                let c = tricky(k, d, (d * 100 + k) as u64);
+                let x = tricky(300, d, (d * 1000 + k) as u64);
+                let p = Packed::new(simd, &c, k, d);
+                let cm = Array2::from_shape_vec((k, d), c.clone()).unwrap();
+                let mut out = vec![0.0; k];
+                for xi in x.chunks_exact(d).chain(c.chunks_exact(d)) {
+                    let want = argmin2(&c, k, d, xi);
+                    let got = argmin2_with(simd, &p, &c, k, d, xi);
+                    assert_eq!(
+                        (got.0, got.1.to_bits(), got.2.to_bits()),
+                        (want.0, want.1.to_bits(), want.2.to_bits()),
+                        "argmin2 d={d} k={k}"
+                    );
+                    assert_eq!(argmin_with(simd, &p, &c, k, d, xi), argmin(&c, k, d, xi));
+                    dists_with(simd, &c, k, d, xi, &mut out);
+                    for (j, (o, cj)) in out.iter().zip(c.chunks_exact(d)).enumerate() {
+                        assert_eq!(o.to_bits(), sqdist(xi, cj).to_bits(), "d={d} k={k} j={j}");
+                    }
+                    let fast = nearest(cm.view(), xi);
+                    let slow = portable(|| nearest(cm.view(), xi));
+                    assert_eq!(fast, slow, "nearest d={d} k={k}");
+                    let (a, b) = sqrt2_with(simd, want.1, want.2);
+                    assert_eq!(
+                        (a.to_bits(), b.to_bits()),
+                        (want.1.sqrt().to_bits(), want.2.sqrt().to_bits())
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_keeps_its_nan_and_infinity_behaviour_on_every_kernel() {
+        // 5 x 32 so that the AVX2 path (k * d >= 128) is taken; columns 2.. are zero.
+        let head = [
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [f64::MAX, 0.0],
+            [2.0, 2.0],
+            [0.0, 0.0],
+        ];
+        let c = Array2::from_shape_fn((5, 32), |(j, f)| if f < 2 { head[j][f] } else { 0.0 });
+        for x2 in [
+            [f64::NAN, 0.0],
+            [f64::NAN, f64::NAN],
+            [f64::INFINITY, 0.0],
+            [-f64::MAX, 0.0],
+            [0.0, 0.0],
+            [1.0, 1.0],
+        ] {
+            let mut x = [0.0; 32];
+            x[..2].copy_from_slice(&x2);
+            let fast = nearest(c.view(), &x);
+            let slow = portable(|| nearest(c.view(), &x));
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "x={x2:?}");
+        }
+    }
+
+    #[test]
+    fn fit_is_bit_identical_with_the_avx2_and_portable_kernels() {
+        for (n, d, k, algorithm) in [
+            (17_000, 8, 8, Algorithm::Auto),
+            (9_000, 5, 7, Algorithm::Hamerly),
+            (9_000, 3, 3, Algorithm::Lloyd),
+            (6_000, 21, 12, Algorithm::Auto),
+            (4_000, 70, 5, Algorithm::Elkan),
+        ] {
+            let x = blobs(n, d, k, 21);
+            let p = KMeansParams::new(k)
+                .n_init(2)
+                .seed(3)
+                .tol(0.0)
+                .max_iter(30)
+                .algorithm(algorithm)
+                .threads(2);
+            let fast = fit(x.view(), &p, &mut NoHooks).unwrap();
+            let slow = portable(|| fit(x.view(), &p, &mut NoHooks).unwrap());
+            assert!(fast == slow, "n={n} d={d} k={k} {algorithm:?}");
+            let (la, ia) = assign(x.view(), fast.centroids.view());
+            let (lb, ib) = portable(|| assign(x.view(), fast.centroids.view()));
+            assert_eq!((la, ia.to_bits()), (lb, ib.to_bits()));
+        }
+        for f in fixtures() {
+            let x = mat(&f.x);
+            let p = KMeansParams::new(f.k)
+                .init(Init::Given(mat(&f.init)))
+                .tol(f.tol)
+                .max_iter(f.max_iter);
+            let fast = fit(x.view(), &p, &mut NoHooks).unwrap();
+            let slow = portable(|| fit(x.view(), &p, &mut NoHooks).unwrap());
+            assert!(fast == slow, "{}", f.name);
+        }
     }
 
     // ---- nearest / assign / distinct ----------------------------------------------
