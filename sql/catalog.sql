@@ -140,6 +140,38 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._create_assignments(text) IS 'internal: creates a model''s assignment table for its owner';
 
+-- The same, filled in one CREATE TABLE AS from arrays (ids as the source's id type or
+-- text, 1-based segments, distances) and with its primary key built: the fast path of
+-- segment_train when every assignment is already in memory.
+CREATE FUNCTION segment._create_assignments_from(model text, ids anyarray, segments int[],
+                                                 distances float8[], version int) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE m segment.models;
+BEGIN
+    SELECT * INTO m FROM segment.models WHERE name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '22023';
+    END IF;
+    IF NOT pg_has_role(session_user, m.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be a member of role "%" to write model "%"', m.owner, model
+            USING ERRCODE = '42501';
+    END IF;
+    EXECUTE format('CREATE TABLE segment.%I AS SELECT unnest($1)::%s AS %I, unnest($2) AS segment, '
+                   'unnest($3) AS distance, $4 AS version',
+                   m.assignments, m.id_type, m.id_column)
+        USING ids, segments, distances, version;
+    EXECUTE format('ALTER TABLE segment.%I ADD PRIMARY KEY (%I), ALTER segment SET NOT NULL, '
+                   'ALTER distance SET NOT NULL, ALTER version SET NOT NULL',
+                   m.assignments, m.id_column);
+    EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);
+    EXECUTE format('GRANT SELECT ON segment.%I TO PUBLIC', m.assignments);
+    RETURN format('segment.%I', m.assignments);
+END $$;
+COMMENT ON FUNCTION segment._create_assignments_from(text, anyarray, int[], float8[], int) IS
+    'internal: creates and fills a model''s assignment table for its owner';
+
 -- Dropping needs ownership of the table (which the model's owner role has), not schema
 -- privileges, so this one runs with the caller's rights.
 CREATE FUNCTION segment._drop_assignments(model text) RETURNS void

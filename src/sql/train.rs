@@ -527,16 +527,42 @@ impl AssignTarget {
         }
     }
 
-    fn push(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
+    /// Buffer one assignment (no flushing).
+    fn buffer(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
         match id {
             Id::Int(v) => self.ids_int.push(v),
             Id::Text(t) => self.ids_text.push(t.to_string()),
         }
         self.segs.push(segment as i32 + 1);
         self.dists.push(dist_sq.sqrt());
+    }
+
+    /// Buffer one assignment, inserting into the existing table every INSERT_ROWS rows.
+    fn push(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
+        self.buffer(id, segment, dist_sq);
         if self.segs.len() >= INSERT_ROWS {
             self.flush();
         }
+    }
+
+    /// Create and fill the table from everything buffered, primary key included.
+    fn create_from_buffer(&mut self, model: &str) {
+        let (ids, cast): (pgrx::datum::DatumWithOid, &str) = if self.ids_text.is_empty() {
+            (std::mem::take(&mut self.ids_int).into(), "int8[]")
+        } else {
+            (std::mem::take(&mut self.ids_text).into(), "text[]")
+        };
+        Spi::run_with_args(
+            &format!("SELECT segment._create_assignments_from($1, $2::{cast}, $3, $4, $5)"),
+            &[
+                model.into(),
+                ids,
+                std::mem::take(&mut self.segs).into(),
+                std::mem::take(&mut self.dists).into(),
+                self.version.into(),
+            ],
+        )
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
     }
 
     fn flush(&mut self) {
@@ -967,8 +993,6 @@ fn segment_train(
 
     phase.done("store catalog");
     // Materialize every row's assignment (all rows, also when trained on a sample).
-    Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
     let mut target = AssignTarget::new(
         format!("segment.{}", quote_identifier(&assignments)),
         quote_identifier(id_column),
@@ -976,6 +1000,8 @@ fn segment_train(
         version,
     );
     if read.sampled {
+        Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
+            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
         stream_assignments(
             model,
             &src,
@@ -986,17 +1012,19 @@ fn segment_train(
             r.centroids.view(),
             &mut target,
         );
+        target.finish();
     } else {
+        // Everything is in memory: one CREATE TABLE AS from arrays.
         for (i, &row) in encoded.kept_rows.iter().enumerate() {
             let nr = kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
-            target.push(
+            target.buffer(
                 read.ids.get(row).expect("one id per row read"),
                 nr.index,
                 nr.dist_sq,
             );
         }
+        target.create_from_buffer(model);
     }
-    target.finish();
     let assignments_table = format!("segment.{}", quote_identifier(&assignments));
     // Segment sizes over the whole population (the fit may have seen a sample).
     Spi::run_with_args(

@@ -146,3 +146,11 @@ SELECT count(*) AS assigned, count(DISTINCT segment) AS segments FROM segment.bi
 SELECT sum(size) AS summary_total FROM segment.summary WHERE model = 'big';
 SELECT count(*) AS disagreements FROM crm.many m JOIN segment.big_assignments a USING (customer_id)
 WHERE a.segment <> segment_assign('big', m);
+
+-- assignment tables have their primary key and NOT NULL columns, on both write paths
+SELECT c.relname, a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS type,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary
+                 AND a.attnum = ANY (i.indkey)) AS primary_key,
+       pg_get_userbyid(c.relowner) AS owner
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relname IN ('customers_assignments', 'big_assignments') ORDER BY 1, a.attnum;
