@@ -23,5 +23,6 @@ fmt:
 	cargo fmt --all
 lint:
 	cargo fmt --all --check && cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
-clean:
-	bash -c 'source scripts/common.sh && cluster_stop regress 0; cluster_stop demo 0' ; cargo clean
+clean:           ## stop throwaway clusters, remove their data (owned by postgres) and target/
+	bash -c 'source scripts/common.sh && for c in regress demo bench; do cluster_stop $$c 0; done; as_root rm -rf "$$ROOT/target/pg" "/tmp/pg_segment-$$(id -u)"'
+	cargo clean

@@ -120,6 +120,7 @@ mod segment {
         state
     }
 
+    /// Combine: merge two per-cluster count/mean/M2 states (exact).
     #[pg_extern(immutable, parallel_safe)]
     fn _cluster_stats_combine(
         a: Internal,
@@ -136,6 +137,7 @@ mod segment {
         )
     }
 
+    /// Serialize per-cluster statistics for parallel workers.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _cluster_stats_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
@@ -144,6 +146,7 @@ mod segment {
             .unwrap_or_default()
     }
 
+    /// Deserialize per-cluster statistics into the aggregate context.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _cluster_stats_deserial(
         bytes: &[u8],
@@ -155,12 +158,14 @@ mod segment {
         into_agg(st, fcinfo, "cluster metric aggregate")
     }
 
+    /// Final: within-segment sum of squared distances to the segment means.
     #[pg_extern(immutable, parallel_safe)]
     fn _inertia_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
         unsafe { state.get::<ClusterStats>() }.map(ClusterStats::within_ss)
     }
 
+    /// Final: the Calinski-Harabasz index.
     #[pg_extern(immutable, parallel_safe)]
     fn _calinski_harabasz_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
@@ -175,6 +180,7 @@ mod segment {
     // Contingency tables: segment_ari, segment_nmi
     // -----------------------------------------------------------------------------------
 
+    /// Transition: count the pair `(a, b)` in the contingency table. NULLs are skipped.
     #[pg_extern(immutable, parallel_safe)]
     fn _contingency_trans(
         state: Internal,
@@ -190,6 +196,7 @@ mod segment {
         state
     }
 
+    /// Combine: add two contingency tables (exact).
     #[pg_extern(immutable, parallel_safe)]
     fn _contingency_combine(
         a: Internal,
@@ -202,6 +209,7 @@ mod segment {
         })
     }
 
+    /// Serialize a contingency table.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _contingency_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
@@ -210,6 +218,7 @@ mod segment {
             .unwrap_or_default()
     }
 
+    /// Deserialize a contingency table into the aggregate context.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _contingency_deserial(
         bytes: &[u8],
@@ -220,6 +229,7 @@ mod segment {
         into_agg(st, fcinfo, "segment_ari")
     }
 
+    /// Final: adjusted Rand index.
     #[pg_extern(immutable, parallel_safe)]
     fn _ari_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
@@ -227,6 +237,7 @@ mod segment {
         Some(st.ari().unwrap_or_else(|e| raise_engine(e, "segment_ari")))
     }
 
+    /// Final: normalized mutual information (arithmetic normalization).
     #[pg_extern(immutable, parallel_safe)]
     fn _nmi_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
@@ -238,6 +249,7 @@ mod segment {
     // Collected rows: segment_davies_bouldin, segment_kmeans
     // -----------------------------------------------------------------------------------
 
+    /// Transition: gather `(vec, seg)` (Davies-Bouldin). NULL vectors are skipped.
     #[pg_extern(immutable, parallel_safe)]
     fn _collect_trans(
         state: Internal,
@@ -255,6 +267,7 @@ mod segment {
         state
     }
 
+    /// Transition: gather `vec` for `segment_kmeans`. NULL vectors are skipped.
     #[pg_extern(immutable, parallel_safe)]
     fn _collect_kmeans_trans(
         state: Internal,
@@ -275,6 +288,7 @@ mod segment {
         state
     }
 
+    /// Combine: concatenate gathered rows (exact).
     #[pg_extern(immutable, parallel_safe)]
     fn _collect_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         combine::<Collected>(
@@ -287,6 +301,7 @@ mod segment {
         )
     }
 
+    /// Serialize gathered rows.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _collect_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
@@ -295,6 +310,7 @@ mod segment {
             .unwrap_or_default()
     }
 
+    /// Deserialize gathered rows into the aggregate context.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _collect_deserial(
         bytes: &[u8],
@@ -306,6 +322,7 @@ mod segment {
         into_agg(st, fcinfo, "segment aggregate")
     }
 
+    /// Final: the Davies-Bouldin index of the gathered rows.
     #[pg_extern(immutable, parallel_safe)]
     fn _davies_bouldin_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
@@ -317,6 +334,7 @@ mod segment {
         )
     }
 
+    /// Final: k-means centroids (seeded k-means++, 4 restarts) as float8[][].
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_final(state: Internal) -> Option<Matrix> {
         // SAFETY: see state_mut.
@@ -358,6 +376,7 @@ mod segment {
         _silhouette_trans(state, vec, seg, None, None, fcinfo)
     }
 
+    /// Transition: offer `(vec, seg)` to the seeded reservoir sample.
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_trans(
         state: Internal,
@@ -387,6 +406,7 @@ mod segment {
         state
     }
 
+    /// Combine: merge two reservoir samples (uniform over both parts).
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         combine::<Reservoir<(Vec<f64>, i64)>>(
@@ -402,6 +422,7 @@ mod segment {
         )
     }
 
+    /// Serialize a reservoir sample.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _silhouette_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
@@ -410,6 +431,7 @@ mod segment {
             .unwrap_or_default()
     }
 
+    /// Deserialize a reservoir sample into the aggregate context.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _silhouette_deserial(
         bytes: &[u8],
@@ -421,6 +443,7 @@ mod segment {
         into_agg(st, fcinfo, "segment_silhouette")
     }
 
+    /// Final: mean silhouette of the sample (exact when it holds every row).
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
@@ -444,6 +467,7 @@ mod segment {
     // One k-means (Lloyd) step: segment_kmeans_step
     // -----------------------------------------------------------------------------------
 
+    /// Transition: add `vec` to the sums of its nearest centroid.
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_step_trans(
         state: Internal,
@@ -468,6 +492,7 @@ mod segment {
         state
     }
 
+    /// Combine: add two k-means step states (exact).
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_step_combine(
         a: Internal,
@@ -484,6 +509,7 @@ mod segment {
         )
     }
 
+    /// Serialize a k-means step state.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _kmeans_step_serial(state: Internal) -> Vec<u8> {
         // SAFETY: see state_mut.
@@ -492,6 +518,7 @@ mod segment {
             .unwrap_or_default()
     }
 
+    /// Deserialize a k-means step state into the aggregate context.
     #[pg_extern(immutable, parallel_safe, strict)]
     fn _kmeans_step_deserial(
         bytes: &[u8],
@@ -503,6 +530,7 @@ mod segment {
         into_agg(st, fcinfo, "segment_kmeans_step")
     }
 
+    /// Final: the new centroids (empty clusters keep their centroid).
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_step_final(state: Internal) -> Option<Matrix> {
         // SAFETY: see state_mut.
@@ -767,6 +795,30 @@ CREATE AGGREGATE segment_kmeans_step(vec float8[], centroids float8[]) (
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_kmeans_step(float8[], float8[]) IS
     'One Lloyd iteration: the means of the vectors nearest each centroid (empty clusters keep their centroid)';
+
+-- Comments for \df+ on the functions pgrx generated above.
+COMMENT ON FUNCTION segment_train(text, regclass, text, jsonb, int, int, int, bigint, int, int, float8) IS
+    'Train a k-means segmentation model on a table or view; stores it in schema segment and writes segment.<model>_assignments';
+COMMENT ON FUNCTION segment_assign(text, anyelement, int) IS
+    'Segment (1-based) of a row, columns mapped to the model''s features by name';
+COMMENT ON FUNCTION segment_assign(text, jsonb, int) IS
+    'Segment (1-based) of a jsonb object keyed by feature name';
+COMMENT ON FUNCTION segment_assign(text, float8[], int) IS
+    'Segment (1-based) of an already-encoded vector';
+COMMENT ON FUNCTION segment_assign_detail(text, anyelement, int) IS
+    'Segment, label, distance, runner-up segment and margin of a row';
+COMMENT ON FUNCTION segment_assign_detail(text, jsonb, int) IS
+    'Segment, label, distance, runner-up segment and margin of a jsonb object';
+COMMENT ON FUNCTION segment_encode(text, anyelement, int) IS
+    'The encoded feature vector of a row (segment.versions.feature_names order)';
+COMMENT ON FUNCTION segment_encode(text, jsonb, int) IS
+    'The encoded feature vector of a jsonb object';
+COMMENT ON FUNCTION segment_label(text, int, text) IS
+    'Label a segment of the current version of a model (owner only)';
+COMMENT ON FUNCTION segment_drop(text, boolean) IS
+    'Drop a model, its versions and its assignment table (owner only)';
+COMMENT ON FUNCTION segment_nearest(float8[], float8[]) IS
+    '1-based index of the nearest row of a centroid matrix';
 "#,
     name = "aggregates",
     finalize,

@@ -16,3 +16,10 @@ SELECT segment_nearest(ARRAY[1,NULL]::float8[], ARRAY[[0,0]]::float8[]);
 SELECT segment_nearest(ARRAY[1,2]::float8[], ARRAY[[0,NULL]]::float8[]);
 SELECT segment_nearest(ARRAY[1,2]::float8[], '{}'::float8[]);
 SELECT segment_nearest(ARRAY[1,2]::float8[], '{{{1,2}}}'::float8[]);
+-- every public function and aggregate is documented for \df+ / \da+
+SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args,
+       obj_description(p.oid, 'pg_proc') IS NOT NULL AS has_comment
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_segment'
+WHERE p.pronamespace = 'public'::regnamespace
+ORDER BY 1, 2;
