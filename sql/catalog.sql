@@ -113,11 +113,9 @@ CREATE POLICY write ON segment.profile_data FOR ALL USING (segment._owns(model))
 GRANT SELECT, INSERT, UPDATE, DELETE ON segment.models, segment.versions,
     segment.segments, segment.profile_data TO PUBLIC;
 
--- Assignment tables live in schema segment, which ordinary roles may not create in.
--- This SECURITY DEFINER helper creates one for a model whose catalog row the caller was
--- allowed to write (row-level security), owned by that model's owner role.
-CREATE FUNCTION segment._create_assignments(model text) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER
+-- internal: the catalog row of a model the session's role may write, or an error.
+CREATE FUNCTION segment._model_for_write(model text) RETURNS segment.models
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog
 AS $$
 DECLARE m segment.models;
@@ -130,13 +128,38 @@ BEGIN
         RAISE EXCEPTION 'must be a member of role "%" to write model "%"', m.owner, model
             USING ERRCODE = '42501';
     END IF;
+    RETURN m;
+END $$;
+COMMENT ON FUNCTION segment._model_for_write(text) IS 'internal: a writable model''s catalog row';
+
+-- internal: give a just-created assignment table to the model's owner, readable by all.
+CREATE FUNCTION segment._hand_over(m segment.models) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);
+    EXECUTE format('GRANT SELECT ON segment.%I TO PUBLIC', m.assignments);
+    RETURN format('segment.%I', m.assignments);
+END $$;
+REVOKE ALL ON FUNCTION segment._hand_over(segment.models) FROM PUBLIC;
+COMMENT ON FUNCTION segment._hand_over(segment.models) IS 'internal: hands an assignment table to its model''s owner';
+
+-- Assignment tables live in schema segment, which ordinary roles may not create in.
+-- This SECURITY DEFINER helper creates one for a model whose catalog row the caller was
+-- allowed to write (row-level security), owned by that model's owner role.
+CREATE FUNCTION segment._create_assignments(model text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE m segment.models;
+BEGIN
+    m := segment._model_for_write(model);
     -- The primary key on the id is added by segment_train after the bulk load.
     EXECUTE format('CREATE TABLE segment.%I (%I %s NOT NULL, segment int NOT NULL, '
                    'distance float8 NOT NULL, version int NOT NULL)',
                    m.assignments, m.id_column, m.id_type);
-    EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);
-    EXECUTE format('GRANT SELECT ON segment.%I TO PUBLIC', m.assignments);
-    RETURN format('segment.%I', m.assignments);
+    RETURN segment._hand_over(m);
 END $$;
 COMMENT ON FUNCTION segment._create_assignments(text) IS 'internal: creates a model''s assignment table for its owner';
 
@@ -150,14 +173,7 @@ SET search_path = pg_catalog
 AS $$
 DECLARE m segment.models;
 BEGIN
-    SELECT * INTO m FROM segment.models WHERE name = model;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '22023';
-    END IF;
-    IF NOT pg_has_role(session_user, m.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'must be a member of role "%" to write model "%"', m.owner, model
-            USING ERRCODE = '42501';
-    END IF;
+    m := segment._model_for_write(model);
     EXECUTE format('CREATE TABLE segment.%I AS SELECT unnest($1)::%s AS %I, unnest($2) AS segment, '
                    'unnest($3) AS distance, $4 AS version',
                    m.assignments, m.id_type, m.id_column)
@@ -165,9 +181,7 @@ BEGIN
     EXECUTE format('ALTER TABLE segment.%I ADD PRIMARY KEY (%I), ALTER segment SET NOT NULL, '
                    'ALTER distance SET NOT NULL, ALTER version SET NOT NULL',
                    m.assignments, m.id_column);
-    EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);
-    EXECUTE format('GRANT SELECT ON segment.%I TO PUBLIC', m.assignments);
-    RETURN format('segment.%I', m.assignments);
+    RETURN segment._hand_over(m);
 END $$;
 COMMENT ON FUNCTION segment._create_assignments_from(text, anyarray, int[], float8[], int) IS
     'internal: creates and fills a model''s assignment table for its owner';

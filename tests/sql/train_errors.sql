@@ -97,3 +97,16 @@ DELETE FROM segment.models WHERE name = 'm';
 RESET ROLE;
 SELECT count(*) AS models_intact FROM segment.models WHERE name = 'm';
 SELECT to_regclass('segment.m_assignments') IS NOT NULL AS assignments_intact;
+
+-- an ordinary role with SELECT on the source trains, relabels and drops its own model
+GRANT SELECT ON people TO analyst;
+SET ROLE analyst;
+SELECT model, k, rows_used FROM segment_train('mine', 'people', 'id', '{"age": "standard"}', k => 2, seed => 1);
+SELECT name, owner FROM segment.models WHERE name = 'mine';
+SELECT tableowner, has_table_privilege('public', 'segment.mine_assignments', 'SELECT') AS public_reads
+FROM pg_tables WHERE schemaname = 'segment' AND tablename = 'mine_assignments';
+SELECT segment_label('mine', 1, 'young');
+SELECT segment_assign('mine', p) IS NOT NULL AS assigns FROM people p WHERE id = 1;
+SELECT segment_drop('mine');
+RESET ROLE;
+SELECT count(*) AS left_behind FROM segment.models WHERE name = 'mine';
