@@ -1,8 +1,8 @@
 //! The numeric core of pg_segment: feature encoding, k-means, quality metrics and
 //! centroid matching. Pure Rust over `&[f64]` / ndarray views: nothing in this module
-//! tree may import pgrx or know about Datums (CI greps for it). The SQL layer (the
-//! `sql` module) adapts Postgres values to these types and maps [`EngineError`] to
-//! SQLSTATEs.
+//! tree may depend on the PostgreSQL bindings or know about Datums (CI greps for it).
+//! The SQL layer (the `sql` module) adapts Postgres values to these types and maps
+//! [`EngineError`] to SQLSTATEs.
 #![deny(unsafe_code)]
 
 pub mod encode;
