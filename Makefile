@@ -24,5 +24,5 @@ fmt:
 lint:
 	cargo fmt --all --check && cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
 clean:           ## stop throwaway clusters, remove their data (owned by postgres) and target/
-	bash -c 'source scripts/common.sh && for c in regress demo bench; do cluster_stop $$c 0; done; as_root rm -rf "$$ROOT/target/pg" "/tmp/pg_segment-$$(id -u)"'
+	bash -c 'source scripts/common.sh && for c in regress demo bench; do cluster_stop $$c; done; as_root rm -rf "$$ROOT/target/pg" "/tmp/pg_segment-$$(id -u)"'
 	cargo clean

@@ -9,7 +9,7 @@ python3 -c "import sklearn, pandas, psycopg2, threadpoolctl" 2>/dev/null \
   || python3 -m pip install -q scikit-learn pandas psycopg2-binary threadpoolctl
 install_extension
 CLUSTER_MWM=2GB cluster_start bench 54393
-trap 'cluster_stop bench 54393' EXIT
+trap 'cluster_stop bench' EXIT
 cat <<CONF | as_postgres tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
 shared_buffers = '2GB'
 work_mem = '64MB'

@@ -48,7 +48,7 @@ cluster_start() {
   base="$(cluster_base)"
   PGDATA_DIR="${base}/${name}"
   export PGHOST="${base}/${name}-sock" PGPORT="$port" PGUSER=postgres
-  cluster_stop "$name" "$port" quiet
+  cluster_stop "$name"
   as_postgres rm -rf "$PGDATA_DIR" "$PGHOST"
   as_postgres mkdir -p "$PGHOST"
   as_postgres chmod 755 "$PGHOST"
@@ -73,7 +73,7 @@ CONF
   log "cluster $name running: host=$PGHOST port=$PGPORT (data $PGDATA_DIR)"
 }
 
-# cluster_stop NAME PORT [quiet]
+# cluster_stop NAME: stop the throwaway cluster NAME if it is running.
 cluster_stop() {
   local name="$1" base dir
   base="$(cluster_base)"; dir="${base}/${name}"

@@ -10,7 +10,7 @@ PORT="${DEMO_PORT:-54392}"
 "$ROOT/scripts/setup.sh"
 install_extension
 cluster_start demo "$PORT"
-if [ -z "${KEEP:-}" ]; then trap 'cluster_stop demo "$PORT"' EXIT; fi
+if [ -z "${KEEP:-}" ]; then trap 'cluster_stop demo' EXIT; fi
 
 psql -d postgres -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
 (cd "$ROOT/examples" && psql -d demo -X -v ON_ERROR_STOP=1 -P pager=off -f demo.sql)

@@ -12,7 +12,7 @@ PORT="${REGRESS_PORT:-54391}"
 OUT="$ROOT/target/regress"
 mkdir -p "$OUT"
 CLUSTER_PRELOAD=pg_cron cluster_start regress "$PORT"
-trap 'cluster_stop regress "$PORT"' EXIT
+trap 'cluster_stop regress' EXIT
 
 if [ "$#" -gt 0 ]; then tests=("$@"); else
   tests=(); for f in "$ROOT"/tests/sql/*.sql; do tests+=("$(basename "$f" .sql)"); done

@@ -1,15 +1,14 @@
 //! `segment_nearest`: nearest centroid of an ad-hoc centroid matrix, no catalog needed.
 use super::arrays;
+use super::call_site;
 use super::error::{raise, Code};
 use crate::engine::kmeans;
 use ndarray::ArrayView2;
-use pgrx::memcxt::PgMemoryContexts;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 /// Centroids parsed at one call site, reused while the argument stays the same (the
-/// usual case: a constant or a scalar subquery). Backends are single-threaded and the
-/// cache lives in the call site's memory, so no locking is needed.
+/// usual case: a constant or a scalar subquery).
 struct CentroidCache {
     raw: Vec<f64>,
     k: usize,
@@ -28,17 +27,8 @@ fn segment_nearest(
     centroids: Array<'_, f64>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> i32 {
-    // SAFETY: fn_extra belongs to this call site and is allocated in fn_mcxt.
-    let cache = unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            let empty: Option<CentroidCache> = None;
-            (*flinfo).fn_extra = PgMemoryContexts::For((*flinfo).fn_mcxt)
-                .leak_and_drop_on_delete(empty)
-                .cast();
-        }
-        &mut *((*flinfo).fn_extra as *mut Option<CentroidCache>)
-    };
+    // SAFETY: this call's fcinfo; segment_nearest always keeps a CentroidCache.
+    let (cache, _) = unsafe { call_site::slot::<CentroidCache>(fcinfo) };
     let same = match (cache.as_ref(), centroids.as_slice()) {
         (Some(c), Ok(s)) => c.raw.as_slice() == s,
         _ => false,

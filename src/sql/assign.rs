@@ -6,6 +6,7 @@
 //! every later row reuses the decoded encoder, centroids and the row type's attribute
 //! map. A statement keeps the version it loaded even if a refresh switches the current
 //! version meanwhile. Backends are single-threaded, so the cache needs no locking.
+use super::call_site;
 use super::error::{raise, Code};
 use super::model::{self, LoadedModel};
 use super::values::{conv_for, value_of, Conv};
@@ -45,17 +46,9 @@ fn cache<'a>(
     model: &str,
     version: Option<i32>,
 ) -> &'a mut AssignCache {
-    // SAFETY: fcinfo and its flinfo are valid for this call; fn_extra is ours, allocated
-    // in fn_mcxt, which outlives every call through this FmgrInfo.
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            let slot: Option<AssignCache> = None;
-            (*flinfo).fn_extra = PgMemoryContexts::For((*flinfo).fn_mcxt)
-                .leak_and_drop_on_delete(slot)
-                .cast();
-        }
-        let slot = &mut *((*flinfo).fn_extra as *mut Option<AssignCache>);
+    // SAFETY: this call's fcinfo; every function here keeps an AssignCache.
+    let (slot, mcxt) = unsafe { call_site::slot::<AssignCache>(fcinfo) };
+    {
         let stale = slot
             .as_ref()
             .is_none_or(|c| c.model.name != model || c.requested_version != version);
@@ -63,7 +56,7 @@ fn cache<'a>(
             model::check_model_name(model);
             let m = model::load(model, version);
             *slot = Some(AssignCache {
-                mcxt: (*flinfo).fn_mcxt,
+                mcxt,
                 out: vec![0.0; m.dim],
                 model: m,
                 requested_version: version,
@@ -122,11 +115,10 @@ impl AssignCache {
                 PgMemoryContexts::For(self.mcxt).switch_to(|_| pg_sys::CreateTupleDescCopy(td));
             pg_sys::DecrTupleDescRefCount(td);
             let features = self.model.encoder.feature_names();
-            let kinds = self.model.encoder.feature_kinds();
             let mut attrs = Vec::with_capacity(features.len());
-            for (f, kind) in features.iter().zip(kinds) {
+            for f in &features {
                 match names.iter().position(|(n, _, dropped)| n == f && !dropped) {
-                    Some(i) => attrs.push((i, conv_for(names[i].1, kind))),
+                    Some(i) => attrs.push((i, conv_for(names[i].1))),
                     None => raise(
                         Code::ERRCODE_UNDEFINED_COLUMN,
                         format!(
@@ -181,18 +173,19 @@ impl AssignCache {
                 map.datums.as_mut_ptr(),
                 map.nulls.as_mut_ptr(),
             );
-            map.values.clear();
+            // The buffer is taken out while `self` encodes, then put back for the next row.
+            let mut values = std::mem::take(&mut map.values);
+            values.clear();
             for &(i, conv) in &map.attrs {
-                map.values.push(if map.nulls[i] {
+                values.push(if map.nulls[i] {
                     Value::Null
                 } else {
                     value_of(conv, map.datums[i])
                 });
             }
-            match self.model.encoder.transform_row(&map.values, &mut self.out) {
-                Ok(keep) => keep,
-                Err(e) => super::error::raise_engine(e, &format!("model \"{}\"", self.model.name)),
-            }
+            let keep = self.encode(&values);
+            self.rowmap.as_mut().expect("mapped").values = values;
+            keep
         }
     }
 

@@ -8,6 +8,7 @@ pub mod adhoc;
 pub mod aggregates;
 pub mod arrays;
 pub mod assign;
+pub mod call_site;
 pub mod error;
 pub mod model;
 pub mod reader;

@@ -115,7 +115,7 @@ pub fn select_query(
 
 fn native_numeric(type_oid: pg_sys::Oid) -> bool {
     matches!(
-        conv_for(type_oid, ColumnKind::Numeric),
+        conv_for(type_oid),
         Conv::F8 | Conv::F4 | Conv::I2 | Conv::I4 | Conv::I8 | Conv::Numeric
     )
 }
@@ -164,7 +164,7 @@ pub fn for_each_row(
                     for (i, kind) in kinds.iter().enumerate() {
                         let att = (*td).attrs.as_ptr().add(i + 1);
                         convs.push(match kind {
-                            ColumnKind::Numeric => conv_for((*att).atttypid, *kind),
+                            ColumnKind::Numeric => conv_for((*att).atttypid),
                             ColumnKind::Bool => Conv::Bool,
                             ColumnKind::Text => Conv::Text,
                         });

@@ -36,7 +36,7 @@ pub fn kind_of_category(category: &str) -> Option<ColumnKind> {
 }
 
 /// The converter for a type (domains resolve to their base type).
-pub fn conv_for(type_oid: pg_sys::Oid, kind: ColumnKind) -> Conv {
+pub fn conv_for(type_oid: pg_sys::Oid) -> Conv {
     // SAFETY: getBaseType only reads the syscache.
     let base = unsafe { pg_sys::getBaseType(type_oid) };
     match base {
@@ -50,7 +50,6 @@ pub fn conv_for(type_oid: pg_sys::Oid, kind: ColumnKind) -> Conv {
         pg_sys::TEXTOID | pg_sys::VARCHAROID => Conv::Text,
         pg_sys::BPCHAROID => Conv::Bpchar,
         _ => {
-            let _ = kind;
             let mut out = pg_sys::Oid::INVALID;
             let mut varlena = false;
             // SAFETY: syscache lookup; errors (no such type) are reported by Postgres.
