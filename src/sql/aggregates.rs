@@ -63,28 +63,159 @@ fn state_mut<'a, T>(
     unsafe { state.get_mut::<T>().expect("initialized above") }
 }
 
-/// Combine two states of the same kind: `merge(a, b)`, with either side possibly NULL.
-fn combine<T>(
+/// An aggregate state that crosses process boundaries (parallel workers, Citus) and
+/// merges exactly: what the generic combine / serialize / deserialize below need.
+trait AggState: Sized {
+    /// Context for error messages.
+    const WHAT: &'static str;
+    fn serialize(&self) -> Vec<u8>;
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError>;
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError>;
+    /// A copy in the current memory context (the bytes round trip is exact).
+    fn duplicate(&self) -> Self {
+        Self::deserialize(&self.serialize()).expect("own bytes")
+    }
+}
+
+impl AggState for ClusterStats {
+    const WHAT: &'static str = "cluster metric aggregate";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other)
+    }
+}
+
+impl AggState for Contingency {
+    const WHAT: &'static str = "segment_ari";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other);
+        Ok(())
+    }
+    fn duplicate(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// The silhouette aggregate's state: a seeded reservoir of (vector, segment).
+type Sample = Reservoir<(Vec<f64>, i64)>;
+
+impl AggState for Sample {
+    const WHAT: &'static str = "segment_silhouette";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other.clone());
+        Ok(())
+    }
+    fn duplicate(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl AggState for Collected {
+    const WHAT: &'static str = "segment aggregate";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other)
+    }
+    fn duplicate(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl AggState for StepCarry {
+    const WHAT: &'static str = "segment_kmeans_step";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.step.merge(&other.step)
+    }
+}
+
+/// Combine two states: merge `b` into `a`, with either side possibly NULL.
+fn combine_states<T: AggState>(
     a: Internal,
     b: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
-    what: &str,
-    copy: impl Fn(&T) -> T,
-    merge: impl Fn(&mut T, &T) -> Result<(), EngineError>,
 ) -> Internal {
-    let (mut a, b) = (a, b);
+    let mut a = a;
     // SAFETY: see state_mut.
     unsafe {
         match (a.initialized(), b.get::<T>()) {
             (_, None) => a,
-            (false, Some(bs)) => into_agg(copy(bs), fcinfo, what),
+            (false, Some(bs)) => into_agg(bs.duplicate(), fcinfo, T::WHAT),
             (true, Some(bs)) => {
                 let st = a.get_mut::<T>().expect("initialized");
-                merge(st, bs).unwrap_or_else(|e| raise_engine(e, what));
+                st.absorb(bs).unwrap_or_else(|e| raise_engine(e, T::WHAT));
                 a
             }
         }
     }
+}
+
+/// The bytes of a state, for the leader process.
+fn serialize_state<T: AggState>(state: Internal) -> Vec<u8> {
+    // SAFETY: see state_mut.
+    unsafe { state.get::<T>() }
+        .map(T::serialize)
+        .unwrap_or_default()
+}
+
+/// A state rebuilt from its bytes, in the aggregate memory context.
+fn deserialize_state<T: AggState>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let st = T::deserialize(bytes).unwrap_or_else(|e| raise_engine(e, T::WHAT));
+    into_agg(st, fcinfo, T::WHAT)
+}
+
+/// The combine, serialize and deserialize support functions of one state type.
+macro_rules! state_support {
+    ($ty:ty, $combine:ident, $serial:ident, $deserial:ident) => {
+        /// Combine: merge two partial states (exact).
+        #[pg_extern(immutable, parallel_safe)]
+        fn $combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+            combine_states::<$ty>(a, b, fcinfo)
+        }
+
+        /// Serialize a partial state for the leader.
+        #[pg_extern(immutable, parallel_safe, strict)]
+        fn $serial(state: Internal) -> Vec<u8> {
+            serialize_state::<$ty>(state)
+        }
+
+        /// Deserialize a partial state into the aggregate memory context.
+        #[pg_extern(immutable, parallel_safe, strict)]
+        fn $deserial(
+            bytes: &[u8],
+            _internal: Internal,
+            fcinfo: pg_sys::FunctionCallInfo,
+        ) -> Internal {
+            deserialize_state::<$ty>(bytes, fcinfo)
+        }
+    };
 }
 
 fn vector<'a>(v: &'a Array<'_, f64>, what: &str) -> &'a [f64] {
@@ -120,43 +251,12 @@ mod segment {
         state
     }
 
-    /// Combine: merge two per-cluster count/mean/M2 states (exact).
-    #[pg_extern(immutable, parallel_safe)]
-    fn _cluster_stats_combine(
-        a: Internal,
-        b: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        combine::<ClusterStats>(
-            a,
-            b,
-            fcinfo,
-            "cluster metric aggregate",
-            |s| ClusterStats::from_bytes(&s.to_bytes()).expect("own bytes"),
-            |a, b| a.merge(b),
-        )
-    }
-
-    /// Serialize per-cluster statistics for parallel workers.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _cluster_stats_serial(state: Internal) -> Vec<u8> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<ClusterStats>() }
-            .map(ClusterStats::to_bytes)
-            .unwrap_or_default()
-    }
-
-    /// Deserialize per-cluster statistics into the aggregate context.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _cluster_stats_deserial(
-        bytes: &[u8],
-        _internal: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        let st = ClusterStats::from_bytes(bytes)
-            .unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
-        into_agg(st, fcinfo, "cluster metric aggregate")
-    }
+    state_support!(
+        ClusterStats,
+        _cluster_stats_combine,
+        _cluster_stats_serial,
+        _cluster_stats_deserial
+    );
 
     /// Final: within-segment sum of squared distances to the segment means.
     #[pg_extern(immutable, parallel_safe)]
@@ -196,38 +296,12 @@ mod segment {
         state
     }
 
-    /// Combine: add two contingency tables (exact).
-    #[pg_extern(immutable, parallel_safe)]
-    fn _contingency_combine(
-        a: Internal,
-        b: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        combine::<Contingency>(a, b, fcinfo, "segment_ari", Contingency::clone, |a, b| {
-            a.merge(b);
-            Ok(())
-        })
-    }
-
-    /// Serialize a contingency table.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _contingency_serial(state: Internal) -> Vec<u8> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<Contingency>() }
-            .map(Contingency::to_bytes)
-            .unwrap_or_default()
-    }
-
-    /// Deserialize a contingency table into the aggregate context.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _contingency_deserial(
-        bytes: &[u8],
-        _internal: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        let st = Contingency::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_ari"));
-        into_agg(st, fcinfo, "segment_ari")
-    }
+    state_support!(
+        Contingency,
+        _contingency_combine,
+        _contingency_serial,
+        _contingency_deserial
+    );
 
     /// Final: adjusted Rand index.
     #[pg_extern(immutable, parallel_safe)]
@@ -288,39 +362,12 @@ mod segment {
         state
     }
 
-    /// Combine: concatenate gathered rows (exact).
-    #[pg_extern(immutable, parallel_safe)]
-    fn _collect_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        combine::<Collected>(
-            a,
-            b,
-            fcinfo,
-            "segment aggregate",
-            Collected::clone,
-            Collected::merge,
-        )
-    }
-
-    /// Serialize gathered rows.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _collect_serial(state: Internal) -> Vec<u8> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<Collected>() }
-            .map(Collected::to_bytes)
-            .unwrap_or_default()
-    }
-
-    /// Deserialize gathered rows into the aggregate context.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _collect_deserial(
-        bytes: &[u8],
-        _internal: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        let st =
-            Collected::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment aggregate"));
-        into_agg(st, fcinfo, "segment aggregate")
-    }
+    state_support!(
+        Collected,
+        _collect_combine,
+        _collect_serial,
+        _collect_deserial
+    );
 
     /// Final: the Davies-Bouldin index of the gathered rows.
     #[pg_extern(immutable, parallel_safe)]
@@ -400,54 +447,24 @@ mod segment {
             );
         }
         let st = state_mut(&mut state, fcinfo, "segment_silhouette", || {
-            Reservoir::<(Vec<f64>, i64)>::new(cap as usize, seed.unwrap_or(0) as u64)
+            Sample::new(cap as usize, seed.unwrap_or(0) as u64)
         });
         st.push((x.to_vec(), seg));
         state
     }
 
-    /// Combine: merge two reservoir samples (uniform over both parts).
-    #[pg_extern(immutable, parallel_safe)]
-    fn _silhouette_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-        combine::<Reservoir<(Vec<f64>, i64)>>(
-            a,
-            b,
-            fcinfo,
-            "segment_silhouette",
-            Reservoir::clone,
-            |a, b| {
-                a.merge(b.clone());
-                Ok(())
-            },
-        )
-    }
-
-    /// Serialize a reservoir sample.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _silhouette_serial(state: Internal) -> Vec<u8> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<Reservoir<(Vec<f64>, i64)>>() }
-            .map(Reservoir::to_bytes)
-            .unwrap_or_default()
-    }
-
-    /// Deserialize a reservoir sample into the aggregate context.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _silhouette_deserial(
-        bytes: &[u8],
-        _internal: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        let st = Reservoir::<(Vec<f64>, i64)>::from_bytes(bytes)
-            .unwrap_or_else(|e| raise_engine(e, "segment_silhouette"));
-        into_agg(st, fcinfo, "segment_silhouette")
-    }
+    state_support!(
+        Sample,
+        _silhouette_combine,
+        _silhouette_serial,
+        _silhouette_deserial
+    );
 
     /// Final: mean silhouette of the sample (exact when it holds every row).
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_final(state: Internal) -> Option<f64> {
         // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Reservoir<(Vec<f64>, i64)>>() }?;
+        let st = unsafe { state.get::<Sample>() }?;
         let s = metrics::silhouette_of_reservoir(st, &mut || {
             check_for_interrupts!();
             Ok(())
@@ -492,43 +509,12 @@ mod segment {
         state
     }
 
-    /// Combine: add two k-means step states (exact).
-    #[pg_extern(immutable, parallel_safe)]
-    fn _kmeans_step_combine(
-        a: Internal,
-        b: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        combine::<StepCarry>(
-            a,
-            b,
-            fcinfo,
-            "segment_kmeans_step",
-            StepCarry::copy,
-            |a, b| a.step.merge(&b.step),
-        )
-    }
-
-    /// Serialize a k-means step state.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _kmeans_step_serial(state: Internal) -> Vec<u8> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<StepCarry>() }
-            .map(StepCarry::to_bytes)
-            .unwrap_or_default()
-    }
-
-    /// Deserialize a k-means step state into the aggregate context.
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _kmeans_step_deserial(
-        bytes: &[u8],
-        _internal: Internal,
-        fcinfo: pg_sys::FunctionCallInfo,
-    ) -> Internal {
-        let st =
-            StepCarry::from_bytes(bytes).unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
-        into_agg(st, fcinfo, "segment_kmeans_step")
-    }
+    state_support!(
+        StepCarry,
+        _kmeans_step_combine,
+        _kmeans_step_serial,
+        _kmeans_step_deserial
+    );
 
     /// Final: the new centroids (empty clusters keep their centroid).
     #[pg_extern(immutable, parallel_safe)]
@@ -664,10 +650,6 @@ struct StepCarry {
 }
 
 impl StepCarry {
-    fn copy(&self) -> Self {
-        Self::from_bytes(&self.to_bytes()).expect("own bytes")
-    }
-
     fn to_bytes(&self) -> Vec<u8> {
         let s = self.step.to_bytes();
         let mut b = Vec::with_capacity(8 + s.len() + self.centroids.len() * 8);
