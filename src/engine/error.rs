@@ -75,6 +75,25 @@ impl EngineError {
         }
     }
 
+    /// Check one incoming row of a streaming state: `d` values, all finite. `row` is the
+    /// 0-based position reported in the error.
+    pub fn check_row(x: &[f64], d: usize, row: usize) -> Result<(), EngineError> {
+        if x.len() != d {
+            return Err(EngineError::DimensionMismatch {
+                expected: d,
+                got: x.len(),
+            });
+        }
+        match x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            Some((feature, &value)) => Err(EngineError::NonFinite {
+                row,
+                feature,
+                value,
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::InvalidParameter { .. } => ErrorKind::InvalidParameter,

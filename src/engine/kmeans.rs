@@ -2238,19 +2238,7 @@ impl StepState {
                 got: centroids.ncols(),
             });
         }
-        if x.len() != self.d {
-            return Err(EngineError::DimensionMismatch {
-                expected: self.d,
-                got: x.len(),
-            });
-        }
-        if let Some((feature, &value)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(EngineError::NonFinite {
-                row: self.rows() as usize,
-                feature,
-                value,
-            });
-        }
+        EngineError::check_row(x, self.d, self.rows() as usize)?;
         let nb = nearest(centroids, x);
         let j = nb.index;
         for (s, v) in self.sums[j * self.d..(j + 1) * self.d].iter_mut().zip(x) {

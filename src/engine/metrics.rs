@@ -1609,19 +1609,7 @@ impl ClusterStats {
     /// Adds one row with its label. Errors on a wrong length or a non-finite value (the
     /// reported row is the number of rows this state had already seen).
     pub fn push(&mut self, label: i64, x: &[f64]) -> Result<(), EngineError> {
-        if x.len() != self.d {
-            return Err(EngineError::DimensionMismatch {
-                expected: self.d,
-                got: x.len(),
-            });
-        }
-        if let Some((feature, &value)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(EngineError::NonFinite {
-                row: self.n as usize,
-                feature,
-                value,
-            });
-        }
+        EngineError::check_row(x, self.d, self.n as usize)?;
         let d = self.d;
         let acc = self.clusters.entry(label).or_insert_with(|| ClusterAcc {
             count: 0,
