@@ -155,7 +155,7 @@ AS $$
 DECLARE m segment.models;
 BEGIN
     m := segment._model_for_write(model);
-    -- The primary key on the id is added by segment_train after the bulk load.
+    -- segment_train fills it in bulk, then adds the primary key on the id.
     EXECUTE format('CREATE TABLE segment.%I (%I %s NOT NULL, segment int NOT NULL, '
                    'distance float8 NOT NULL, version int NOT NULL)',
                    m.assignments, m.id_column, m.id_type);
@@ -163,28 +163,20 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._create_assignments(text) IS 'internal: creates a model''s assignment table for its owner';
 
--- The same, filled in one CREATE TABLE AS from arrays (ids as the source's id type or
--- text, 1-based segments, distances) and with its primary key built: the fast path of
--- segment_train when every assignment is already in memory.
-CREATE FUNCTION segment._create_assignments_from(model text, ids anyarray, segments int[],
-                                                 distances float8[], version int) RETURNS text
+-- Its primary key, built once after the bulk load (creating an index needs CREATE on
+-- schema segment, which ordinary roles lack). Serially: the rows arrive in id order where
+-- ids are integers, and a parallel build would only add worker start-up.
+CREATE FUNCTION segment._add_assignments_key(model text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog
+SET max_parallel_maintenance_workers = 0
 AS $$
 DECLARE m segment.models;
 BEGIN
     m := segment._model_for_write(model);
-    EXECUTE format('CREATE TABLE segment.%I AS SELECT unnest($1)::%s AS %I, unnest($2) AS segment, '
-                   'unnest($3) AS distance, $4 AS version',
-                   m.assignments, m.id_type, m.id_column)
-        USING ids, segments, distances, version;
-    EXECUTE format('ALTER TABLE segment.%I ADD PRIMARY KEY (%I), ALTER segment SET NOT NULL, '
-                   'ALTER distance SET NOT NULL, ALTER version SET NOT NULL',
-                   m.assignments, m.id_column);
-    RETURN segment._hand_over(m);
+    EXECUTE format('ALTER TABLE segment.%I ADD PRIMARY KEY (%I)', m.assignments, m.id_column);
 END $$;
-COMMENT ON FUNCTION segment._create_assignments_from(text, anyarray, int[], float8[], int) IS
-    'internal: creates and fills a model''s assignment table for its owner';
+COMMENT ON FUNCTION segment._add_assignments_key(text) IS 'internal: adds the primary key of a model''s assignment table';
 
 -- Dropping needs ownership of the table (which the model's owner role has), not schema
 -- privileges, so this one runs with the caller's rights.

@@ -14,5 +14,6 @@ pub mod model;
 pub mod reader;
 pub mod train;
 pub mod values;
+pub mod writer;
 
 pgrx::extension_sql_file!("../../sql/catalog.sql", name = "catalog", bootstrap);

@@ -1,5 +1,6 @@
-//! Streaming a training source through an SPI cursor, fast: each fetched tuple is
-//! deformed once and its Datums are read directly (feature columns arrive already cast
+//! Streaming a training source through SPI, fast: each result slot is handed to the
+//! caller as the executor produces it (no tuple table, no copy) and its Datums are read
+//! directly (feature columns arrive already cast
 //! to float8 / text / bool by the SELECT), integer ids stay integers, and text is borrowed
 //! rather than copied. This is the hot path of `segment_train`'s scan.
 use super::error::{raise, Code};
@@ -8,9 +9,6 @@ use crate::engine::encode::{ColumnKind, Value};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
-
-/// Rows fetched from the cursor per round trip.
-const FETCH_ROWS: i64 = 10_000;
 
 /// How the id column travels: integers natively, everything else as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +124,13 @@ pub struct Row<'a> {
     pub values: &'a [Value<'a>],
 }
 
-/// Run `query` (built by [`select_query`]) and call `f` on every row, in order, with
-/// interrupts checked between batches.
+/// Run `query` (built by [`select_query`]) and call `f` on every row, in order.
+///
+/// The query runs through SPI with the caller's privileges (so row-level security,
+/// views and column privileges apply as they would to the same SELECT), but its rows are
+/// not collected into an SPI tuple table: a DestReceiver hands each result slot to `f`
+/// as the executor produces it, with no copy. The executor checks for interrupts
+/// between rows. Borrowed text lives only for the duration of the call to `f`.
 pub fn for_each_row(
     query: &str,
     id_kind: IdKind,
@@ -135,71 +138,124 @@ pub fn for_each_row(
     mut f: impl FnMut(Row<'_>),
 ) {
     let natts = kinds.len() + 1;
-    let mut datums = vec![pg_sys::Datum::from(0); natts];
-    let mut nulls = vec![true; natts];
     let mut values: Vec<Value<'static>> = vec![Value::Null; kinds.len()];
     let mut convs: Vec<Conv> = Vec::new();
-    Spi::connect(|client| {
-        let mut cursor = client.open_cursor(query, &[]);
-        loop {
-            check_for_interrupts!();
-            let batch = cursor.fetch(FETCH_ROWS)?;
-            if batch.is_empty() {
-                break;
+    let mut on_slot = |slot: *mut pg_sys::TupleTableSlot| {
+        let id;
+        // SAFETY: the executor passes a valid slot of the query's result descriptor,
+        // which has exactly natts columns of the types the query casts to, so every
+        // Datum is read as what it is; slot_getallattrs fills tts_values/tts_isnull.
+        unsafe {
+            let td = (*slot).tts_tupleDescriptor;
+            if (*td).natts as usize != natts {
+                raise(
+                    Code::ERRCODE_INTERNAL_ERROR,
+                    "unexpected SPI result shape",
+                    None,
+                );
             }
-            // SAFETY: fetch() just filled SPI_tuptable with this batch (it stays valid
-            // until the next fetch); its descriptor has exactly natts columns of the
-            // types the query casts to, so every Datum is read as what it is.
-            unsafe {
-                let tt = pg_sys::SPI_tuptable;
-                if tt.is_null() || (*(*tt).tupdesc).natts as usize != natts {
-                    raise(
-                        Code::ERRCODE_INTERNAL_ERROR,
-                        "unexpected SPI result shape",
-                        None,
-                    );
-                }
-                let td = (*tt).tupdesc;
-                if convs.is_empty() {
-                    for (i, kind) in kinds.iter().enumerate() {
-                        let att = (*td).attrs.as_ptr().add(i + 1);
-                        convs.push(match kind {
-                            ColumnKind::Numeric => conv_for((*att).atttypid),
-                            ColumnKind::Bool => Conv::Bool,
-                            ColumnKind::Text => Conv::Text,
-                        });
-                    }
-                }
-                for r in 0..(*tt).numvals as usize {
-                    let tup = *(*tt).vals.add(r);
-                    pg_sys::heap_deform_tuple(tup, td, datums.as_mut_ptr(), nulls.as_mut_ptr());
-                    let id = if nulls[0] {
-                        None
-                    } else {
-                        Some(match id_kind {
-                            IdKind::Int => Id::Int(datums[0].value() as i64),
-                            IdKind::Text => Id::Text(text_of(datums[0])),
-                        })
-                    };
-                    for (i, conv) in convs.iter().enumerate() {
-                        values[i] = if nulls[i + 1] {
-                            Value::Null
-                        } else {
-                            value_of(*conv, datums[i + 1])
-                        };
-                    }
-                    f(Row {
-                        id,
-                        values: &values,
+            if convs.is_empty() {
+                for (i, kind) in kinds.iter().enumerate() {
+                    let att = (*td).attrs.as_ptr().add(i + 1);
+                    convs.push(match kind {
+                        ColumnKind::Numeric => conv_for((*att).atttypid),
+                        ColumnKind::Bool => Conv::Bool,
+                        ColumnKind::Text => Conv::Text,
                     });
                 }
             }
-            // `batch` (and SPI_tuptable with it) lives until the next fetch.
-            let _ = &batch;
+            if ((*slot).tts_nvalid as usize) < natts {
+                pg_sys::slot_getallattrs(slot);
+            }
+            let datums = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+            id = if nulls[0] {
+                None
+            } else {
+                Some(match id_kind {
+                    IdKind::Int => Id::Int(datums[0].value() as i64),
+                    IdKind::Text => Id::Text(text_of(datums[0])),
+                })
+            };
+            for (i, conv) in convs.iter().enumerate() {
+                values[i] = if nulls[i + 1] {
+                    Value::Null
+                } else {
+                    value_of(*conv, datums[i + 1])
+                };
+            }
         }
-        Ok::<_, pgrx::spi::SpiError>(())
-    })
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        f(Row {
+            id,
+            values: &values,
+        });
+    };
+    run_into(query, &mut on_slot);
+}
+
+/// A DestReceiver that calls a Rust closure for every slot.
+#[repr(C)]
+struct SlotReceiver<'a> {
+    /// Must come first: the executor sees a `*mut DestReceiver`.
+    base: pg_sys::DestReceiver,
+    on_slot: &'a mut dyn FnMut(*mut pg_sys::TupleTableSlot),
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receive_slot(
+    slot: *mut pg_sys::TupleTableSlot,
+    this: *mut pg_sys::DestReceiver,
+) -> bool {
+    // SAFETY: `this` is the SlotReceiver that run_into handed to SPI (base is its first
+    // field, repr(C)), alive for the whole SPI_execute_extended call.
+    let me = unsafe { &mut *(this as *mut SlotReceiver<'_>) };
+    (me.on_slot)(slot);
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receiver_startup(
+    _this: *mut pg_sys::DestReceiver,
+    _operation: std::os::raw::c_int,
+    _typeinfo: pg_sys::TupleDesc,
+) {
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receiver_noop(_this: *mut pg_sys::DestReceiver) {}
+
+/// Execute one SELECT through SPI, streaming its result slots into `on_slot`.
+fn run_into(query: &str, on_slot: &mut dyn FnMut(*mut pg_sys::TupleTableSlot)) {
+    let sql = std::ffi::CString::new(query)
+        .unwrap_or_else(|_| raise(Code::ERRCODE_INTERNAL_ERROR, "query contains NUL", None));
+    let mut receiver = SlotReceiver {
+        base: pg_sys::DestReceiver {
+            receiveSlot: Some(receive_slot),
+            rStartup: Some(receiver_startup),
+            rShutdown: Some(receiver_noop),
+            rDestroy: Some(receiver_noop),
+            mydest: pg_sys::CommandDest::DestNone,
+        },
+        on_slot,
+    };
+    Spi::connect(|_client| {
+        let options = pg_sys::SPIExecuteOptions {
+            read_only: true,
+            dest: &mut receiver.base,
+            ..Default::default()
+        };
+        // SAFETY: SPI is connected; `sql` and `receiver` outlive the call. Errors raised
+        // inside (including by `on_slot`) come back as Rust panics through pgrx's guard.
+        let rc = unsafe { pg_sys::SPI_execute_extended(sql.as_ptr(), &options) };
+        // A SELECT into a receiver other than SPI's own reports SPI_OK_UTILITY.
+        if rc != pg_sys::SPI_OK_SELECT as i32 && rc != pg_sys::SPI_OK_UTILITY as i32 {
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                format!("SPI_execute_extended returned {rc}"),
+                None,
+            );
+        }
+    });
 }
 
 /// A text Datum as &str (detoasted if needed). The memory lives in the SPI batch or the

@@ -6,15 +6,16 @@ use super::error::{raise, raise_detail, Code, OrRaise};
 use super::model::check_model_name;
 use super::reader::{self, Id, IdKind, Ids};
 use super::values::kind_of_category;
+use super::writer::AssignWriter;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
 use crate::engine::hash::FxHashSet;
 use crate::engine::{kmeans, metrics, report, sample, EngineError};
 use ndarray::{Array2, ArrayView2, Axis};
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 use pgrx::{JsonB, PgRelation};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Silhouette is exact up to this many training rows and sampled (seeded) above.
@@ -236,6 +237,47 @@ struct Read {
     rows_read: u64,
     null_ids: u64,
     sampled: bool,
+    /// Integer ids not read in increasing order: row positions sorted by id.
+    id_sorted: Option<Vec<u32>>,
+}
+
+impl Read {
+    /// The positions into `kept` (rows kept for training, increasing) in id order for
+    /// integer ids (so the assignment table's primary key builds from sorted input),
+    /// else in read order.
+    fn id_order(&self, kept: &[usize]) -> Vec<usize> {
+        let Some(sorted) = &self.id_sorted else {
+            return (0..kept.len()).collect();
+        };
+        let mut pos = vec![u32::MAX; self.ids.len()];
+        for (i, &r) in kept.iter().enumerate() {
+            pos[r] = i as u32;
+        }
+        sorted
+            .iter()
+            .map(|&r| pos[r as usize])
+            .filter(|&i| i != u32::MAX)
+            .map(|i| i as usize)
+            .collect()
+    }
+}
+
+/// Integer ids: None when strictly increasing (so unique), else row positions sorted by
+/// id; Err(id) names a duplicate.
+fn sort_int_ids(ids: &[i64]) -> Result<Option<Vec<u32>>, i64> {
+    if ids.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(None);
+    }
+    let mut pairs: Vec<(i64, u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u32))
+        .collect();
+    pairs.sort_unstable();
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(w[0].0);
+    }
+    Ok(Some(pairs.into_iter().map(|(_, i)| i).collect()))
 }
 
 fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
@@ -312,13 +354,11 @@ fn read_source(
     let mut raw = RawColumns::new(&kinds);
     raw.reserve(expected);
     let mut ids = Ids::new(id_kind, expected);
-    let mut seen_int: FxHashSet<i64> = FxHashSet::default();
+    // Integer ids are checked for duplicates after the read (by sorting, which the
+    // assignment writer needs anyway); text ids as they come.
     let mut seen_text: FxHashSet<String> = FxHashSet::default();
-    if !sampled {
-        match id_kind {
-            IdKind::Int => seen_int.reserve(expected),
-            IdKind::Text => seen_text.reserve(expected),
-        }
+    if !sampled && id_kind == IdKind::Text {
+        seen_text.reserve(expected);
     }
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
@@ -338,19 +378,11 @@ fn read_source(
         };
         let fresh = sampled
             || match id {
-                Id::Int(v) => seen_int.insert(v),
+                Id::Int(_) => true,
                 Id::Text(t) => seen_text.insert(t.to_string()),
             };
         if !fresh {
-            raise_detail(
-                Code::ERRCODE_UNIQUE_VIOLATION,
-                format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
-                format!(
-                    "{id_column} = {id} appears more than once in {}.",
-                    source.qualified
-                ),
-                Some("Use a key column, or train on a view with one row per id.".into()),
-            );
+            duplicate_id(model, id_column, id, source);
         }
         for (i, v) in row.values.iter().enumerate() {
             match *v {
@@ -378,13 +410,31 @@ fn read_source(
             );
         }
     });
+    let id_sorted = match &ids {
+        Ids::Int(v) if !sampled => sort_int_ids(v)
+            .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Int(dup), source)),
+        _ => None,
+    };
     Read {
         raw,
         ids,
         rows_read,
         null_ids,
         sampled,
+        id_sorted,
     }
+}
+
+fn duplicate_id(model: &str, id_column: &str, id: Id<'_>, source: &Source) -> ! {
+    raise_detail(
+        Code::ERRCODE_UNIQUE_VIOLATION,
+        format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
+        format!(
+            "{id_column} = {id} appears more than once in {}.",
+            source.qualified
+        ),
+        Some("Use a key column, or train on a view with one row per id.".into()),
+    )
 }
 
 /// Encoded columns a spec will produce, roughly (one-hot at its top-n bound).
@@ -433,6 +483,7 @@ fn silhouette_sample(
     x: ArrayView2<f64>,
     labels: &[u32],
     seed: u64,
+    interrupt: &mut dyn FnMut() -> Result<(), EngineError>,
 ) -> Option<(Vec<usize>, Vec<f64>, f64)> {
     let n = x.nrows();
     let idx = if n > SILHOUETTE_SAMPLE {
@@ -446,9 +497,92 @@ fn silhouette_sample(
     if distinct.len() < 2 || distinct.len() >= idx.len() {
         return None;
     }
-    let vals = metrics::silhouette_samples(sub.view(), &sub_labels, &mut interrupt).ok()?;
+    let vals = metrics::silhouette_samples(sub.view(), &sub_labels, interrupt).ok()?;
     let mean = vals.iter().sum::<f64>() / vals.len() as f64;
     Some((idx, vals, mean))
+}
+
+/// A fitted model's quality figures, computed off the main thread.
+struct Quality {
+    silhouette: Option<(Vec<usize>, Vec<f64>, f64)>,
+    davies_bouldin: Option<f64>,
+    calinski_harabasz: Option<f64>,
+    facts: Vec<report::SegmentFacts>,
+    profiles: Vec<report::ProfileRow>,
+    /// Seconds per step, for DEBUG2.
+    timings: Vec<(&'static str, f64)>,
+}
+
+/// Silhouette (sampled), Davies–Bouldin, Calinski–Harabasz, per-segment facts and
+/// profiles. Pure engine code: it runs on a worker thread and must not call Postgres;
+/// it stops early with `Canceled` once `cancel` is set.
+#[allow(clippy::too_many_arguments)]
+fn quality(
+    x: ArrayView2<f64>,
+    labels: &[u32],
+    centroids: ArrayView2<f64>,
+    raw: &RawColumns,
+    names: &[&str],
+    kept_rows: &[usize],
+    seed: u64,
+    cancel: &AtomicBool,
+) -> Result<Quality, EngineError> {
+    let mut stop = || {
+        if cancel.load(Ordering::Relaxed) {
+            Err(EngineError::Canceled)
+        } else {
+            Ok(())
+        }
+    };
+    let k = centroids.nrows();
+    let mut timings = Vec::new();
+    let mut at = Instant::now();
+    let mut lap = |what: &'static str| {
+        timings.push((what, at.elapsed().as_secs_f64()));
+        at = Instant::now();
+    };
+    let labels_i64: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+    let silhouette = silhouette_sample(x, labels, seed, &mut stop);
+    lap("silhouette");
+    stop()?;
+    let (davies_bouldin, calinski_harabasz) = if k >= 2 {
+        let db = metrics::davies_bouldin(x, &labels_i64).ok();
+        stop()?;
+        (db, metrics::calinski_harabasz(x, &labels_i64).ok())
+    } else {
+        (None, None)
+    };
+    lap("Davies-Bouldin, Calinski-Harabasz");
+    stop()?;
+    let facts = report::segment_facts(
+        x,
+        labels,
+        centroids,
+        silhouette
+            .as_ref()
+            .map(|(i, v, _)| (i.as_slice(), v.as_slice())),
+    )?;
+    lap("segment facts");
+    stop()?;
+    let profiles = report::profiles(raw, names, kept_rows, labels, k)?;
+    lap("profiles");
+    Ok(Quality {
+        silhouette,
+        davies_bouldin,
+        calinski_harabasz,
+        facts,
+        profiles,
+        timings,
+    })
+}
+
+/// Sets the flag when dropped, also while unwinding from an error.
+struct CancelOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -478,7 +612,7 @@ fn choose_k(
     let mut best: Option<(f64, kmeans::KMeansResult)> = None;
     for k in k_min..=hi {
         let r = fit_k(model, x, k, seed, n_init, max_iter, tol);
-        let sil = silhouette_sample(x, &r.labels, seed).map(|s| s.2);
+        let sil = silhouette_sample(x, &r.labels, seed, &mut interrupt).map(|s| s.2);
         scores.push(json!({"k": k, "inertia": r.inertia, "silhouette": sil}));
         let score = sil.unwrap_or(f64::NEG_INFINITY);
         if best.as_ref().is_none_or(|(b, _)| score > *b) {
@@ -496,113 +630,6 @@ fn choose_k(
     }
 }
 
-/// Rows per INSERT when writing assignments.
-const INSERT_ROWS: usize = 200_000;
-
-/// Where assignments go, buffered: integer ids travel as bigint[], others as text[],
-/// and are cast back to the source's id type. The primary key is built once at the end
-/// ([`AssignTarget::finish`]), which is much cheaper than maintaining it row by row.
-struct AssignTarget {
-    table: String,
-    id_column: String,
-    id_type: String,
-    version: i32,
-    ids_int: Vec<i64>,
-    ids_text: Vec<String>,
-    segs: Vec<i32>,
-    dists: Vec<f64>,
-}
-
-impl AssignTarget {
-    fn new(table: String, id_column: String, id_type: String, version: i32) -> Self {
-        AssignTarget {
-            table,
-            id_column,
-            id_type,
-            version,
-            ids_int: Vec::new(),
-            ids_text: Vec::new(),
-            segs: Vec::new(),
-            dists: Vec::new(),
-        }
-    }
-
-    /// Buffer one assignment (no flushing).
-    fn buffer(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
-        match id {
-            Id::Int(v) => self.ids_int.push(v),
-            Id::Text(t) => self.ids_text.push(t.to_string()),
-        }
-        self.segs.push(segment as i32 + 1);
-        self.dists.push(dist_sq.sqrt());
-    }
-
-    /// Buffer one assignment, inserting into the existing table every INSERT_ROWS rows.
-    fn push(&mut self, id: Id<'_>, segment: usize, dist_sq: f64) {
-        self.buffer(id, segment, dist_sq);
-        if self.segs.len() >= INSERT_ROWS {
-            self.flush();
-        }
-    }
-
-    /// Create and fill the table from everything buffered, primary key included.
-    fn create_from_buffer(&mut self, model: &str) {
-        let (ids, cast): (pgrx::datum::DatumWithOid, &str) = if self.ids_text.is_empty() {
-            (std::mem::take(&mut self.ids_int).into(), "int8[]")
-        } else {
-            (std::mem::take(&mut self.ids_text).into(), "text[]")
-        };
-        Spi::run_with_args(
-            &format!("SELECT segment._create_assignments_from($1, $2::{cast}, $3, $4, $5)"),
-            &[
-                model.into(),
-                ids,
-                std::mem::take(&mut self.segs).into(),
-                std::mem::take(&mut self.dists).into(),
-                self.version.into(),
-            ],
-        )
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    }
-
-    fn flush(&mut self) {
-        if self.segs.is_empty() {
-            return;
-        }
-        let (ids, array_type): (pgrx::datum::DatumWithOid, &str) = if self.ids_text.is_empty() {
-            (std::mem::take(&mut self.ids_int).into(), "int8[]")
-        } else {
-            (std::mem::take(&mut self.ids_text).into(), "text[]")
-        };
-        Spi::run_with_args(
-            &format!(
-                // unnest in the target list streams (ProjectSet); in FROM it would
-                // materialize into a tuplestore first.
-                "INSERT INTO {} ({}, segment, distance, version)
-                 SELECT unnest($1::{array_type})::{}, unnest($2::int[]), unnest($3::float8[]), $4",
-                self.table, self.id_column, self.id_type
-            ),
-            &[
-                ids,
-                std::mem::take(&mut self.segs).into(),
-                std::mem::take(&mut self.dists).into(),
-                self.version.into(),
-            ],
-        )
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    }
-
-    /// Write what is buffered and build the primary key.
-    fn finish(&mut self) {
-        self.flush();
-        Spi::run(&format!(
-            "ALTER TABLE {} ADD PRIMARY KEY ({})",
-            self.table, self.id_column
-        ))
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    }
-}
-
 /// Assign every row of the source by streaming it again (used when the fit saw a sample).
 #[allow(clippy::too_many_arguments)]
 fn stream_assignments(
@@ -613,7 +640,7 @@ fn stream_assignments(
     specs: &[FeatureSpec],
     encoder: &encode::FittedEncoder,
     centroids: ArrayView2<f64>,
-    target: &mut AssignTarget,
+    target: &mut AssignWriter,
 ) {
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
@@ -632,7 +659,7 @@ fn stream_assignments(
             });
         if keep {
             let nr = kmeans::nearest(centroids, &out);
-            target.push(id, nr.index, nr.dist_sq);
+            target.push(id, nr.index, nr.dist_sq.sqrt());
         }
     });
 }
@@ -857,29 +884,6 @@ fn segment_train(
     let kk = r.centroids.nrows();
     phase.done("k-means");
 
-    // Metrics.
-    let labels_i64: Vec<i64> = r.labels.iter().map(|&l| i64::from(l)).collect();
-    let sil = silhouette_sample(x, &r.labels, seed_u);
-    let (db, ch) = if kk >= 2 {
-        (
-            metrics::davies_bouldin(x, &labels_i64).ok(),
-            metrics::calinski_harabasz(x, &labels_i64).ok(),
-        )
-    } else {
-        (None, None)
-    };
-    let facts = report::segment_facts(
-        x,
-        &r.labels,
-        r.centroids.view(),
-        sil.as_ref().map(|(i, v, _)| (i.as_slice(), v.as_slice())),
-    )
-    .or_raise(&c);
-    let names = encoder.feature_names();
-    let profiles =
-        report::profiles(&read.raw, &names, &encoded.kept_rows, &r.labels, kk).or_raise(&c);
-    phase.done("metrics and profiles");
-
     // Skipped rows and why.
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     if read.null_ids > 0 {
@@ -899,7 +903,7 @@ fn segment_train(
     let version = 1i32;
     let assignments = format!("{model}_assignments");
 
-    // Store: model, version, segments, profiles.
+    // The model's row first: creating its assignment table needs it.
     Spi::run_with_args(
         "INSERT INTO segment.models (name, source, source_oid, id_column, id_type, features, spec, params, current_version, assignments)
          VALUES ($1, $2, $3, $4, $5::regtype, $6, $7, $8, $9, $10)",
@@ -917,6 +921,109 @@ fn segment_train(
         ],
     )
     .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+
+    // Metrics (pure engine work) run on a second thread while this one, the only one
+    // that may call into Postgres, materializes every row's assignment (all rows, also
+    // when trained on a sample). If writing fails, the worker is told to stop.
+    let names = encoder.feature_names();
+    let cancel = AtomicBool::new(false);
+    let (stats, sizes, mean_distances) = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            quality(
+                x,
+                &r.labels,
+                r.centroids.view(),
+                &read.raw,
+                &names,
+                &encoded.kept_rows,
+                seed_u,
+                &cancel,
+            )
+        });
+        let _stop = CancelOnDrop(&cancel);
+        let mut target = AssignWriter::create(
+            model,
+            &assignments,
+            id_column,
+            id_type,
+            &id_col_type_name,
+            version,
+            kk,
+        );
+        if read.sampled {
+            stream_assignments(
+                model,
+                &src,
+                id_column,
+                id_kind,
+                &specs,
+                &encoder,
+                r.centroids.view(),
+                &mut target,
+            );
+        } else {
+            // Everything is in memory. Integer ids are written in id order, so that the
+            // primary key's build finds them sorted.
+            let kept = &encoded.kept_rows;
+            let order = read.id_order(kept);
+            for i in order {
+                let nr =
+                    kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
+                target.push(
+                    read.ids.get(kept[i]).expect("one id per row read"),
+                    nr.index,
+                    nr.dist_sq.sqrt(),
+                );
+            }
+        }
+        // Segment sizes and mean distances over the whole population (the fit may have
+        // seen a sample), as counted while writing.
+        let sizes: Vec<u64> = target.sizes.clone();
+        let mean_distances: Vec<Option<f64>> = target
+            .sizes
+            .iter()
+            .zip(&target.distance_sums)
+            .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
+            .collect();
+        target.finish();
+        let waited = Instant::now();
+        let stats = worker.join().unwrap_or_else(|_| {
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                "metrics worker panicked",
+                None,
+            )
+        });
+        debug2!(
+            "segment_train(\"{model}\"): waited {:.3} s for the metrics worker",
+            waited.elapsed().as_secs_f64()
+        );
+        (stats, sizes, mean_distances)
+    });
+    let Quality {
+        silhouette: sil,
+        davies_bouldin: db,
+        calinski_harabasz: ch,
+        mut facts,
+        profiles,
+        timings,
+    } = stats.or_raise(&c);
+    for (what, secs) in timings {
+        debug2!("segment_train(\"{model}\"): metrics worker: {what}: {secs:.3} s");
+    }
+    let total: u64 = sizes.iter().sum();
+    for f in &mut facts {
+        f.size = sizes[f.segment];
+        f.share = if total > 0 {
+            sizes[f.segment] as f64 / total as f64
+        } else {
+            0.0
+        };
+        f.mean_distance = mean_distances[f.segment];
+    }
+    phase.done("write assignments (and metrics)");
+
+    // Store: version, segments, profiles.
     Spi::run_with_args(
         "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
             rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
@@ -992,57 +1099,6 @@ fn segment_train(
     .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
 
     phase.done("store catalog");
-    // Materialize every row's assignment (all rows, also when trained on a sample).
-    let mut target = AssignTarget::new(
-        format!("segment.{}", quote_identifier(&assignments)),
-        quote_identifier(id_column),
-        id_col_type_name.clone(),
-        version,
-    );
-    if read.sampled {
-        Spi::run_with_args("SELECT segment._create_assignments($1)", &[model.into()])
-            .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-        stream_assignments(
-            model,
-            &src,
-            id_column,
-            id_kind,
-            &specs,
-            &encoder,
-            r.centroids.view(),
-            &mut target,
-        );
-        target.finish();
-    } else {
-        // Everything is in memory: one CREATE TABLE AS from arrays.
-        for (i, &row) in encoded.kept_rows.iter().enumerate() {
-            let nr = kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
-            target.buffer(
-                read.ids.get(row).expect("one id per row read"),
-                nr.index,
-                nr.dist_sq,
-            );
-        }
-        target.create_from_buffer(model);
-    }
-    let assignments_table = format!("segment.{}", quote_identifier(&assignments));
-    // Segment sizes over the whole population (the fit may have seen a sample).
-    Spi::run_with_args(
-        &format!(
-            "WITH c AS (SELECT segment, count(*) AS n, avg(distance) AS md,
-                               sum(count(*)) OVER () AS total
-                          FROM {t} GROUP BY segment)
-             UPDATE segment.segments g
-                SET size = coalesce(c.n, 0), share = coalesce(c.n / c.total, 0), mean_distance = c.md
-               FROM segment.segments g2 LEFT JOIN c ON c.segment = g2.segment
-              WHERE g.model = $1 AND g.version = $2 AND g2.model = g.model
-                AND g2.version = g.version AND g2.segment = g.segment",
-            t = assignments_table
-        ),
-        &[model.into(), version.into()],
-    )
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
-    phase.done("write assignments");
     let seconds = started.elapsed().as_secs_f64();
     Spi::run_with_args(
         "UPDATE segment.versions SET seconds = $3 WHERE model = $1 AND version = $2",

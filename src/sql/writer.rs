@@ -1,0 +1,337 @@
+//! Writing a model's assignment table (`segment.<model>_assignments`) in bulk.
+//!
+//! `segment._create_assignments` (SECURITY DEFINER) creates the empty table, owned by the
+//! model's owner. Rows then go straight into the heap with `heap_multi_insert` in batches,
+//! as `COPY FROM` does (one WAL record per page rather than per row, no executor, no
+//! SQL arrays), and the primary key is built once at the end, from rows written in id
+//! order where the ids are integers, so the index build's sort finds them sorted.
+//!
+//! A table that gained indexes, triggers or row-level security between its creation and
+//! the load (an event trigger could do that) is written with plain `INSERT`s instead, so
+//! whatever was attached still runs.
+use super::error::{raise, Code};
+use super::reader::Id;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use std::ffi::CString;
+
+/// Rows per heap_multi_insert call (COPY FROM's own batch size).
+const BATCH: usize = 1000;
+/// Rows per INSERT in the fallback path.
+const INSERT_ROWS: usize = 50_000;
+
+/// How ids become Datums of the table's id column.
+enum IdDatum {
+    /// int2 / int4 / int8 (or domains over them): the integer itself.
+    Int(pg_sys::Oid),
+    /// Any other type, from its text form through the type's input function.
+    Input {
+        func: pg_sys::Oid,
+        ioparam: pg_sys::Oid,
+        typmod: i32,
+    },
+}
+
+enum Sink {
+    Heap {
+        rel: pg_sys::Relation,
+        bistate: pg_sys::BulkInsertState,
+        slots: Vec<*mut pg_sys::TupleTableSlot>,
+        filled: usize,
+        cid: pg_sys::CommandId,
+        /// Formed tuples and converted ids of one batch; reset after each batch.
+        batch_cxt: pg_sys::MemoryContext,
+    },
+    Sql {
+        ids_int: Vec<i64>,
+        ids_text: Vec<String>,
+        segs: Vec<i32>,
+        dists: Vec<f64>,
+    },
+}
+
+/// Bulk writer for one model's assignment table. Also counts rows and sums distances
+/// per segment, so the catalog's segment sizes need no second pass over the table.
+pub struct AssignWriter {
+    model: String,
+    table: String,
+    id_column: String,
+    id_type: String,
+    version: i32,
+    id_datum: IdDatum,
+    sink: Sink,
+    /// Rows written per segment (0-based) and the sum of their distances.
+    pub sizes: Vec<u64>,
+    pub distance_sums: Vec<f64>,
+}
+
+impl AssignWriter {
+    /// Create the (empty) assignment table of `model` and open it for writing.
+    pub fn create(
+        model: &str,
+        assignments: &str,
+        id_column: &str,
+        id_type_oid: pg_sys::Oid,
+        id_type: &str,
+        version: i32,
+        k: usize,
+    ) -> AssignWriter {
+        let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT segment._create_assignments($1)::regclass::oid",
+            &[model.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                format!("could not create the assignment table of model \"{model}\""),
+                None,
+            )
+        });
+        // SAFETY: getBaseType/getTypeInputInfo read the syscache of an existing type.
+        let id_datum = unsafe {
+            match pg_sys::getBaseType(id_type_oid) {
+                b @ (pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID) => IdDatum::Int(b),
+                _ => {
+                    let mut func = pg_sys::Oid::INVALID;
+                    let mut ioparam = pg_sys::Oid::INVALID;
+                    pg_sys::getTypeInputInfo(id_type_oid, &mut func, &mut ioparam);
+                    IdDatum::Input {
+                        func,
+                        ioparam,
+                        typmod: -1,
+                    }
+                }
+            }
+        };
+        // SAFETY: the table was created in this transaction (AccessExclusiveLock held);
+        // opening it and reading its pg_class row and trigger descriptor is plain relcache use.
+        let sink = unsafe {
+            let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            let form = (*rel).rd_rel;
+            let plain = !(*form).relhasindex
+                && (*rel).trigdesc.is_null()
+                && !(*form).relrowsecurity
+                && (*(*rel).rd_att).natts == 4;
+            if plain {
+                let slots = (0..BATCH)
+                    .map(|_| {
+                        pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsVirtual)
+                    })
+                    .collect();
+                let batch_cxt = pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::CurrentMemoryContext,
+                    c"pg_segment assignment batch".as_ptr(),
+                    pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+                );
+                Sink::Heap {
+                    rel,
+                    bistate: pg_sys::GetBulkInsertState(),
+                    slots,
+                    filled: 0,
+                    cid: pg_sys::GetCurrentCommandId(true),
+                    batch_cxt,
+                }
+            } else {
+                pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+                Sink::Sql {
+                    ids_int: Vec::new(),
+                    ids_text: Vec::new(),
+                    segs: Vec::new(),
+                    dists: Vec::new(),
+                }
+            }
+        };
+        AssignWriter {
+            model: model.to_string(),
+            table: format!("segment.{}", quote_identifier(assignments)),
+            id_column: quote_identifier(id_column),
+            id_type: id_type.to_string(),
+            version,
+            id_datum,
+            sink,
+            sizes: vec![0; k],
+            distance_sums: vec![0.0; k],
+        }
+    }
+
+    /// Write one assignment: `segment` 0-based (stored 1-based), `distance` Euclidean.
+    pub fn push(&mut self, id: Id<'_>, segment: usize, distance: f64) {
+        self.sizes[segment] += 1;
+        self.distance_sums[segment] += distance;
+        let seg = segment as i32 + 1;
+        let full = match &mut self.sink {
+            Sink::Heap {
+                slots,
+                filled,
+                batch_cxt,
+                ..
+            } => {
+                let slot = slots[*filled];
+                // SAFETY: `slot` is one of our virtual slots over the table's 4-column
+                // descriptor (id, segment int4, distance float8, version int4), cleared
+                // before reuse; by-reference id Datums live in batch_cxt until the batch
+                // is written.
+                unsafe {
+                    pg_sys::ExecClearTuple(slot);
+                    let values = std::slice::from_raw_parts_mut((*slot).tts_values, 4);
+                    let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, 4);
+                    values[0] = match (&self.id_datum, id) {
+                        (IdDatum::Int(t), Id::Int(v)) => match *t {
+                            pg_sys::INT2OID => pg_sys::Datum::from(v as i16),
+                            pg_sys::INT4OID => pg_sys::Datum::from(v as i32),
+                            _ => pg_sys::Datum::from(v),
+                        },
+                        (
+                            IdDatum::Input {
+                                func,
+                                ioparam,
+                                typmod,
+                            },
+                            id,
+                        ) => {
+                            let text = CString::new(id.to_string()).unwrap_or_default();
+                            let old = pg_sys::MemoryContextSwitchTo(*batch_cxt);
+                            let d = pg_sys::OidInputFunctionCall(
+                                *func,
+                                text.as_ptr() as *mut _,
+                                *ioparam,
+                                *typmod,
+                            );
+                            pg_sys::MemoryContextSwitchTo(old);
+                            d
+                        }
+                        (IdDatum::Int(_), Id::Text(_)) => {
+                            unreachable!("integer id columns are read as integers")
+                        }
+                    };
+                    values[1] = pg_sys::Datum::from(seg);
+                    values[2] = distance.into_datum().unwrap_or(pg_sys::Datum::from(0));
+                    values[3] = pg_sys::Datum::from(self.version);
+                    nulls.fill(false);
+                    pg_sys::ExecStoreVirtualTuple(slot);
+                }
+                *filled += 1;
+                *filled == BATCH
+            }
+            Sink::Sql {
+                ids_int,
+                ids_text,
+                segs,
+                dists,
+            } => {
+                match id {
+                    Id::Int(v) => ids_int.push(v),
+                    Id::Text(t) => ids_text.push(t.to_string()),
+                }
+                segs.push(seg);
+                dists.push(distance);
+                segs.len() >= INSERT_ROWS
+            }
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        match &mut self.sink {
+            Sink::Heap {
+                rel,
+                bistate,
+                slots,
+                filled,
+                cid,
+                batch_cxt,
+            } => {
+                if *filled == 0 {
+                    return;
+                }
+                // SAFETY: the first `filled` slots hold stored virtual tuples for `rel`;
+                // the formed heap tuples are allocated in batch_cxt, reset right after.
+                unsafe {
+                    let old = pg_sys::MemoryContextSwitchTo(*batch_cxt);
+                    pg_sys::heap_multi_insert(
+                        *rel,
+                        slots.as_mut_ptr(),
+                        *filled as i32,
+                        *cid,
+                        pg_sys::TABLE_INSERT_SKIP_FSM as i32,
+                        *bistate,
+                    );
+                    pg_sys::MemoryContextSwitchTo(old);
+                    for &slot in &slots[..*filled] {
+                        pg_sys::ExecClearTuple(slot);
+                    }
+                    pg_sys::MemoryContextReset(*batch_cxt);
+                }
+                *filled = 0;
+            }
+            Sink::Sql {
+                ids_int,
+                ids_text,
+                segs,
+                dists,
+            } => {
+                if segs.is_empty() {
+                    return;
+                }
+                let (ids, array_type): (pgrx::datum::DatumWithOid, &str) = if ids_text.is_empty() {
+                    (std::mem::take(ids_int).into(), "int8[]")
+                } else {
+                    (std::mem::take(ids_text).into(), "text[]")
+                };
+                Spi::run_with_args(
+                    &format!(
+                        // unnest in the target list streams (ProjectSet); in FROM it
+                        // would materialize into a tuplestore first.
+                        "INSERT INTO {} ({}, segment, distance, version)
+                         SELECT unnest($1::{array_type})::{}, unnest($2::int[]), unnest($3::float8[]), $4",
+                        self.table, self.id_column, self.id_type
+                    ),
+                    &[
+                        ids,
+                        std::mem::take(segs).into(),
+                        std::mem::take(dists).into(),
+                        self.version.into(),
+                    ],
+                )
+                .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+            }
+        }
+    }
+
+    /// Write what is buffered, close the table and build its primary key.
+    pub fn finish(mut self) {
+        self.flush();
+        if let Sink::Heap {
+            rel,
+            bistate,
+            slots,
+            batch_cxt,
+            ..
+        } = &mut self.sink
+        {
+            // SAFETY: releasing what create() acquired, once; the lock stays until commit.
+            unsafe {
+                for &slot in slots.iter() {
+                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+                }
+                slots.clear();
+                pg_sys::FreeBulkInsertState(*bistate);
+                pg_sys::table_close(*rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+                pg_sys::MemoryContextDelete(*batch_cxt);
+                pg_sys::CommandCounterIncrement();
+            }
+        }
+        Spi::run_with_args(
+            "SELECT segment._add_assignments_key($1)",
+            &[self.model.as_str().into()],
+        )
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    }
+}
