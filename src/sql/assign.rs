@@ -36,7 +36,21 @@ struct AssignCache {
     model: LoadedModel,
     requested_version: Option<i32>,
     rowmap: Option<RowMap>,
+    /// The argument type last checked to be a row type.
+    row_type_checked: pg_sys::Oid,
     out: Vec<f64>,
+}
+
+// heap_deform_tuple cannot fail on a well-formed tuple, so the hot path calls it directly
+// rather than through pgrx's error guard (a sigsetjmp per call).
+unsafe extern "C" {
+    #[link_name = "heap_deform_tuple"]
+    fn heap_deform_tuple_unguarded(
+        tuple: pg_sys::HeapTuple,
+        tupdesc: pg_sys::TupleDesc,
+        values: *mut pg_sys::Datum,
+        isnull: *mut bool,
+    );
 }
 
 /// The cache of this call site, loading (or reloading, when the model name or version
@@ -61,6 +75,7 @@ fn cache<'a>(
                 model: m,
                 requested_version: version,
                 rowmap: None,
+                row_type_checked: pg_sys::Oid::INVALID,
             });
         }
         slot.as_mut().expect("cache was just filled")
@@ -149,15 +164,25 @@ impl AssignCache {
         // SAFETY: the argument's type is checked to be composite before its header is
         // read; heap_deform_tuple fills exactly natts entries.
         unsafe {
-            if !pg_sys::type_is_rowtype(row.oid()) {
-                raise(
-                    Code::ERRCODE_DATATYPE_MISMATCH,
-                    "segment_assign expects a row (for example the table alias c in segment_assign('m', c)), jsonb or float8[]",
-                    None,
-                );
+            if row.oid() != self.row_type_checked {
+                if !pg_sys::type_is_rowtype(row.oid()) {
+                    raise(
+                        Code::ERRCODE_DATATYPE_MISMATCH,
+                        "segment_assign expects a row (for example the table alias c in segment_assign('m', c)), jsonb or float8[]",
+                        None,
+                    );
+                }
+                self.row_type_checked = row.oid();
             }
-            let header =
-                pg_sys::pg_detoast_datum(row.datum().cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let p = row.datum().cast_mut_ptr::<u8>();
+            // A row Datum is a 4-byte-header varlena; only a compressed or out-of-line
+            // one (e.g. read from a composite column) needs detoasting.
+            let inline = cfg!(target_endian = "little") && *p & 0x03 == 0x00;
+            let header = if inline {
+                p as pg_sys::HeapTupleHeader
+            } else {
+                pg_sys::pg_detoast_datum(p.cast()) as pg_sys::HeapTupleHeader
+            };
             let type_id = pgrx::heap_tuple_header_get_type_id(header);
             let typmod = pgrx::heap_tuple_header_get_typmod(header);
             self.map_row(type_id, typmod);
@@ -167,7 +192,7 @@ impl AssignCache {
                 t_data: header,
                 ..Default::default()
             };
-            pg_sys::heap_deform_tuple(
+            heap_deform_tuple_unguarded(
                 &mut tuple,
                 map.tupdesc,
                 map.datums.as_mut_ptr(),

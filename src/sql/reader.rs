@@ -258,11 +258,11 @@ fn run_into(query: &str, on_slot: &mut dyn FnMut(*mut pg_sys::TupleTableSlot)) {
     });
 }
 
-/// A text Datum as &str (detoasted if needed). The memory lives in the SPI batch or the
-/// current memory context, which outlive the row callback.
+/// A text Datum as &str (detoasted if needed, into memory that outlives the row
+/// callback).
 ///
 /// # Safety
 /// `d` must be a non-NULL text Datum.
 unsafe fn text_of(d: pg_sys::Datum) -> &'static str {
-    unsafe { <&'static str>::from_datum(d, false).unwrap_or("") }
+    unsafe { super::values::text_str(d).unwrap_or("") }
 }
