@@ -502,6 +502,26 @@ fn silhouette_sample(
     Some((idx, vals, mean))
 }
 
+/// Every row's nearest centroid and its (Euclidean) distance, computed on two threads
+/// for large inputs (each row's result is the same as a serial [`kmeans::nearest`]).
+fn nearest_all(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<(u32, f64)> {
+    let n = x.nrows();
+    let mut out = vec![(0u32, 0.0f64); n];
+    let chunk = if n >= 50_000 { n.div_ceil(2) } else { n.max(1) };
+    std::thread::scope(|scope| {
+        for (t, part) in out.chunks_mut(chunk).enumerate() {
+            scope.spawn(move || {
+                for (j, o) in part.iter_mut().enumerate() {
+                    let row = x.row(t * chunk + j);
+                    let nr = kmeans::nearest(centroids, row.as_slice().expect("row-major"));
+                    *o = (nr.index as u32, nr.dist_sq.sqrt());
+                }
+            });
+        }
+    });
+    out
+}
+
 /// A fitted model's quality figures, computed off the main thread.
 struct Quality {
     silhouette: Option<(Vec<usize>, Vec<f64>, f64)>,
@@ -965,14 +985,13 @@ fn segment_train(
             // Everything is in memory. Integer ids are written in id order, so that the
             // primary key's build finds them sorted.
             let kept = &encoded.kept_rows;
-            let order = read.id_order(kept);
-            for i in order {
-                let nr =
-                    kmeans::nearest(r.centroids.view(), x.row(i).as_slice().expect("row-major"));
+            let nearest = nearest_all(x, r.centroids.view());
+            for i in read.id_order(kept) {
+                let (segment, distance) = nearest[i];
                 target.push(
                     read.ids.get(kept[i]).expect("one id per row read"),
-                    nr.index,
-                    nr.dist_sq.sqrt(),
+                    segment as usize,
+                    distance,
                 );
             }
         }

@@ -154,3 +154,33 @@ SELECT c.relname, a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) 
        pg_get_userbyid(c.relowner) AS owner
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
 WHERE c.relname IN ('customers_assignments', 'big_assignments') ORDER BY 1, a.attnum;
+
+-- every id type keeps its type in the assignment table and joins back without casts:
+-- integers are written in id order (here the source is in reverse order), other types
+-- go through their input function
+CREATE TABLE ids_int4 AS SELECT (1000 - i)::int4 AS id, (i % 7)::float8 AS x FROM generate_series(1, 200) i;
+CREATE TABLE ids_int2 AS SELECT i::int2 AS id, (i % 7)::float8 AS x FROM generate_series(1, 200) i;
+CREATE TABLE ids_uuid AS SELECT md5(i::text)::uuid AS id, (i % 7)::float8 AS x FROM generate_series(1, 200) i;
+CREATE TABLE ids_numeric AS SELECT (i / 4.0)::numeric AS id, (i % 7)::float8 AS x FROM generate_series(1, 200) i;
+CREATE TABLE ids_varchar AS SELECT ('c' || i)::varchar(10) AS id, (i % 7)::float8 AS x FROM generate_series(1, 200) i;
+SELECT t AS source, k, rows_used
+FROM unnest(ARRAY['ids_int4', 'ids_int2', 'ids_uuid', 'ids_numeric', 'ids_varchar']) t,
+     LATERAL segment_train(t, t::regclass, 'id', k => 3, seed => 1);
+SELECT 'ids_int4' AS model, pg_typeof(a.id) AS id_type, count(*) AS joined,
+       bool_and(a.segment = segment_assign('ids_int4', s)) AS same_as_assign,
+       (SELECT array_agg(id ORDER BY ctid) = array_agg(id ORDER BY id) FROM segment.ids_int4_assignments) AS in_id_order
+FROM segment.ids_int4_assignments a JOIN ids_int4 s USING (id) GROUP BY 1, 2
+UNION ALL
+SELECT 'ids_int2', pg_typeof(a.id), count(*), bool_and(a.segment = segment_assign('ids_int2', s)), NULL
+FROM segment.ids_int2_assignments a JOIN ids_int2 s USING (id) GROUP BY 1, 2
+UNION ALL
+SELECT 'ids_uuid', pg_typeof(a.id), count(*), bool_and(a.segment = segment_assign('ids_uuid', s)), NULL
+FROM segment.ids_uuid_assignments a JOIN ids_uuid s USING (id) GROUP BY 1, 2
+UNION ALL
+SELECT 'ids_numeric', pg_typeof(a.id), count(*), bool_and(a.segment = segment_assign('ids_numeric', s)), NULL
+FROM segment.ids_numeric_assignments a JOIN ids_numeric s USING (id) GROUP BY 1, 2
+UNION ALL
+SELECT 'ids_varchar', pg_typeof(a.id), count(*), bool_and(a.segment = segment_assign('ids_varchar', s)), NULL
+FROM segment.ids_varchar_assignments a JOIN ids_varchar s USING (id) GROUP BY 1, 2;
+SELECT segment_drop(t) FROM unnest(ARRAY['ids_int4', 'ids_int2', 'ids_uuid', 'ids_numeric', 'ids_varchar']) t;
+DROP TABLE ids_int4, ids_int2, ids_uuid, ids_numeric, ids_varchar;

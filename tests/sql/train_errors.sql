@@ -110,3 +110,20 @@ SELECT segment_assign('mine', p) IS NOT NULL AS assigns FROM people p WHERE id =
 SELECT segment_drop('mine');
 RESET ROLE;
 SELECT count(*) AS left_behind FROM segment.models WHERE name = 'mine';
+
+-- ... also when the source is larger than maintenance_work_mem (trained on a sample,
+-- every row streamed into its assignment table, text ids cast back to their type)
+CREATE TABLE many_people AS
+SELECT 'p' || i AS pid, 20 + i % 50 AS age FROM generate_series(1, 30000) i;
+GRANT SELECT ON many_people TO analyst;
+SET ROLE analyst;
+SET maintenance_work_mem = '1MB';
+SELECT model, k, sampled, rows_used < 30000 AS fit_on_sample
+FROM segment_train('mine_big', 'many_people', 'pid', '{"age": "standard"}', k => 2, seed => 1);
+RESET maintenance_work_mem;
+SELECT count(*) AS assigned, count(DISTINCT segment) AS segments,
+       pg_typeof(min(pid)) AS id_type FROM segment.mine_big_assignments;
+SELECT tableowner FROM pg_tables WHERE schemaname = 'segment' AND tablename = 'mine_big_assignments';
+SELECT segment_drop('mine_big');
+RESET ROLE;
+DROP TABLE many_people;
