@@ -184,3 +184,26 @@ SELECT 'ids_varchar', pg_typeof(a.id), count(*), bool_and(a.segment = segment_as
 FROM segment.ids_varchar_assignments a JOIN ids_varchar s USING (id) GROUP BY 1, 2;
 SELECT segment_drop(t) FROM unnest(ARRAY['ids_int4', 'ids_int2', 'ids_uuid', 'ids_numeric', 'ids_varchar']) t;
 DROP TABLE ids_int4, ids_int2, ids_uuid, ids_numeric, ids_varchar;
+
+-- an event trigger that indexes every new table in schema segment: the assignment table
+-- is then filled with plain INSERTs, so the index is maintained too
+CREATE FUNCTION index_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+             WHERE command_tag = 'CREATE TABLE' AND schema_name = 'segment' LOOP
+        EXECUTE format('CREATE INDEX ON %s (segment)', r.object_identity);
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER index_new_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION index_new_tables();
+CREATE TABLE indexed_src AS SELECT i AS id, (i % 7)::float8 AS x FROM generate_series(1, 300) i;
+SELECT k, rows_used FROM segment_train('indexed', 'indexed_src', 'id', k => 3, seed => 1);
+DROP EVENT TRIGGER index_new_tables;
+SET enable_seqscan = off;
+SELECT count(*) AS via_index FROM segment.indexed_assignments WHERE segment BETWEEN 1 AND 3;
+RESET enable_seqscan;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'segment.indexed_assignments'::regclass;
+SELECT segment_drop('indexed');
+DROP TABLE indexed_src;
+DROP FUNCTION index_new_tables();
