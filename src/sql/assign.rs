@@ -38,6 +38,10 @@ struct AssignCache {
     rowmap: Option<RowMap>,
     /// The argument type last checked to be a row type.
     row_type_checked: pg_sys::Oid,
+    /// segment._assign_cols: for each model feature, its argument number and converter.
+    cols: Option<Vec<(usize, Conv)>>,
+    /// Per-row values of segment._assign_cols, reused (they borrow from the current row).
+    col_values: Vec<Value<'static>>,
     out: Vec<f64>,
 }
 
@@ -76,6 +80,8 @@ fn cache<'a>(
                 requested_version: version,
                 rowmap: None,
                 row_type_checked: pg_sys::Oid::INVALID,
+                cols: None,
+                col_values: Vec::new(),
             });
         }
         slot.as_mut().expect("cache was just filled")
@@ -353,6 +359,76 @@ fn segment_assign_row(
         return None;
     }
     Some(c.nearest().index as i32 + 1)
+}
+
+super::planner::function_info_v1!(pg_finfo_segment_assign_cols);
+
+/// `segment._assign_cols(model text, version int, features text[], VARIADIC "any")`:
+/// what the planner turns `segment_assign(model, row)` into (see [`super::planner`]):
+/// the feature columns arrive as separate arguments, named by `features`.
+///
+/// # Safety
+/// Called by fmgr with this signature (at least 3 arguments).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn segment_assign_cols(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr passes nargs arguments; argument types are read from the call's
+    // expression (get_fn_expr_argtype), so each Datum is converted as what it is.
+    unsafe {
+        let nargs = (*fcinfo).nargs as usize;
+        let args = (*fcinfo).args.as_slice(nargs);
+        if nargs < 3 || args[0].isnull || args[2].isnull {
+            (*fcinfo).isnull = true;
+            return pg_sys::Datum::from(0);
+        }
+        let Some(model) = super::values::text_str(args[0].value) else {
+            raise(
+                Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                "model name is not valid UTF-8",
+                None,
+            )
+        };
+        let version = (!args[1].isnull).then(|| args[1].value.value() as i32);
+        let c = cache(fcinfo, model, version);
+        if c.cols.is_none() {
+            let names: Vec<String> = Vec::<Option<String>>::from_datum(args[2].value, false)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
+            let mut cols = Vec::new();
+            for f in c.model.encoder.feature_names() {
+                let Some(i) = names.iter().position(|n| n == f) else {
+                    super::planner::stale_plan(&c.model.name, f)
+                };
+                let arg = 3 + i;
+                if arg >= nargs {
+                    super::planner::stale_plan(&c.model.name, f)
+                }
+                let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, arg as i32);
+                cols.push((arg, conv_for(typ)));
+            }
+            c.cols = Some(cols);
+        }
+        let mut values = std::mem::take(&mut c.col_values);
+        values.clear();
+        for &(i, conv) in c.cols.as_ref().expect("mapped") {
+            values.push(if args[i].isnull {
+                Value::Null
+            } else {
+                value_of(conv, args[i].value)
+            });
+        }
+        let keep = c.encode(&values);
+        c.col_values = values;
+        if !keep {
+            (*fcinfo).isnull = true;
+            return pg_sys::Datum::from(0);
+        }
+        pg_sys::Datum::from(c.nearest().index as i32 + 1)
+    }
 }
 
 /// The segment (1-based) of a jsonb object keyed by feature name. A missing key is an

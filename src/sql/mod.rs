@@ -11,6 +11,7 @@ pub mod assign;
 pub mod call_site;
 pub mod error;
 pub mod model;
+pub mod planner;
 pub mod reader;
 pub mod train;
 pub mod values;

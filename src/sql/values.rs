@@ -146,7 +146,31 @@ pub unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
 /// # Safety
 /// `datum` must be a non-NULL text Datum that outlives the returned str.
 pub unsafe fn text_str<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
-    unsafe { std::str::from_utf8(varlena_bytes(datum)).ok() }
+    unsafe {
+        let bytes = varlena_bytes(datum);
+        if utf8_database() {
+            // PostgreSQL only stores text valid in the database encoding.
+            Some(std::str::from_utf8_unchecked(bytes))
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
+    }
+}
+
+/// Whether this database's encoding is UTF-8 (fixed for a backend's lifetime).
+fn utf8_database() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 yes, 2 no
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            // SAFETY: reads the backend's database encoding.
+            let utf8 = unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
+            STATE.store(if utf8 { 1 } else { 2 }, Ordering::Relaxed);
+            utf8
+        }
+    }
 }
 
 /// Decode the payload of a numeric varlena (see PostgreSQL's numeric.c: a 2-byte header,

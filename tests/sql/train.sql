@@ -207,3 +207,41 @@ SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'segment.indexed_assig
 SELECT segment_drop('indexed');
 DROP TABLE indexed_src;
 DROP FUNCTION index_new_tables();
+
+-- planner support: segment_assign('<constant>', <table row>) is rewritten to pass only
+-- the feature columns (no whole-row Datum); the result is the same as the plain call
+CREATE TABLE ps_src AS
+SELECT i AS id, 20 + i % 40 AS age, CASE WHEN i % 5 = 0 THEN NULL ELSE i % 3 END AS visits,
+       (ARRAY['a', 'b', 'c'])[1 + i % 3] AS tier, 'extra' AS ignored
+FROM generate_series(1, 500) i;
+SELECT k FROM segment_train('ps', 'ps_src', 'id',
+    '{"age": "standard", "visits": {"standard": {}, "null": "skip"}, "tier": "one_hot"}', k => 3, seed => 2);
+SELECT * FROM plan_of($q$ SELECT id, segment_assign('ps', s) FROM ps_src s $q$);
+CREATE FUNCTION verbose_plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS
+$$ BEGIN RETURN QUERY EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q; END $$;
+SELECT * FROM verbose_plan_of($q$ SELECT id, segment_assign('ps', s) FROM ps_src s $q$) LIMIT 2;
+-- the same rows through the plain function (a model name that is not a constant)
+SELECT count(*) AS rows, count(*) FILTER (WHERE fast IS NULL) AS skipped,
+       count(*) FILTER (WHERE fast IS DISTINCT FROM plain) AS disagreements
+FROM (SELECT segment_assign('ps', s) AS fast, segment_assign(m.name, s) AS plain
+      FROM ps_src s, (SELECT 'ps'::text AS name) m) x;
+-- pinned versions are rewritten too
+SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s, 1) FROM ps_src s $q$) LIMIT 2;
+-- not rewritten: GROUP BY (the planner's group estimate), explicit JOINs, subqueries
+SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s), count(*) FROM ps_src s GROUP BY 1 $q$) LIMIT 2;
+SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s) FROM ps_src s LEFT JOIN ps_src t USING (id) $q$) LIMIT 1;
+SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s) FROM (SELECT * FROM ps_src OFFSET 0) s $q$) LIMIT 1;
+-- a plan cached before the model was retrained with other features errors out
+-- clearly; planned again, it works
+PREPARE ps_one AS SELECT segment_assign('ps', s) FROM ps_src s WHERE id = 7;
+EXECUTE ps_one;
+SELECT segment_drop('ps');
+SELECT k FROM segment_train('ps', 'ps_src', 'id', '{"age": "standard", "ignored": "one_hot"}', k => 1, seed => 2);
+EXECUTE ps_one;
+DEALLOCATE ps_one;
+PREPARE ps_one AS SELECT segment_assign('ps', s) FROM ps_src s WHERE id = 7;
+EXECUTE ps_one;
+DEALLOCATE ps_one;
+SELECT segment_drop('ps');
+DROP TABLE ps_src;
+DROP FUNCTION verbose_plan_of(text);
