@@ -9,6 +9,12 @@
 //! compare against `tests/fixtures/encode/*.json` (written by
 //! `tests/fixtures/make_encode_fixtures.py`).
 //!
+//! Threads: from [`PARALLEL_MIN_ROWS`] rows, [`fit`] fits the features on two threads
+//! and [`FittedEncoder::transform`] encodes two halves of the rows on two threads
+//! (`std::thread::scope`). The threads only read the columns and write their own part of
+//! the output; they never call into Postgres. Results and errors are exactly the serial
+//! ones.
+//!
 //! # The spec grammar
 //!
 //! A spec is a JSON object whose keys are source column names:
@@ -116,6 +122,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 use super::error::EngineError;
 use super::hash::FxHashMap;
@@ -132,6 +139,10 @@ pub const ENCODER_JSON_VERSION: u64 = 1;
 /// The valid encoder names, as listed in error messages.
 pub const VALID_ENCODERS: &str =
     "standard, min_max, robust, log_standard, one_hot, ordinal, quantile_bins, passthrough";
+
+/// Row count from which [`fit`] and [`FittedEncoder::transform`] use two threads
+/// (below it, thread start-up costs more than it saves).
+pub const PARALLEL_MIN_ROWS: usize = 50_000;
 
 /// Category index meaning "not among the fitted categories".
 const NOT_FOUND: u32 = u32::MAX;
@@ -716,7 +727,19 @@ fn is_null_in(i: In) -> bool {
 
 /// Fit the encoder on the training rows. `data` has one column per spec, in spec
 /// order. Rows with a NULL in a `skip` feature are left out of every statistic.
+///
+/// With at least [`PARALLEL_MIN_ROWS`] training rows the features are fitted on two
+/// threads; the fitted parameters (and any error) are exactly those of a serial fit.
 pub fn fit(specs: &[FeatureSpec], data: &RawColumns) -> Result<FittedEncoder, EngineError> {
+    fit_impl(specs, data, PARALLEL_MIN_ROWS)
+}
+
+/// [`fit`], on two threads from `parallel_min_rows` kept rows (same result either way).
+fn fit_impl(
+    specs: &[FeatureSpec],
+    data: &RawColumns,
+    parallel_min_rows: usize,
+) -> Result<FittedEncoder, EngineError> {
     if specs.is_empty() {
         return Err(EngineError::NoFeatures);
     }
@@ -764,25 +787,62 @@ pub fn fit(specs: &[FeatureSpec], data: &RawColumns) -> Result<FittedEncoder, En
         return Err(EngineError::NoRows);
     }
 
-    let mut features = Vec::with_capacity(specs.len());
-    for (i, s) in specs.iter().enumerate() {
-        let kind = data.kinds()[i];
+    let fit_one = |i: usize| {
+        let s = &specs[i];
         let col = data.column(i);
-        let model = match &s.encoder {
+        match &s.encoder {
             Encoder::OneHot { top, null_category } => {
-                Model::OneHot(fit_one_hot(s, *top, *null_category, col, &kept)?)
+                fit_one_hot(s, *top, *null_category, col, &kept).map(Model::OneHot)
             }
-            _ => Model::Num(fit_numeric(s, col, &kept)?),
+            _ => fit_numeric(s, col, &kept).map(Model::Num),
+        }
+    };
+    let models = if specs.len() > 1 && kept.len() >= parallel_min_rows {
+        // Features are independent and each fit is deterministic, so fitting them on
+        // two threads and then taking the first error in feature order gives exactly
+        // the serial result.
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                if i >= specs.len() {
+                    return done;
+                }
+                done.push((i, fit_one(i)));
+            }
         };
-        features.push(Fitted {
+        let mut slots: Vec<Option<Result<Model, EngineError>>> = vec![None; specs.len()];
+        let (mine, theirs) = std::thread::scope(|sc| {
+            let h = sc.spawn(work);
+            (work(), h.join())
+        });
+        let theirs = theirs.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        for (i, r) in mine.into_iter().chain(theirs) {
+            slots[i] = Some(r);
+        }
+        slots
+            .into_iter()
+            .map(|r| r.expect("every feature fitted"))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        (0..specs.len())
+            .map(fit_one)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let features = specs
+        .iter()
+        .zip(models)
+        .enumerate()
+        .map(|(i, (s, model))| Fitted {
             spec: s.clone(),
-            kind,
+            kind: data.kinds()[i],
             model,
             sw: 1.0,
             offset: 0,
             width: 0,
-        });
-    }
+        })
+        .collect();
     Ok(FittedEncoder::assemble(features))
 }
 
@@ -1077,7 +1137,50 @@ impl FittedEncoder {
     /// a NULL in a `skip` feature are left out and listed in [`Encoded::skipped`]. The
     /// first failing value (feature by feature within a row, rows in order) is
     /// returned as an `Encode` error with its 0-based row.
+    ///
+    /// With at least [`PARALLEL_MIN_ROWS`] kept rows the rows are encoded on two
+    /// threads (two contiguous halves); the result, error included, is exactly the
+    /// serial one.
     pub fn transform(&self, data: &RawColumns) -> Result<Encoded, EngineError> {
+        self.transform_impl(data, PARALLEL_MIN_ROWS)
+    }
+
+    /// Encode rows `rows` into `out` (`rows.len() × dim`, row-major), returning the
+    /// error of the first failing value. With `stop`, gives up (returning `Ok`) once
+    /// `stop` is set, checked every few thousand rows.
+    fn encode_rows(
+        &self,
+        srcs: &[Src<'_>],
+        rows: &[usize],
+        out: &mut [f64],
+        stop: Option<&AtomicBool>,
+    ) -> Result<(), EngineError> {
+        const CHECK_EVERY: usize = 4096;
+        let dim = self.dim;
+        for (block, rows) in out
+            .chunks_mut(CHECK_EVERY * dim)
+            .zip(rows.chunks(CHECK_EVERY))
+        {
+            if stop.is_some_and(|s| s.load(AtomicOrdering::Relaxed)) {
+                return Ok(());
+            }
+            for (o, &r) in block.chunks_exact_mut(dim).zip(rows) {
+                for (f, src) in self.features.iter().zip(srcs) {
+                    if let Err(fail) = f.encode(src.get(r), o) {
+                        return Err(f.error(Some(r), fail, src.text(r)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`FittedEncoder::transform`], on two threads from `parallel_min_rows` kept rows.
+    fn transform_impl(
+        &self,
+        data: &RawColumns,
+        parallel_min_rows: usize,
+    ) -> Result<Encoded, EngineError> {
         if data.n_columns() != self.features.len() {
             return Err(EngineError::DimensionMismatch {
                 expected: self.features.len(),
@@ -1145,15 +1248,30 @@ impl FittedEncoder {
         }
 
         let dim = self.dim;
-        let mut matrix = vec![0.0; kept_rows.len() * dim];
-        if dim > 0 {
-            for (out, &r) in matrix.chunks_exact_mut(dim).zip(&kept_rows) {
-                for (f, src) in self.features.iter().zip(&srcs) {
-                    if let Err(fail) = f.encode(src.get(r), out) {
-                        return Err(f.error(Some(r), fail, src.text(r)));
-                    }
+        let m = kept_rows.len();
+        let mut matrix = vec![0.0; m * dim];
+        if dim > 0 && m >= parallel_min_rows.max(2) {
+            // Two contiguous halves, one per thread. The lower half runs on this thread:
+            // its first error (if any) is the lowest failing row overall, which is the
+            // serial answer; the upper half only matters when the lower one succeeds,
+            // so it gives up as soon as the lower half has failed.
+            let half = m / 2;
+            let (lo, hi) = matrix.split_at_mut(half * dim);
+            let (lo_rows, hi_rows) = kept_rows.split_at(half);
+            let lo_failed = AtomicBool::new(false);
+            let srcs = &srcs;
+            let (r_lo, r_hi) = std::thread::scope(|sc| {
+                let h = sc.spawn(|| self.encode_rows(srcs, hi_rows, hi, Some(&lo_failed)));
+                let r_lo = self.encode_rows(srcs, lo_rows, lo, None);
+                if r_lo.is_err() {
+                    lo_failed.store(true, AtomicOrdering::Relaxed);
                 }
-            }
+                (r_lo, h.join())
+            });
+            r_lo?;
+            r_hi.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        } else if dim > 0 {
+            self.encode_rows(&srcs, &kept_rows, &mut matrix, None)?;
         }
         Ok(Encoded {
             matrix,
@@ -2400,5 +2518,243 @@ mod tests {
         assert_eq!(percentile_sorted(&[1.0, 2.0, 3.0, 4.0], 25.0), 1.75);
         assert_eq!(percentile_sorted(&[5.0], 75.0), 5.0);
         assert_eq!(median_sorted(&[1.0, 2.0, 3.0, 4.0]), 2.5);
+    }
+
+    // ---------------------------------------------------------------- threads
+
+    /// One cell of the mixed test table.
+    #[derive(Clone)]
+    enum Cell {
+        N(Option<f64>),
+        T(Option<&'static str>),
+    }
+
+    const MIXED_SPEC: &str = r#"{
+        "a": "standard", "b": "log_standard", "c": "robust", "d": "min_max",
+        "e": {"standard": {}, "null": "mean"}, "f": {"quantile_bins": {"bins": 5}},
+        "g": {"passthrough": {}, "null": "indicator"}, "h": {"standard": {}, "null": "skip"},
+        "i": {"standard": {}, "null": "median", "weight": 2.5},
+        "r": {"one_hot": {"top": 4}}, "s": {"one_hot": {"top": 3, "null_category": true}},
+        "t": {"ordinal": {"order": ["lo", "mid", "hi"]}}, "u": {"one_hot": {"top": 3}, "null": "mode"}
+    }"#;
+
+    /// A seeded table for [`MIXED_SPEC`], one `Vec<Cell>` per feature (spec order), with
+    /// NULLs only where the feature's policy accepts them.
+    fn mixed_table(n: usize, seed: u64) -> (Vec<FeatureSpec>, Vec<Vec<Cell>>) {
+        use rand::{Rng, SeedableRng};
+        let specs = parse_spec(&serde_json::from_str(MIXED_SPEC).unwrap()).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        const CATS: [&str; 7] = ["north", "south", "east", "west", "up", "down", "mid"];
+        const ORD: [&str; 3] = ["lo", "mid", "hi"];
+        let cols = specs
+            .iter()
+            .map(|s| {
+                (0..n)
+                    .map(|_| {
+                        let null = rng.gen::<f64>() < 0.05;
+                        let v = rng.gen::<f64>();
+                        match s.name.as_str() {
+                            "e" | "g" | "h" | "i" if null => Cell::N(None),
+                            "e" if v < 0.01 => Cell::N(Some(f64::NAN)),
+                            "b" => Cell::N(Some((v * 9.0).exp())),
+                            "f" => Cell::N(Some((v * 20.0).floor())),
+                            "r" => Cell::T(Some(CATS[(v * v * 7.0) as usize])),
+                            "s" | "u" if null => Cell::T(None),
+                            "s" | "u" => Cell::T(Some(CATS[(v * 5.0) as usize])),
+                            "t" => Cell::T(Some(ORD[(v * 3.0) as usize])),
+                            _ => Cell::N(Some(v * 1000.0 - 300.0)),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        (specs, cols)
+    }
+
+    fn raw_of(cols: &[Vec<Cell>]) -> RawColumns {
+        let kinds: Vec<ColumnKind> = cols
+            .iter()
+            .map(|c| match c[0] {
+                Cell::N(_) => ColumnKind::Numeric,
+                Cell::T(_) => ColumnKind::Text,
+            })
+            .collect();
+        let mut raw = RawColumns::new(&kinds);
+        for (i, col) in cols.iter().enumerate() {
+            for cell in col {
+                match cell {
+                    Cell::N(v) => raw.push_num(i, *v),
+                    Cell::T(v) => raw.push_text(i, *v),
+                }
+            }
+        }
+        raw
+    }
+
+    fn col_of(specs: &[FeatureSpec], name: &str) -> usize {
+        specs.iter().position(|s| s.name == name).unwrap()
+    }
+
+    fn assert_same_encoded(a: &Encoded, b: &Encoded) {
+        assert_eq!(a.kept_rows, b.kept_rows);
+        assert_eq!(a.skipped, b.skipped);
+        assert_eq!(a.matrix.len(), b.matrix.len());
+        assert!(a
+            .matrix
+            .iter()
+            .zip(&b.matrix)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn parallel_transform_is_bit_identical_to_serial() {
+        for (n, seed) in [(2, 1), (3, 2), (101, 3), (4099, 4)] {
+            let (specs, cols) = mixed_table(n, seed);
+            let raw = raw_of(&cols);
+            let enc = fit_impl(&specs, &raw, usize::MAX).unwrap();
+            let serial = enc.transform_impl(&raw, usize::MAX).unwrap();
+            let parallel = enc.transform_impl(&raw, 0).unwrap();
+            assert_same_encoded(&serial, &parallel);
+            assert!(n < 100 || !serial.skipped.is_empty());
+            // the per-row path agrees too
+            let mut out = vec![0.0; enc.dim()];
+            for (i, &r) in serial.kept_rows.iter().enumerate() {
+                let row: Vec<Value> = (0..specs.len()).map(|c| value_at(&raw, c, r)).collect();
+                assert!(enc.transform_row(&row, &mut out).unwrap());
+                let want = &serial.matrix[i * enc.dim()..(i + 1) * enc.dim()];
+                assert!(out
+                    .iter()
+                    .zip(want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+        }
+    }
+
+    #[test]
+    fn public_fit_and_transform_use_threads_and_match_serial() {
+        let n = PARALLEL_MIN_ROWS + 1001;
+        let (specs, cols) = mixed_table(n, 7);
+        let raw = raw_of(&cols);
+        let enc = fit(&specs, &raw).unwrap();
+        let serial_enc = fit_impl(&specs, &raw, usize::MAX).unwrap();
+        assert_eq!(enc, serial_enc);
+        assert_eq!(enc.to_json(), serial_enc.to_json());
+        let serial = enc.transform_impl(&raw, usize::MAX).unwrap();
+        assert_same_encoded(&enc.transform(&raw).unwrap(), &serial);
+    }
+
+    #[test]
+    fn parallel_transform_returns_the_serial_error() {
+        let n = 4000;
+        let (specs, clean) = mixed_table(n, 11);
+        let enc = fit_impl(&specs, &raw_of(&clean), usize::MAX).unwrap();
+        let (a, b, t, h) = (
+            col_of(&specs, "a"),
+            col_of(&specs, "b"),
+            col_of(&specs, "t"),
+            col_of(&specs, "h"),
+        );
+        // (feature, row, cell) edits
+        let cases: Vec<Vec<(usize, usize, Cell)>> = vec![
+            vec![(a, 3200, Cell::N(None))],
+            vec![(a, 3200, Cell::N(None)), (t, 1200, Cell::T(Some("zzz")))],
+            vec![(b, 2800, Cell::N(Some(-1.0))), (a, 2800, Cell::N(None))],
+            vec![(b, 2000, Cell::N(Some(-2.0))), (a, 1999, Cell::N(None))],
+            vec![(t, 0, Cell::T(Some("zzz"))), (a, n - 1, Cell::N(None))],
+            vec![(a, n - 1, Cell::N(None))],
+            // a skipped row raises nothing; the next error does
+            vec![
+                (h, 1500, Cell::N(None)),
+                (a, 1500, Cell::N(None)),
+                (b, 3900, Cell::N(Some(-3.0))),
+            ],
+        ];
+        let mut rows = Vec::new();
+        for edits in cases {
+            let mut cols = clean.clone();
+            for &(_, r, _) in &edits {
+                cols[h][r] = Cell::N(Some(1.0)); // not skipped unless an edit says so
+            }
+            for (c, r, cell) in edits {
+                cols[c][r] = cell;
+            }
+            let raw = raw_of(&cols);
+            let serial = enc.transform_impl(&raw, usize::MAX);
+            let parallel = enc.transform_impl(&raw, 0);
+            let Err(EngineError::Encode { row, .. }) = &serial else {
+                panic!("expected an Encode error, got {serial:?}");
+            };
+            rows.push(row.unwrap());
+            assert_eq!(parallel, serial);
+        }
+        assert_eq!(rows, [3200, 1200, 2800, 1999, 0, n - 1, 3900]);
+    }
+
+    #[test]
+    fn parallel_fit_returns_the_serial_error_and_parameters() {
+        let n = 3000;
+        let (specs, clean) = mixed_table(n, 12);
+        let raw = raw_of(&clean);
+        assert_eq!(
+            fit_impl(&specs, &raw, 0).unwrap(),
+            fit_impl(&specs, &raw, usize::MAX).unwrap()
+        );
+        let (a, b, t, h) = (
+            col_of(&specs, "a"),
+            col_of(&specs, "b"),
+            col_of(&specs, "t"),
+            col_of(&specs, "h"),
+        );
+        let cases: Vec<Vec<(usize, usize, Cell)>> = vec![
+            vec![(t, 10, Cell::T(Some("zzz")))],
+            vec![
+                (t, 10, Cell::T(Some("zzz"))),
+                (b, 2500, Cell::N(Some(-1.0))),
+            ],
+            vec![(b, 5, Cell::N(Some(-1.0))), (a, 2999, Cell::N(None))],
+        ];
+        for edits in cases {
+            let mut cols = clean.clone();
+            for &(_, r, _) in &edits {
+                cols[h][r] = Cell::N(Some(1.0));
+            }
+            for (c, r, cell) in edits {
+                cols[c][r] = cell;
+            }
+            let raw = raw_of(&cols);
+            let serial = fit_impl(&specs, &raw, usize::MAX);
+            assert!(serial.is_err());
+            assert_eq!(fit_impl(&specs, &raw, 0), serial);
+        }
+    }
+
+    #[test]
+    fn fused_standard_stats_are_bit_identical_to_materialized_sums() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for len in (1..300).chain([1000, 4097, 100_003]) {
+            // near-constant around a large offset, and plain spread-out values
+            let v: Vec<f64> = (0..len)
+                .map(|_| match len % 2 {
+                    0 => 1e6 + rng.gen::<f64>() * 1e-3 * rng.gen::<f64>(),
+                    _ => rng.gen::<f64>() * 1000.0 - 300.0,
+                })
+                .collect();
+            // the former implementation: materialize deviations and their squares
+            let n = len as f64;
+            let mean = sum(&v) / n;
+            let d: Vec<f64> = v.iter().map(|x| x - mean).collect();
+            let d2: Vec<f64> = d.iter().map(|t| t * t).collect();
+            let (corr, sq) = stats::sum_deviations(&v, mean);
+            assert_eq!(corr.to_bits(), sum(&d).to_bits(), "len {len}");
+            assert_eq!(sq.to_bits(), sum(&d2).to_bits(), "len {len}");
+            let var = (sum(&d2) - sum(&d) * sum(&d) / n) / n;
+            let (m, scale) = standard_stats(&v);
+            assert_eq!(m.to_bits(), mean.to_bits());
+            let eps = f64::EPSILON;
+            let bound = n * eps * var + (n * mean * eps) * (n * mean * eps);
+            let want = if var <= bound { 1.0 } else { var.sqrt() };
+            assert_eq!(scale.to_bits(), want.to_bits(), "len {len}");
+        }
     }
 }

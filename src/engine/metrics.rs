@@ -12,11 +12,16 @@
 //! so that it agrees with the exact value to ~1e-11 relative (see the silhouette kernel).
 //!
 //! Threads: the exact silhouette may use up to [`DEFAULT_MAX_THREADS`] threads through
-//! `std::thread::scope`. Those threads only do arithmetic on buffers owned here: they
-//! never call into Postgres. The interrupt callback runs only on the calling thread.
+//! `std::thread::scope`, and the per-cluster passes behind Davies–Bouldin,
+//! Calinski–Harabasz and the cluster summaries split large inputs (rows × features ≥
+//! 2^20) over two threads, each summing a fixed half of the rows, merged in order (so the
+//! result does not depend on timing). Those threads only do arithmetic on buffers owned
+//! here: they never call into Postgres. The interrupt callback runs only on the calling
+//! thread.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 use ndarray::{Array2, ArrayView2};
@@ -120,6 +125,33 @@ struct Dense {
 
 impl Dense {
     fn new(labels: &[i64]) -> Dense {
+        let (Some(&lo), Some(&hi)) = (labels.iter().min(), labels.iter().max()) else {
+            return Dense {
+                uniq: Vec::new(),
+                idx: Vec::new(),
+                counts: Vec::new(),
+            };
+        };
+        // Compact label ranges (the usual 0..k-1) go through a direct table instead of
+        // a sort and a binary search per row; the result is the same.
+        let span = hi.abs_diff(lo);
+        if span < (labels.len() as u64).max(1 << 16) {
+            let slot = |l: i64| l.abs_diff(lo) as usize;
+            let mut table = vec![0usize; span as usize + 1];
+            for &l in labels {
+                table[slot(l)] += 1;
+            }
+            let (mut uniq, mut counts) = (Vec::new(), Vec::new());
+            for (off, t) in table.iter_mut().enumerate() {
+                if *t > 0 {
+                    counts.push(*t);
+                    *t = uniq.len();
+                    uniq.push(lo.wrapping_add(off as i64));
+                }
+            }
+            let idx = labels.iter().map(|&l| table[slot(l)]).collect();
+            return Dense { uniq, idx, counts };
+        }
         let mut uniq = labels.to_vec();
         uniq.sort_unstable();
         uniq.dedup();
@@ -140,36 +172,249 @@ impl Dense {
     }
 }
 
-/// Per-cluster means, two-pass with compensated sums (k x d).
-fn cluster_means(x: &ArrayView2<f64>, dense: &Dense) -> Array2<f64> {
-    let (k, d) = (dense.k(), x.ncols());
-    let mut sums = vec![Neumaier::default(); k * d];
-    for (r, &c) in x.outer_iter().zip(&dense.idx) {
-        for (s, &v) in sums[c * d..(c + 1) * d].iter_mut().zip(r.iter()) {
-            s.add(v);
+/// Rows a cluster's plain partial sums take before they are flushed into its
+/// compensated accumulators: short enough that the plain sums lose nothing measurable,
+/// long enough that the inner loop is plain vectorizable adds.
+const FLUSH_ROWS: u32 = 32;
+/// `rows × features` from which the cluster passes split the rows over two threads.
+const PASS_PARALLEL_MIN: usize = 1 << 20;
+
+/// Call `f(row index, row)` for rows `range` of `x`, each row as a contiguous slice
+/// (copied into a buffer when `x` is not row-major).
+fn for_rows(x: &ArrayView2<f64>, range: Range<usize>, mut f: impl FnMut(usize, &[f64])) {
+    let d = x.ncols();
+    if let Some(s) = x.as_slice() {
+        for r in range {
+            f(r, &s[r * d..(r + 1) * d]);
+        }
+        return;
+    }
+    let mut buf = vec![0.0; d];
+    for r in range {
+        let row = x.row(r);
+        match row.as_slice() {
+            Some(s) => f(r, s),
+            None => {
+                for (b, v) in buf.iter_mut().zip(row.iter()) {
+                    *b = *v;
+                }
+                f(r, &buf);
+            }
         }
     }
+}
+
+/// What one pass over the rows accumulates, per cluster, against per-cluster centers.
+struct PassSums {
+    /// `sum(x - center)` per (cluster, feature), compensated (k × d).
+    dev: Vec<Neumaier>,
+    /// `sum(|x - center|)` (Euclidean) per cluster, when distances were asked for.
+    dist: Vec<Neumaier>,
+    /// `sum(|x - center|^2)` per cluster, when distances were asked for.
+    sq: Vec<Neumaier>,
+}
+
+impl PassSums {
+    fn merge(&mut self, other: PassSums) {
+        for (a, b) in [
+            (&mut self.dev, other.dev),
+            (&mut self.dist, other.dist),
+            (&mut self.sq, other.sq),
+        ] {
+            for (s, o) in a.iter_mut().zip(b) {
+                s.add(o.sum);
+                s.add(o.comp);
+            }
+        }
+    }
+}
+
+/// `p += row - m`, element-wise (four lanes at a time, so it vectorizes).
+#[inline]
+fn add_deviations(p: &mut [f64], row: &[f64], m: &[f64]) {
+    let (p4, p_rest) = p.as_chunks_mut::<4>();
+    let (r4, r_rest) = row.as_chunks::<4>();
+    let (m4, m_rest) = m.as_chunks::<4>();
+    for ((p, r), m) in p4.iter_mut().zip(r4).zip(m4) {
+        for j in 0..4 {
+            p[j] += r[j] - m[j];
+        }
+    }
+    for ((p, r), m) in p_rest.iter_mut().zip(r_rest).zip(m_rest) {
+        *p += r - m;
+    }
+}
+
+/// [`add_deviations`], also returning `|row - m|^2`.
+#[inline]
+fn add_deviations_sq(p: &mut [f64], row: &[f64], m: &[f64]) -> f64 {
+    let (p4, p_rest) = p.as_chunks_mut::<4>();
+    let (r4, r_rest) = row.as_chunks::<4>();
+    let (m4, m_rest) = m.as_chunks::<4>();
+    let mut q = [0.0f64; 4];
+    for ((p, r), m) in p4.iter_mut().zip(r4).zip(m4) {
+        for j in 0..4 {
+            let t = r[j] - m[j];
+            p[j] += t;
+            q[j] += t * t;
+        }
+    }
+    let mut d2 = (q[0] + q[1]) + (q[2] + q[3]);
+    for ((p, r), m) in p_rest.iter_mut().zip(r_rest).zip(m_rest) {
+        let t = r - m;
+        *p += t;
+        d2 += t * t;
+    }
+    d2
+}
+
+/// One pass over rows `range`: per cluster, `sum(x - center)` per feature and (with
+/// `distances`) the sums of the Euclidean distance and squared distance to the center.
+/// Plain f64 partial sums per cluster (vectorizable) are flushed into compensated
+/// accumulators every [`FLUSH_ROWS`] rows of that cluster.
+fn centered_pass(
+    x: &ArrayView2<f64>,
+    idx: &[usize],
+    centers: &[f64],
+    k: usize,
+    distances: bool,
+    range: Range<usize>,
+) -> PassSums {
+    let d = x.ncols();
+    let mut part = vec![0.0f64; k * d];
+    let mut part_dist = vec![0.0f64; k];
+    let mut part_sq = vec![0.0f64; k];
+    let mut pending = vec![0u32; k];
+    let nd = if distances { k } else { 0 };
+    let mut out = PassSums {
+        dev: vec![Neumaier::default(); k * d],
+        dist: vec![Neumaier::default(); nd],
+        sq: vec![Neumaier::default(); nd],
+    };
+    let flush = |c: usize,
+                 part: &mut [f64],
+                 part_dist: &mut [f64],
+                 part_sq: &mut [f64],
+                 out: &mut PassSums| {
+        for (s, p) in out.dev[c * d..(c + 1) * d]
+            .iter_mut()
+            .zip(&mut part[c * d..(c + 1) * d])
+        {
+            s.add(*p);
+            *p = 0.0;
+        }
+        if distances {
+            out.dist[c].add(std::mem::take(&mut part_dist[c]));
+            out.sq[c].add(std::mem::take(&mut part_sq[c]));
+        }
+    };
+    for_rows(x, range, |r, row| {
+        let c = idx[r];
+        let p = &mut part[c * d..(c + 1) * d];
+        let m = &centers[c * d..(c + 1) * d];
+        if distances {
+            let d2 = add_deviations_sq(p, row, m);
+            part_dist[c] += d2.sqrt();
+            part_sq[c] += d2;
+        } else {
+            add_deviations(p, row, m);
+        }
+        pending[c] += 1;
+        if pending[c] == FLUSH_ROWS {
+            pending[c] = 0;
+            flush(c, &mut part, &mut part_dist, &mut part_sq, &mut out);
+        }
+    });
+    for (c, &p) in pending.iter().enumerate() {
+        if p > 0 {
+            flush(c, &mut part, &mut part_dist, &mut part_sq, &mut out);
+        }
+    }
+    out
+}
+
+/// [`centered_pass`] over all rows: two threads (the rows split into two fixed halves,
+/// merged in order, so the result depends only on the input) for large inputs.
+fn centered_sums(
+    x: &ArrayView2<f64>,
+    idx: &[usize],
+    centers: &[f64],
+    k: usize,
+    distances: bool,
+) -> PassSums {
+    let n = x.nrows();
+    if n < 2 || n.saturating_mul(x.ncols()) < PASS_PARALLEL_MIN {
+        return centered_pass(x, idx, centers, k, distances, 0..n);
+    }
+    let half = n / 2;
+    let (mut lo, hi) = std::thread::scope(|s| {
+        let h = s.spawn(|| centered_pass(x, idx, centers, k, distances, half..n));
+        let lo = centered_pass(x, idx, centers, k, distances, 0..half);
+        (lo, h.join())
+    });
+    lo.merge(hi.unwrap_or_else(|p| std::panic::resume_unwind(p)));
+    lo
+}
+
+/// Per-cluster means (k x d), and the sums of pass 2 (with `distances`: each row's
+/// distance and squared distance to `m0`, its cluster's pass-1 mean).
+///
+/// Pass 1 sums `x - s_c` with `s_c` the cluster's first row, so the sums are of the
+/// size of the cluster's spread rather than of its offset, giving `m0`; pass 2 sums the
+/// residual `x - m0` to fix the last bits. Both use compensated sums of short plain
+/// partial sums. A non-finite entry of `x` is reported as [`check_finite`] reports it.
+fn means_and_spread(
+    x: &ArrayView2<f64>,
+    dense: &Dense,
+    distances: bool,
+) -> Result<(Array2<f64>, PassSums), EngineError> {
+    let (k, d) = (dense.k(), x.ncols());
+    let mut shift = vec![0.0f64; k * d];
+    let mut seen = vec![false; k];
+    let mut left = k;
+    for (r, &c) in dense.idx.iter().enumerate() {
+        if !seen[c] {
+            seen[c] = true;
+            for (s, v) in shift[c * d..(c + 1) * d].iter_mut().zip(x.row(r).iter()) {
+                *s = *v;
+            }
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    let first = centered_sums(x, &dense.idx, &shift, k, false);
+    let mut m0 = vec![0.0f64; k * d];
+    for c in 0..k {
+        let cnt = dense.counts[c] as f64;
+        for f in 0..d {
+            m0[c * d + f] = shift[c * d + f] + first.dev[c * d + f].value() / cnt;
+        }
+    }
+    // A NaN / Infinity anywhere makes its cluster's sums non-finite (they never become
+    // finite again); only then look for the first offending entry.
+    if m0.iter().any(|v| !v.is_finite()) {
+        check_finite(x)?;
+    }
+    let second = centered_sums(x, &dense.idx, &m0, k, distances);
     let mut means = Array2::<f64>::zeros((k, d));
     for c in 0..k {
         let cnt = dense.counts[c] as f64;
         for f in 0..d {
-            means[[c, f]] = sums[c * d + f].value() / cnt;
+            means[[c, f]] = m0[c * d + f] + second.dev[c * d + f].value() / cnt;
         }
     }
-    // Second pass: add the mean residual (fixes the last bits of the division/rounding).
-    let mut resid = vec![Neumaier::default(); k * d];
-    for (r, &c) in x.outer_iter().zip(&dense.idx) {
-        for (f, &v) in r.iter().enumerate() {
-            resid[c * d + f].add(v - means[[c, f]]);
-        }
+    Ok((means, second))
+}
+
+/// Per-cluster means, two passes with compensated sums (k x d). `x` must be finite.
+fn cluster_means(x: &ArrayView2<f64>, dense: &Dense) -> Array2<f64> {
+    match means_and_spread(x, dense, false) {
+        Ok((means, _)) => means,
+        // Only reachable with non-finite input, which callers have rejected.
+        Err(_) => Array2::from_elem((dense.k(), x.ncols()), f64::NAN),
     }
-    for c in 0..k {
-        let cnt = dense.counts[c] as f64;
-        for f in 0..d {
-            means[[c, f]] += resid[c * d + f].value() / cnt;
-        }
-    }
-    means
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,21 +464,60 @@ pub fn inertia(
 
 /// Davies–Bouldin index (lower is better), as `sklearn.metrics.davies_bouldin_score`.
 pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineError> {
-    check_input(&x, labels)?;
-    let dense = Dense::new(labels);
-    check_number_of_labels(dense.k(), x.nrows())?;
-    let k = dense.k();
-    let means = cluster_means(&x, &dense);
-    let mut intra = vec![Neumaier::default(); k];
-    for (r, &c) in x.outer_iter().zip(&dense.idx) {
-        let m = means.row(c);
-        let d2: f64 = r.iter().zip(m.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-        intra[c].add(d2.sqrt());
+    db_ch(x, labels).map(|(db, _)| db)
+}
+
+/// Calinski–Harabasz index (variance ratio; higher is better), as
+/// `sklearn.metrics.calinski_harabasz_score`: 1.0 when the within-cluster dispersion is 0.
+pub fn calinski_harabasz(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineError> {
+    db_ch(x, labels).map(|(_, ch)| ch)
+}
+
+/// [`davies_bouldin`] and [`calinski_harabasz`] together, from one computation of the
+/// cluster means and two passes over `x` (instead of the ~2 × 4 passes of calling the
+/// two functions). Each result (value or error) is the one the separate function returns.
+pub fn davies_bouldin_calinski_harabasz(
+    x: ArrayView2<f64>,
+    labels: &[i64],
+) -> (Result<f64, EngineError>, Result<f64, EngineError>) {
+    match db_ch(x, labels) {
+        Ok((db, ch)) => (Ok(db), Ok(ch)),
+        Err(e) => (Err(e.clone()), Err(e)),
     }
-    let intra: Vec<f64> = intra
+}
+
+/// The shared core of the Davies–Bouldin and Calinski–Harabasz indices. Errors come in
+/// [`check_input`]'s order (shape, emptiness, finiteness), then the label count; the
+/// finiteness check rides on the means pass instead of a pass of its own.
+fn db_ch(x: ArrayView2<f64>, labels: &[i64]) -> Result<(f64, f64), EngineError> {
+    if labels.len() != x.nrows() {
+        return Err(EngineError::DimensionMismatch {
+            expected: x.nrows(),
+            got: labels.len(),
+        });
+    }
+    if x.nrows() == 0 {
+        return Err(EngineError::NoRows);
+    }
+    if x.ncols() == 0 {
+        return Err(EngineError::NoFeatures);
+    }
+    let dense = Dense::new(labels);
+    let (n, k, d) = (x.nrows(), dense.k(), x.ncols());
+    if let Err(e) = check_number_of_labels(k, n) {
+        check_finite(&x)?;
+        return Err(e);
+    }
+    // Distances are taken to the first-pass means, which differ from the final ones by
+    // a few ulps of the cluster spread: far below the 1e-12 these indices are good for.
+    let (means, spread) = means_and_spread(&x, &dense, true)?;
+
+    // Davies–Bouldin
+    let intra: Vec<f64> = spread
+        .dist
         .iter()
         .zip(&dense.counts)
-        .map(|(s, &n)| s.value() / n as f64)
+        .map(|(s, &c)| s.value() / c as f64)
         .collect();
     let mut cdist = vec![0.0f64; k * k];
     for a in 0..k {
@@ -248,48 +532,46 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineE
         }
     }
     // np.isclose(v, 0) with the default atol = 1e-8
-    if intra.iter().all(|v| v.abs() <= 1e-8) || cdist.iter().all(|v| v.abs() <= 1e-8) {
-        return Ok(0.0);
-    }
-    let mut total = Neumaier::default();
-    for a in 0..k {
-        let mut best = f64::NEG_INFINITY;
-        for b in 0..k {
-            let dist = cdist[a * k + b];
-            let dist = if dist == 0.0 { f64::INFINITY } else { dist };
-            best = best.max((intra[a] + intra[b]) / dist);
+    let db = if intra.iter().all(|v| v.abs() <= 1e-8) || cdist.iter().all(|v| v.abs() <= 1e-8) {
+        0.0
+    } else {
+        let mut total = Neumaier::default();
+        for a in 0..k {
+            let mut best = f64::NEG_INFINITY;
+            for b in 0..k {
+                let dist = cdist[a * k + b];
+                let dist = if dist == 0.0 { f64::INFINITY } else { dist };
+                best = best.max((intra[a] + intra[b]) / dist);
+            }
+            total.add(best);
         }
-        total.add(best);
-    }
-    Ok(total.value() / k as f64)
-}
+        total.value() / k as f64
+    };
 
-/// Calinski–Harabasz index (variance ratio; higher is better), as
-/// `sklearn.metrics.calinski_harabasz_score`: 1.0 when the within-cluster dispersion is 0.
-pub fn calinski_harabasz(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineError> {
-    check_input(&x, labels)?;
-    let dense = Dense::new(labels);
-    let (n, k, d) = (x.nrows(), dense.k(), x.ncols());
-    check_number_of_labels(k, n)?;
-    let means = cluster_means(&x, &dense);
-    let mut gmean = vec![Neumaier::default(); d];
-    for r in x.outer_iter() {
-        for (s, &v) in gmean.iter_mut().zip(r.iter()) {
-            s.add(v);
-        }
-    }
-    let gmean: Vec<f64> = gmean.iter().map(|s| s.value() / n as f64).collect();
+    // Calinski–Harabasz. The grand mean is the count-weighted mean of the cluster
+    // means, summed as offsets from the first cluster's mean.
+    let base = means.row(0);
+    let gmean: Vec<f64> = (0..d)
+        .map(|f| {
+            let mut s = Neumaier::default();
+            for c in 0..k {
+                s.add(dense.counts[c] as f64 * (means[[c, f]] - base[f]));
+            }
+            base[f] + s.value() / n as f64
+        })
+        .collect();
     let mut extra = Neumaier::default();
     for c in 0..k {
         let s: f64 = (0..d).map(|f| (means[[c, f]] - gmean[f]).powi(2)).sum();
         extra.add(dense.counts[c] as f64 * s);
     }
-    let mut intra = Neumaier::default();
-    for (r, &c) in x.outer_iter().zip(&dense.idx) {
-        let m = means.row(c);
-        intra.add(r.iter().zip(m.iter()).map(|(a, b)| (a - b) * (a - b)).sum());
+    let mut within = Neumaier::default();
+    for s in &spread.sq {
+        within.add(s.sum);
+        within.add(s.comp);
     }
-    Ok(ch_ratio(extra.value(), intra.value(), n as f64, k as f64))
+    let ch = ch_ratio(extra.value(), within.value(), n as f64, k as f64);
+    Ok((db, ch))
 }
 
 fn ch_ratio(extra: f64, intra: f64, n: f64, k: f64) -> f64 {
@@ -3086,5 +3368,323 @@ mod tests {
         // header: magic version capacity(5..13) seed seen(21..29) chain count(37..45)
         assert!(rsb(&|b| b[21..29].copy_from_slice(&1u64.to_le_bytes())).is_err());
         assert!(rsb(&|b| b[5..13].copy_from_slice(&1u64.to_le_bytes())).is_err());
+    }
+
+    // ---------------------------------------------------------------- DB / CH / means speed-ups
+
+    /// The former serial implementations (two Neumaier passes per means computation),
+    /// kept as the reference for the blocked / threaded / combined code.
+    mod reference {
+        use super::super::*;
+
+        pub struct RefDense {
+            pub idx: Vec<usize>,
+            pub counts: Vec<usize>,
+            pub uniq: Vec<i64>,
+        }
+
+        pub fn dense(labels: &[i64]) -> RefDense {
+            let mut uniq = labels.to_vec();
+            uniq.sort_unstable();
+            uniq.dedup();
+            let mut counts = vec![0usize; uniq.len()];
+            let idx = labels
+                .iter()
+                .map(|l| {
+                    let i = uniq.binary_search(l).unwrap();
+                    counts[i] += 1;
+                    i
+                })
+                .collect();
+            RefDense { idx, counts, uniq }
+        }
+
+        pub fn means(x: &ArrayView2<f64>, dense: &RefDense) -> Array2<f64> {
+            let (k, d) = (dense.uniq.len(), x.ncols());
+            let mut sums = vec![Neumaier::default(); k * d];
+            for (r, &c) in x.outer_iter().zip(&dense.idx) {
+                for (s, &v) in sums[c * d..(c + 1) * d].iter_mut().zip(r.iter()) {
+                    s.add(v);
+                }
+            }
+            let mut means = Array2::<f64>::zeros((k, d));
+            for c in 0..k {
+                for f in 0..d {
+                    means[[c, f]] = sums[c * d + f].value() / dense.counts[c] as f64;
+                }
+            }
+            let mut resid = vec![Neumaier::default(); k * d];
+            for (r, &c) in x.outer_iter().zip(&dense.idx) {
+                for (f, &v) in r.iter().enumerate() {
+                    resid[c * d + f].add(v - means[[c, f]]);
+                }
+            }
+            for c in 0..k {
+                for f in 0..d {
+                    means[[c, f]] += resid[c * d + f].value() / dense.counts[c] as f64;
+                }
+            }
+            means
+        }
+
+        pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineError> {
+            check_input(&x, labels)?;
+            let dense = dense(labels);
+            let k = dense.uniq.len();
+            check_number_of_labels(k, x.nrows())?;
+            let means = means(&x, &dense);
+            let mut intra = vec![Neumaier::default(); k];
+            for (r, &c) in x.outer_iter().zip(&dense.idx) {
+                let m = means.row(c);
+                let d2: f64 = r.iter().zip(m.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+                intra[c].add(d2.sqrt());
+            }
+            let intra: Vec<f64> = intra
+                .iter()
+                .zip(&dense.counts)
+                .map(|(s, &n)| s.value() / n as f64)
+                .collect();
+            let mut cdist = vec![0.0f64; k * k];
+            for a in 0..k {
+                for b in 0..k {
+                    let d2: f64 = means
+                        .row(a)
+                        .iter()
+                        .zip(means.row(b).iter())
+                        .map(|(p, q)| (p - q) * (p - q))
+                        .sum();
+                    cdist[a * k + b] = d2.sqrt();
+                }
+            }
+            if intra.iter().all(|v| v.abs() <= 1e-8) || cdist.iter().all(|v| v.abs() <= 1e-8) {
+                return Ok(0.0);
+            }
+            let mut total = Neumaier::default();
+            for a in 0..k {
+                let mut best = f64::NEG_INFINITY;
+                for b in 0..k {
+                    let dist = cdist[a * k + b];
+                    let dist = if dist == 0.0 { f64::INFINITY } else { dist };
+                    best = best.max((intra[a] + intra[b]) / dist);
+                }
+                total.add(best);
+            }
+            Ok(total.value() / k as f64)
+        }
+
+        pub fn calinski_harabasz(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, EngineError> {
+            check_input(&x, labels)?;
+            let dense = dense(labels);
+            let (n, k, d) = (x.nrows(), dense.uniq.len(), x.ncols());
+            check_number_of_labels(k, n)?;
+            let means = means(&x, &dense);
+            let mut gmean = vec![Neumaier::default(); d];
+            for r in x.outer_iter() {
+                for (s, &v) in gmean.iter_mut().zip(r.iter()) {
+                    s.add(v);
+                }
+            }
+            let gmean: Vec<f64> = gmean.iter().map(|s| s.value() / n as f64).collect();
+            let mut extra = Neumaier::default();
+            for c in 0..k {
+                let s: f64 = (0..d).map(|f| (means[[c, f]] - gmean[f]).powi(2)).sum();
+                extra.add(dense.counts[c] as f64 * s);
+            }
+            let mut intra = Neumaier::default();
+            for (r, &c) in x.outer_iter().zip(&dense.idx) {
+                let m = means.row(c);
+                intra.add(r.iter().zip(m.iter()).map(|(a, b)| (a - b) * (a - b)).sum());
+            }
+            Ok(ch_ratio(extra.value(), intra.value(), n as f64, k as f64))
+        }
+    }
+
+    fn rel(a: f64, b: f64) -> f64 {
+        if a == b {
+            0.0
+        } else {
+            (a - b).abs() / a.abs().max(b.abs())
+        }
+    }
+
+    /// Seeded test matrices: (name, x, labels). `n * d` of the large ones crosses
+    /// PASS_PARALLEL_MIN, so the two-thread split runs too.
+    fn db_ch_cases() -> Vec<(String, Array2<f64>, Vec<i64>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let mut out = Vec::new();
+        for &(n, d, k, spread, offset, clustered) in &[
+            (50usize, 3usize, 2usize, 1.0f64, 0.0f64, false),
+            (1000, 5, 7, 1.0, 0.0, false),
+            (1000, 21, 8, 0.3, 0.0, true),
+            (3000, 2, 40, 0.05, 0.0, true),
+            (2000, 9, 5, 1.0, 1e4, true),
+            (60_000, 20, 8, 0.5, 0.0, true),
+            (70_001, 17, 3, 2.0, -50.0, false),
+        ] {
+            let centers: Vec<f64> = (0..k * d).map(|_| rng.gen::<f64>() * 10.0 - 5.0).collect();
+            let mut labels = Vec::with_capacity(n);
+            let mut x = Array2::<f64>::zeros((n, d));
+            for r in 0..n {
+                // the first k rows cover every cluster; the rest are skewed
+                let c = if r < k {
+                    r
+                } else {
+                    (rng.gen::<f64>() * rng.gen::<f64>() * k as f64) as usize
+                };
+                labels.push(c as i64 * 7 - 3);
+                for f in 0..d {
+                    let noise = (rng.gen::<f64>() - 0.5) * 2.0 * spread;
+                    x[[r, f]] = offset + if clustered { centers[c * d + f] } else { 0.0 } + noise;
+                }
+            }
+            out.push((format!("n{n} d{d} k{k} off{offset}"), x, labels));
+        }
+        out
+    }
+
+    #[test]
+    fn combined_db_ch_matches_separate_and_reference() {
+        for (name, x, labels) in db_ch_cases() {
+            let (db, ch) = davies_bouldin_calinski_harabasz(x.view(), &labels);
+            let (db, ch) = (db.unwrap(), ch.unwrap());
+            let db_sep = davies_bouldin(x.view(), &labels).unwrap();
+            let ch_sep = calinski_harabasz(x.view(), &labels).unwrap();
+            assert!(rel(db, db_sep) <= 1e-12, "{name}: DB {db} vs {db_sep}");
+            assert!(rel(ch, ch_sep) <= 1e-12, "{name}: CH {ch} vs {ch_sep}");
+            let db_ref = reference::davies_bouldin(x.view(), &labels).unwrap();
+            let ch_ref = reference::calinski_harabasz(x.view(), &labels).unwrap();
+            assert!(
+                rel(db, db_ref) <= 1e-12,
+                "{name}: DB {db} vs reference {db_ref}"
+            );
+            assert!(
+                rel(ch, ch_ref) <= 1e-12,
+                "{name}: CH {ch} vs reference {ch_ref}"
+            );
+            // a column-major copy takes the row-copying path and gives the same values
+            let mut f = Array2::<f64>::zeros(ndarray::ShapeBuilder::f(x.raw_dim()));
+            f.assign(&x);
+            let (db_f, ch_f) = davies_bouldin_calinski_harabasz(f.view(), &labels);
+            assert!(rel(db_f.unwrap(), db) <= 1e-15, "{name}");
+            assert!(rel(ch_f.unwrap(), ch) <= 1e-15, "{name}");
+        }
+    }
+
+    #[test]
+    fn blocked_cluster_means_match_the_two_pass_reference() {
+        for (name, x, labels) in db_ch_cases() {
+            let xv = x.view();
+            let dense = Dense::new(&labels);
+            let r = reference::dense(&labels);
+            assert_eq!(
+                (&dense.uniq, &dense.idx, &dense.counts),
+                (&r.uniq, &r.idx, &r.counts)
+            );
+            let got = cluster_means(&xv, &dense);
+            let want = reference::means(&xv, &r);
+            for (g, w) in got.iter().zip(want.iter()) {
+                // within 2 ulps of the larger of |mean| and the data's spread (~1)
+                assert!(
+                    (g - w).abs() <= 4.0 * f64::EPSILON * w.abs().max(1.0),
+                    "{name}: {g} vs {w}"
+                );
+            }
+        }
+        // a large offset with a tiny spread: the shifted first pass keeps every bit
+        let n = 5000;
+        let x = Array2::from_shape_fn((n, 2), |(r, f)| {
+            1e9 + (f as f64) + ((r * 7919) % 1000) as f64 * 1e-7
+        });
+        let labels: Vec<i64> = (0..n).map(|r| (r % 3) as i64).collect();
+        let got = cluster_means(&x.view(), &Dense::new(&labels));
+        let want = reference::means(&x.view(), &reference::dense(&labels));
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 2.0 * f64::EPSILON * w.abs(), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn dense_table_path_matches_the_sorted_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let sets: Vec<Vec<i64>> = vec![
+            vec![5],
+            vec![i64::MAX, i64::MAX - 1, i64::MAX],
+            vec![i64::MIN, i64::MIN + 2, i64::MIN],
+            vec![i64::MIN, i64::MAX, 0, i64::MIN],
+            vec![-3, 70_000, -3, 12],
+            (0..5000).map(|_| rng.gen_range(-20..20)).collect(),
+            (0..5000).map(|_| rng.gen_range(0..1_000_000)).collect(),
+        ];
+        for labels in sets {
+            let d = Dense::new(&labels);
+            let r = reference::dense(&labels);
+            assert_eq!(d.uniq, r.uniq);
+            assert_eq!(d.idx, r.idx);
+            assert_eq!(d.counts, r.counts);
+        }
+        assert_eq!(Dense::new(&[]).k(), 0);
+    }
+
+    #[test]
+    fn combined_db_ch_errors_match_the_separate_functions() {
+        // Compared through Debug: NonFinite carries a NaN, which is not == itself.
+        let check = |x: ArrayView2<f64>, labels: &[i64], what: &str| {
+            let (db, ch) = davies_bouldin_calinski_harabasz(x, labels);
+            let db_sep = davies_bouldin(x, labels);
+            let ch_sep = calinski_harabasz(x, labels);
+            let db_ref = reference::davies_bouldin(x, labels);
+            let ch_ref = reference::calinski_harabasz(x, labels);
+            assert!(db_ref.is_err() && ch_ref.is_err(), "{what}");
+            for (got, want) in [
+                (&db, &db_ref),
+                (&ch, &ch_ref),
+                (&db_sep, &db_ref),
+                (&ch_sep, &ch_ref),
+            ] {
+                assert_eq!(format!("{got:?}"), format!("{want:?}"), "{what}");
+            }
+        };
+        let x = Array2::from_shape_fn((6, 3), |(r, f)| (r * 3 + f) as f64);
+        let ok = [0i64, 0, 1, 1, 2, 2];
+        check(x.view(), &ok[..5], "label count mismatch");
+        check(Array2::<f64>::zeros((0, 3)).view(), &[], "no rows");
+        check(Array2::<f64>::zeros((6, 0)).view(), &ok, "no features");
+        check(x.view(), &[1; 6], "one label");
+        check(x.view(), &[0, 1, 2, 3, 4, 5], "n labels");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for (r, f) in [(0, 0), (3, 2), (5, 1), (2, 1)] {
+                let mut y = x.clone();
+                y[[r, f]] = bad;
+                check(y.view(), &ok, &format!("{bad} at ({r}, {f})"));
+                // non-finite values come before a bad label count, as in check_input
+                check(
+                    y.view(),
+                    &[7; 6],
+                    &format!("{bad} at ({r}, {f}), one label"),
+                );
+                y[[5, 2]] = f64::NAN;
+                check(
+                    y.view(),
+                    &ok,
+                    &format!("{bad} at ({r}, {f}) and NaN at (5, 2)"),
+                );
+            }
+        }
+        // a large input with one NaN deep in the second thread's half
+        let (_, mut big, labels) = db_ch_cases().swap_remove(5);
+        big[[59_000, 7]] = f64::NAN;
+        big[[40_000, 3]] = f64::INFINITY;
+        check(big.view(), &labels, "large");
+    }
+
+    #[test]
+    fn cluster_passes_are_deterministic() {
+        let (_, x, labels) = db_ch_cases().swap_remove(5);
+        let a = davies_bouldin_calinski_harabasz(x.view(), &labels);
+        for _ in 0..3 {
+            let b = davies_bouldin_calinski_harabasz(x.view(), &labels);
+            assert_eq!(a.0.as_ref().unwrap().to_bits(), b.0.unwrap().to_bits());
+            assert_eq!(a.1.as_ref().unwrap().to_bits(), b.1.unwrap().to_bits());
+        }
     }
 }

@@ -566,9 +566,8 @@ fn quality(
     lap("silhouette");
     stop()?;
     let (davies_bouldin, calinski_harabasz) = if k >= 2 {
-        let db = metrics::davies_bouldin(x, &labels_i64).ok();
-        stop()?;
-        (db, metrics::calinski_harabasz(x, &labels_i64).ok())
+        let (db, ch) = metrics::davies_bouldin_calinski_harabasz(x, &labels_i64);
+        (db.ok(), ch.ok())
     } else {
         (None, None)
     };
