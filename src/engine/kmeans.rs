@@ -607,6 +607,51 @@ fn argmin2_with(
     }
 }
 
+/// Centroids prepared for many single-row nearest-centroid lookups (what
+/// `segment_assign` does per row): the packed layout the training E-step uses, built
+/// once. For rows whose distances are all finite (every encoded row), `index(x)` equals
+/// `nearest(centroids, x).index`: the same distance bits, the same first minimum.
+pub struct CentroidIndex {
+    simd: Simd,
+    packed: Packed,
+    c: Vec<f64>,
+    k: usize,
+    d: usize,
+}
+
+impl CentroidIndex {
+    /// Pack a k x d centroid matrix (k >= 1).
+    ///
+    /// Panics if there are no centroids.
+    pub fn new(centroids: ArrayView2<f64>) -> CentroidIndex {
+        let (k, d) = centroids.dim();
+        assert!(k > 0, "CentroidIndex: no centroids");
+        let simd = Simd::detect();
+        let c = contiguous(centroids).into_owned();
+        let packed = Packed::new(simd, &c, k, d);
+        CentroidIndex {
+            simd,
+            packed,
+            c,
+            k,
+            d,
+        }
+    }
+
+    /// Index of the nearest centroid (lowest on ties).
+    ///
+    /// Panics if `x.len()` is not the centroid width.
+    #[inline]
+    pub fn index(&self, x: &[f64]) -> usize {
+        assert_eq!(
+            x.len(),
+            self.d,
+            "CentroidIndex: vector length differs from centroid width"
+        );
+        argmin2_with(self.simd, &self.packed, &self.c, self.k, self.d, x).0
+    }
+}
+
 /// [`argmin`] through the kernel `simd` selects (same conditions as [`argmin2_with`]).
 #[inline(always)]
 fn argmin_with(simd: Simd, p: &Packed, c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) {
@@ -2376,6 +2421,43 @@ impl StepState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn centroid_index_agrees_with_nearest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for &(k, d) in &[
+            (1, 1),
+            (2, 3),
+            (3, 3),
+            (5, 7),
+            (8, 21),
+            (8, 23),
+            (13, 5),
+            (64, 16),
+            (70, 70),
+        ] {
+            let mut c = Array2::<f64>::zeros((k, d));
+            c.mapv_inplace(|_| rng.gen_range(-3.0..3.0));
+            if k > 2 {
+                // exact ties: a repeated centroid, and rows equidistant by construction
+                let r0 = c.row(0).to_owned();
+                c.row_mut(k - 1).assign(&r0);
+            }
+            let idx = CentroidIndex::new(c.view());
+            for t in 0..400 {
+                let x: Vec<f64> = if t % 7 == 0 {
+                    c.row(t % k).to_vec()
+                } else {
+                    (0..d).map(|_| rng.gen_range(-4.0..4.0)).collect()
+                };
+                assert_eq!(
+                    idx.index(&x),
+                    nearest(c.view(), &x).index,
+                    "k={k} d={d} t={t}"
+                );
+            }
+        }
+    }
     use ndarray::{array, Array2};
 
     #[derive(serde::Deserialize)]

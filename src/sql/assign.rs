@@ -11,7 +11,7 @@ use super::error::{raise, Code};
 use super::model::{self, LoadedModel};
 use super::values::{conv_for, value_of, Conv};
 use crate::engine::encode::{ColumnKind, Value};
-use crate::engine::kmeans::{self, Nearest};
+use crate::engine::kmeans::{self, CentroidIndex, Nearest};
 use ndarray::ArrayView2;
 use pgrx::memcxt::PgMemoryContexts;
 use pgrx::prelude::*;
@@ -34,6 +34,8 @@ struct AssignCache {
     /// The call site's memory context (fn_mcxt): where the row descriptor copy lives.
     mcxt: pg_sys::MemoryContext,
     model: LoadedModel,
+    /// The centroids packed for per-row lookups (segment_assign needs only the index).
+    index: CentroidIndex,
     requested_version: Option<i32>,
     rowmap: Option<RowMap>,
     /// The argument type last checked to be a row type.
@@ -73,8 +75,13 @@ fn cache<'a>(
         if stale {
             model::check_model_name(model);
             let m = model::load(model, version);
+            let index = CentroidIndex::new(
+                ArrayView2::from_shape((m.k, m.dim), &m.centroids)
+                    .expect("centroid shape checked at load"),
+            );
             *slot = Some(AssignCache {
                 mcxt,
+                index,
                 out: vec![0.0; m.dim],
                 model: m,
                 requested_version: version,
@@ -108,6 +115,11 @@ impl AssignCache {
 
     fn nearest(&self) -> Nearest {
         kmeans::nearest(self.centroids(), &self.out)
+    }
+
+    /// The 1-based segment of `self.out` (what segment_assign returns).
+    fn segment(&self) -> i32 {
+        self.index.index(&self.out) as i32 + 1
     }
 
     /// Map the features of a row type to its attributes (once per row type).
@@ -358,7 +370,7 @@ fn segment_assign_row(
     if !c.encode_row(&row) {
         return None;
     }
-    Some(c.nearest().index as i32 + 1)
+    Some(c.segment())
 }
 
 super::planner::function_info_v1!(pg_finfo_segment_assign_cols);
@@ -427,7 +439,7 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
             (*fcinfo).isnull = true;
             return pg_sys::Datum::from(0);
         }
-        pg_sys::Datum::from(c.nearest().index as i32 + 1)
+        pg_sys::Datum::from(c.segment())
     }
 }
 
@@ -448,7 +460,7 @@ fn segment_assign_json(
     if !c.encode_json(&features.0) {
         return None;
     }
-    Some(c.nearest().index as i32 + 1)
+    Some(c.segment())
 }
 
 /// The segment (1-based) of an already-encoded vector (as from `segment_encode`).
@@ -465,7 +477,7 @@ fn segment_assign_encoded(
 ) -> i32 {
     let c = cache(fcinfo, model, version);
     c.encoded(super::arrays::vector(&encoded, "encoded"));
-    c.nearest().index as i32 + 1
+    c.segment()
 }
 
 /// Segment, label, distance to its centroid, the runner-up segment and the margin
