@@ -17,7 +17,10 @@
 //! bit-identical results, independent of the number of threads. On x86-64 CPUs with
 //! AVX2 (detected at run time) the all-centroid searches and [`nearest`] use a 256-bit
 //! kernel that performs the same floating-point operations in the same order as the
-//! portable one (no FMA), so results are also identical across CPUs.
+//! portable one (no FMA), so results are also identical across CPUs. The greedy
+//! k-means++ skips distances that the triangle inequality proves cannot lower a row's
+//! closest distance (with the same safety margin) and reads each row once for all
+//! candidates of a step; its centres are bit-identical to the unpruned computation.
 
 use super::error::EngineError;
 use ndarray::{Array2, ArrayView2};
@@ -264,7 +267,8 @@ impl KMeansParams {
             Algorithm::Elkan | Algorithm::Auto => 4 + 8 + 4 + 4 * k,
         };
         let best_labels = if self.n_init > 1 { 4 } else { 0 };
-        // k-means++ keeps one f64 per row; relocating empty clusters needs 16 per row.
+        // k-means++ keeps 13 bytes per row (closest distance, its centre, improvement
+        // bits); relocating empty clusters needs 16 per row.
         let transient = 16;
         let history = self.max_iter.saturating_add(2).saturating_mul(k * 8);
         let partials = (n_blocks(n, block_rows(n, k, d)) * (k * d + k) * 8)
@@ -695,6 +699,83 @@ fn dists_with(simd: Simd, c: &[f64], k: usize, d: usize, x: &[f64], out: &mut [f
     }
 }
 
+/// One block of [`pp_potentials`] through the AVX2 kernel (see [`pp_pot_block`]):
+/// `false` (nothing done) when it does not apply (portable kernel, rows too wide to
+/// pack, more than 8 candidates). `ht` holds the thresholds owner-major with a stride
+/// of [`pp_lanes`]`(nc)`.
+#[inline(always)]
+#[allow(unsafe_code, clippy::too_many_arguments)]
+fn pp_pot_block_with(
+    simd: Simd,
+    p: &Packed,
+    nc: usize,
+    ht: &[f64],
+    x: &[f64],
+    d: usize,
+    blk: &mut PpBlock,
+    out: &mut [f64],
+) -> bool {
+    let (start, c, o, mk) = blk;
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `argmin2_with`: AVX2 was detected on this CPU.
+        Simd::Avx2 if p.chunks > 0 && nc <= 8 => unsafe {
+            if nc <= 4 {
+                avx2::pot_block::<1>(p, nc, ht, x, d, *start, c, o, mk, out);
+            } else {
+                avx2::pot_block::<2>(p, nc, ht, x, d, *start, c, o, mk, out);
+            }
+            true
+        },
+        _ => false,
+    }
+}
+
+/// Threshold (and distance buffer) stride of [`pp_pot_block_with`] for `nc`
+/// candidates on `simd` with rows packed in `p`: a multiple of four lanes when the
+/// vector kernel runs, else `nc`.
+fn pp_lanes(simd: Simd, p: &Packed, nc: usize) -> usize {
+    if simd != Simd::Portable && p.chunks > 0 && nc <= 8 {
+        nc.div_ceil(4) * 4
+    } else {
+        nc
+    }
+}
+
+/// `out[j] = sqdist(row, center)` for the listed rows of `x` (row `start + list[j]`)
+/// through the kernel `simd` selects (bit-identical for every kernel, NaN included:
+/// same operands in the same order). With `ahead > 0`, rows that many list entries
+/// ahead are prefetched.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn pp_center_rows_with(
+    simd: Simd,
+    center: &[f64],
+    x: &[f64],
+    start: usize,
+    list: &[u32],
+    out: &mut [f64],
+    ahead: usize,
+) {
+    let d = center.len();
+    match simd {
+        Simd::Portable => {
+            let row = |r: u32| &x[(start + r as usize) * d..(start + r as usize + 1) * d];
+            for (j, (&r, o)) in list.iter().zip(out.iter_mut()).enumerate() {
+                if ahead > 0 {
+                    if let Some(&ra) = list.get(j + ahead) {
+                        prefetch_row(row(ra));
+                    }
+                }
+                *o = sqdist(row(r), center);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `argmin2_with`: AVX2 was detected on this CPU.
+        Simd::Avx2 => unsafe { avx2::center_rows(center, x, start, list, out, ahead) },
+    }
+}
+
 /// AVX2 versions of the all-centroid distance loops. One vector holds the distances of
 /// one row to four centroids; each of them is accumulated exactly like [`sqdist`]: lane
 /// `l` of the per-centroid accumulator sums the squared differences of features `l, l +
@@ -962,6 +1043,234 @@ mod avx2 {
             dist_sq,
             runner_up,
         })
+    }
+
+    /// The four lanes of `v`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes(v: __m256d) -> [f64; 4] {
+        let lo = _mm256_castpd256_pd128(v);
+        let hi = _mm256_extractf128_pd::<1>(v);
+        [
+            _mm_cvtsd_f64(lo),
+            _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)),
+            _mm_cvtsd_f64(hi),
+            _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)),
+        ]
+    }
+
+    /// `[sqdist(rows[i], c)]`: four rows against one centre, each accumulated exactly
+    /// as [`super::sqdist`] with the same operand order (row minus centre).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rows_dist4(rows: [&[f64]; 4], c: &[f64]) -> __m256d {
+        let d = c.len();
+        let mut acc = [_mm256_setzero_pd(); 4];
+        // Chunk 0 sets the accumulators, full chunks add, then the partial one.
+        let cv = chunk(c, 0);
+        for (a, r) in acc.iter_mut().zip(rows) {
+            acc_sq!(*a, true, chunk(r, 0), cv);
+        }
+        for i in 1..d / 4 {
+            let cv = load4(&c[4 * i..4 * i + 4]);
+            for (a, r) in acc.iter_mut().zip(rows) {
+                acc_sq!(*a, false, load4(&r[4 * i..4 * i + 4]), cv);
+            }
+        }
+        if d > 4 && !d.is_multiple_of(4) {
+            let i = d / 4;
+            let cv = tail4(&c[4 * i..]);
+            for (a, r) in acc.iter_mut().zip(rows) {
+                acc_sq!(*a, false, tail4(&r[4 * i..d]), cv);
+            }
+        }
+        reduce4!(acc)
+    }
+
+    /// `super::pp_center_rows_with` on AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn center_rows(
+        c: &[f64],
+        x: &[f64],
+        start: usize,
+        list: &[u32],
+        out: &mut [f64],
+        ahead: usize,
+    ) {
+        let d = c.len();
+        for (g, (four, o)) in list.chunks(4).zip(out.chunks_mut(4)).enumerate() {
+            if ahead > 0 {
+                for &r in list.iter().skip(4 * g + ahead).take(4) {
+                    let r = start + r as usize;
+                    super::prefetch_row(&x[r * d..(r + 1) * d]);
+                }
+            }
+            let last = four[four.len() - 1];
+            let mut rows: [&[f64]; 4] = [&[]; 4];
+            for (i, rw) in rows.iter_mut().enumerate() {
+                let r = start + *four.get(i).unwrap_or(&last) as usize;
+                *rw = &x[r * d..(r + 1) * d];
+            }
+            let l = lanes(rows_dist4(rows, c));
+            let m = o.len().min(four.len());
+            o[..m].copy_from_slice(&l[..m]);
+        }
+    }
+
+    /// The distances of the listed rows of `x` (row `start + list[j]`, width `d`) to the
+    /// `4 * G` candidates packed in `p` (`p.chunks > 0`), `out[j * w + t]`, each row
+    /// read once for all of them; bit-identical to `sqdist(row, candidate)` (row minus
+    /// candidate, lanes and order as in `group_dist!`). With `ahead > 0`, rows that many
+    /// list entries ahead are prefetched.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    fn cand_rows<const G: usize>(
+        p: &super::Packed,
+        w: usize,
+        x: &[f64],
+        d: usize,
+        start: usize,
+        list: &[u32],
+        out: &mut [f64],
+        ahead: usize,
+    ) {
+        let q = p.chunks;
+        for (j, (&r, o)) in list.iter().zip(out.chunks_exact_mut(w)).enumerate() {
+            if ahead > 0 {
+                if let Some(&ra) = list.get(j + ahead) {
+                    let ra = start + ra as usize;
+                    super::prefetch_row(&x[ra * d..(ra + 1) * d]);
+                }
+            }
+            let r = start + r as usize;
+            let xi = &x[r * d..(r + 1) * d];
+            let mut acc = [[_mm256_setzero_pd(); 4]; G];
+            // Chunk 0 sets the accumulators, full chunks add, then the partial one.
+            let group = |a: &mut [__m256d; 4], first: bool, xv: __m256d, cq: &[f64]| {
+                acc_sq!(a[0], first, xv, load4(&cq[0..4]));
+                acc_sq!(a[1], first, xv, load4(&cq[4..8]));
+                acc_sq!(a[2], first, xv, load4(&cq[8..12]));
+                acc_sq!(a[3], first, xv, load4(&cq[12..16]));
+            };
+            let xv = chunk(xi, 0);
+            for (g, a) in acc.iter_mut().enumerate() {
+                group(a, true, xv, &p.v[16 * g * q..16 * g * q + 16]);
+            }
+            for c in 1..d / 4 {
+                let xv = load4(&xi[4 * c..4 * c + 4]);
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let at = 16 * (g * q + c);
+                    group(a, false, xv, &p.v[at..at + 16]);
+                }
+            }
+            if d > 4 && !d.is_multiple_of(4) {
+                let c = d / 4;
+                let xv = tail4(&xi[4 * c..]);
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let at = 16 * (g * q + c);
+                    group(a, false, xv, &p.v[at..at + 16]);
+                }
+            }
+            for (a, og) in acc.iter().zip(o.chunks_exact_mut(4)) {
+                og.copy_from_slice(&lanes(reduce4!(*a)));
+            }
+        }
+    }
+
+    /// `super::pp_pot_block` on AVX2 for at most `4 * G` candidates (`nc`) packed in
+    /// `p`: the pruning tests, the sums and the improvement bits work on four
+    /// candidates per vector (lane t sums candidate t in row order, so the sums are
+    /// those of the scalar code), and each listed row is read once for all candidates.
+    /// `ht` holds the thresholds owner-major with a stride of `4 * G` lanes.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn pot_block<const G: usize>(
+        p: &super::Packed,
+        nc: usize,
+        ht: &[f64],
+        x: &[f64],
+        d: usize,
+        start: usize,
+        c: &[f64],
+        o: &[u32],
+        mk: &mut [u8],
+        out: &mut [f64],
+    ) {
+        const CH: usize = 512;
+        let w = 4 * G;
+        let mut need = [0u32; CH];
+        let mut list = [0u32; CH];
+        let mut sbuf = [0.0f64; CH * 8 + 8];
+        let zero = _mm256_setzero_pd();
+        let tiny = _mm256_set1_pd(super::PP_TINY);
+        let lanebits = _mm256_setr_epi64x(1, 2, 4, 8);
+        let full = (1u32 << nc) - 1;
+        let mut acc = [zero; G];
+        for (g, a) in acc.iter_mut().enumerate() {
+            let mut t = [0.0; 4];
+            for (l, tl) in t.iter_mut().enumerate() {
+                if 4 * g + l < nc {
+                    *tl = out[4 * g + l];
+                }
+            }
+            *a = load4(&t);
+        }
+        for c0 in (0..c.len()).step_by(CH) {
+            let len = (c.len() - c0).min(CH);
+            // 1. The candidates each row must compute (`super::pp_need`, four at once;
+            // ordered comparisons are false on NaN as the scalar ones).
+            let mut cnt = 0;
+            for (r, nr) in need[..len].iter_mut().enumerate() {
+                let v = _mm256_set1_pd(c[c0 + r]);
+                let a = o[c0 + r] as usize;
+                let mut bits = 0u32;
+                for g in 0..G {
+                    let h = load4(&ht[(a * G + g) * 4..(a * G + g) * 4 + 4]);
+                    let le = _mm256_cmp_pd::<_CMP_LE_OQ>(v, h);
+                    let ge = _mm256_cmp_pd::<_CMP_GE_OQ>(v, tiny);
+                    let z = _mm256_cmp_pd::<_CMP_EQ_OQ>(v, zero);
+                    let skip = _mm256_or_pd(z, _mm256_and_pd(le, ge));
+                    bits |= (!(_mm256_movemask_pd(skip) as u32) & 15) << (4 * g);
+                }
+                bits &= full;
+                *nr = bits;
+                list[cnt] = (c0 + r) as u32;
+                cnt += (bits != 0) as usize;
+            }
+            // 2. Their distances to all candidates (prefetched when the list skips rows).
+            let ahead = if cnt < len { super::PP_AHEAD } else { 0 };
+            cand_rows::<G>(p, w, x, d, start, &list[..cnt], &mut sbuf, ahead);
+            // 3. In row order: lanes of pruned candidates add closest_i, the others
+            // min(s, closest_i) (`_mm256_min_pd(s, v)` is `s < v ? s : v`, which is
+            // `s.min(v)` for the non-NaN, non-negative `v` here).
+            let mut j = 0;
+            for (r, &bits) in need[..len].iter().enumerate() {
+                let v = _mm256_set1_pd(c[c0 + r]);
+                let mut b = 0u32;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let s = load4(&sbuf[j * w + 4 * g..j * w + 4 * g + 4]);
+                    let gb = _mm256_set1_epi64x(((bits >> (4 * g)) & 15) as i64);
+                    let on = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+                        _mm256_and_si256(gb, lanebits),
+                        lanebits,
+                    ));
+                    let val = _mm256_blendv_pd(v, _mm256_min_pd(s, v), on);
+                    *a = _mm256_add_pd(*a, val);
+                    let lt = _mm256_and_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(s, v), on);
+                    b |= (_mm256_movemask_pd(lt) as u32) << (4 * g);
+                }
+                mk[c0 + r] = b as u8;
+                j += (bits != 0) as usize;
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            let l = lanes(*a);
+            for (i, v) in l.iter().enumerate() {
+                if 4 * g + i < nc {
+                    out[4 * g + i] = *v;
+                }
+            }
+        }
     }
 
     /// Most centroids [`nearest`] handles in registers (more go through the batches).
@@ -1836,78 +2145,387 @@ fn run_once(
 
 // ---------------------------------------------------------------------------------------
 // Initialisation
+//
+// Greedy k-means++ with exact pruning by the triangle inequality. Every row keeps, next
+// to `closest_i` (its squared distance to the nearest chosen centre), the index
+// `owner_i` of the chosen centre m that gave it. For a candidate (or new) centre c and
+// every chosen centre m_j, `h_j = (1 - DELTA) |c - m_j|^2 / 4` is computed once. A row
+// with `closest_i <= h_{owner_i}` satisfies |c - m| >= 2 |x_i - m|, so |x_i - c| >= |c -
+// m| - |x_i - m| >= |x_i - m|, with a relative margin (DELTA) far above the rounding of
+// the three computed distances: the computed |x_i - c|^2 would be >= closest_i, so
+// min(closest_i, |x_i - c|^2) == closest_i and a strict improvement is impossible. Such
+// rows skip the distance. All other distances are computed with `sqdist` as before and
+// every sum keeps its order (per block in row order, then blocks in order), so the
+// chosen centres, the `closest` values and the potentials are bit-identical to the
+// unpruned computation, for every thread count. Rows with `closest_i == 0` never change
+// (min(s, 0) == 0 for s >= 0 and for NaN), so they are always skipped; tiny positive
+// values (subnormal range, where rounding is not relative) are never skipped.
 
-/// Squared distance of every row to row `c`, min-ed into `closest` (or written when
-/// `closest` is empty-initialised by `init`). Returns nothing; deterministic.
+/// Smallest positive `closest` value a row may be pruned with: far above the subnormal
+/// range, so the absolute underflow error of a distance (at most d * 2^-1075) is
+/// negligible next to the relative margin.
+const PP_TINY: f64 = 1e-200;
+
+/// Candidates whose "strictly improves this row" bit a potentials pass records (one
+/// byte per row); a later winner (2 + ln k > 8 candidates: k >= 1097) is updated with
+/// the pruning test instead.
+const PP_MASK_BITS: usize = 8;
+
+/// Rows per prefix-sum mark of the sampling scan.
+const PP_SCAN: usize = 1024;
+
+/// Pruning thresholds of centre `c` against the chosen centres `chosen` (rows of the
+/// m x d matrix): `(1 - DELTA) |c - m_j|^2 / 4`, or -1 (never prune) when that distance
+/// is not finite.
+fn pp_thresholds(c: &[f64], chosen: &[f64], d: usize, out: &mut [f64]) {
+    for (h, mj) in out.iter_mut().zip(chosen.chunks_exact(d)) {
+        let d2 = sqdist(c, mj);
+        *h = if d2.is_finite() {
+            down(d2) * 0.25
+        } else {
+            -1.0
+        };
+    }
+}
+
+/// Whether a row with closest value `v` must compute its distance to a centre whose
+/// threshold for the row's owner is `h`; `false` when it certainly keeps `v` (see the
+/// section comment). Branch-free: the pruning pattern of the rows is data dependent.
+#[inline(always)]
+fn pp_need(v: f64, h: f64) -> bool {
+    !((v == 0.0) | ((v <= h) & (v >= PP_TINY)))
+}
+
+/// Which rows [`pp_update`] recomputes.
+#[derive(Clone, Copy)]
+enum PpRows<'a> {
+    /// Every row, writing unconditionally (the first centre).
+    All,
+    /// Rows whose `improves` byte has this bit set (the winner's potentials pass found
+    /// it strictly closer there, and nowhere else).
+    Bit(u8),
+    /// Rows not pruned by these thresholds (indexed by owner).
+    Pruned(&'a [f64]),
+}
+
+/// Rows `start..` of a k-means++ pass: their slices of `closest`, `owner` and
+/// `improves`.
+type PpBlock<'a> = (usize, &'a mut [f64], &'a mut [u32], &'a mut [u8]);
+
+/// Blocks of [`BLOCK`] rows over the per-row state.
+fn pp_blocks<'a>(
+    closest: &'a mut [f64],
+    owner: &'a mut [u32],
+    improves: &'a mut [u8],
+) -> Vec<PpBlock<'a>> {
+    let nb = closest.len().div_ceil(BLOCK);
+    closest
+        .chunks_mut(BLOCK)
+        .zip(split_blocks(owner, BLOCK, 1, nb))
+        .zip(split_blocks(improves, BLOCK, 1, nb))
+        .enumerate()
+        .map(|(b, ((c, o), m))| (b * BLOCK, c, o, m))
+        .collect()
+}
+
+/// Rows per sub-chunk of a pruned pass: the rows to compute are listed first (from
+/// `closest`, `owner` and the thresholds alone), so the rows' data can be prefetched.
+const PP_CHUNK: usize = 1024;
+
+/// How many listed rows ahead a pruned pass prefetches.
+const PP_AHEAD: usize = 8;
+
+/// Hints the CPU to bring every cache line of `row` into the cache. The rows a pruned
+/// pass computes are scattered, which the hardware prefetchers do not follow.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch_row(row: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = row.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(row);
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: a prefetch is only a hint: it never faults and has no effect on
+            // the program's memory; the address lies within `row` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+            off += 64;
+        }
+        if bytes > 0 {
+            // SAFETY: as above (the last byte, whose line the loop may have missed).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(bytes - 1)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// Squared distance of the selected rows (`which`) to `center`, min-ed into `closest`
+/// (replaced only when strictly smaller, or always for [`PpRows::All`]), `owner` set to
+/// `index` where it was. Deterministic.
+#[allow(clippy::too_many_arguments)]
 fn pp_update(
     x: &[f64],
-    d: usize,
     center: &[f64],
+    index: u32,
+    which: PpRows,
     closest: &mut [f64],
-    init: bool,
+    owner: &mut [u32],
+    improves: &mut [u8],
     threads: usize,
     hooks: &mut dyn Hooks,
 ) -> Result<(), EngineError> {
-    let items: Vec<(usize, &mut [f64])> = closest
-        .chunks_mut(BLOCK)
-        .enumerate()
-        .map(|(b, c)| (b * BLOCK, c))
-        .collect();
-    run_blocks(items, threads, hooks, &|(start, c): (usize, &mut [f64])| {
-        let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
-        for (v, xi) in c.iter_mut().zip(rows) {
-            let t = sqdist(xi, center);
-            if init || t < *v {
-                *v = t;
+    let simd = Simd::detect();
+    let items = pp_blocks(closest, owner, improves);
+    run_blocks(items, threads, hooks, &|(start, c, o, m): PpBlock| {
+        let mut list = [0u32; PP_CHUNK];
+        let mut dist = [0.0f64; PP_CHUNK];
+        for c0 in (0..c.len()).step_by(PP_CHUNK) {
+            let len = (c.len() - c0).min(PP_CHUNK);
+            let mut cnt = 0;
+            for r in c0..c0 + len {
+                let need = match which {
+                    PpRows::All => true,
+                    PpRows::Bit(bit) => m[r] & bit != 0,
+                    PpRows::Pruned(h) => pp_need(c[r], h[o[r] as usize]),
+                };
+                list[cnt] = r as u32;
+                cnt += need as usize;
+            }
+            // Dense lists stream by themselves; sparse ones are prefetched ahead.
+            let ahead = if cnt < len { PP_AHEAD } else { 0 };
+            pp_center_rows_with(simd, center, x, start, &list[..cnt], &mut dist, ahead);
+            for (&r, &t) in list[..cnt].iter().zip(&dist) {
+                let r = r as usize;
+                if matches!(which, PpRows::All) || t < c[r] {
+                    c[r] = t;
+                    o[r] = index;
+                }
             }
         }
     })
 }
 
-/// (block index, its slice of `closest`), its output slot.
-type PotItem<'a> = ((usize, &'a [f64]), &'a mut Vec<f64>);
+/// Values of the per-chunk distance buffer of [`pp_potentials`] (on the stack).
+const PP_SBUF: usize = 4096;
+
+/// `if c { a } else { b }` without a branch (the rows' pruning pattern is data
+/// dependent, so branches would be mispredicted).
+#[inline(always)]
+fn pick(c: bool, a: f64, b: f64) -> f64 {
+    let m = (c as u64).wrapping_neg();
+    f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
+}
+
+/// One block of [`pp_potentials`] for `N` candidates, portable (`N` = `nc` when `N <=
+/// 8`, so that the per-candidate loops unroll and the sums stay in registers;
+/// otherwise `N` = 64 and `nc` candidates are used): per chunk of rows, 1. which
+/// candidates each row must compute, 2. those distances (rows prefetched when the list
+/// skips rows), 3. the sums in row order. `ht` holds the thresholds owner-major.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pp_pot_block<const N: usize>(
+    nc: usize,
+    x: &[f64],
+    d: usize,
+    cmat: &[f64],
+    ht: &[f64],
+    blk: PpBlock,
+    out: &mut [f64],
+) {
+    let nc = if N <= 8 { N } else { nc };
+    let (start, c, o, mk) = blk;
+    let chunk_rows = (PP_SBUF / nc).min(PP_CHUNK);
+    let row = |r: u32| &x[(start + r as usize) * d..(start + r as usize + 1) * d];
+    let mut need = [0u64; PP_CHUNK];
+    let mut list = [0u32; PP_CHUNK];
+    let mut sbuf = [0.0f64; PP_SBUF + 64];
+    let mut acc = [0.0f64; N];
+    acc[..nc].copy_from_slice(&out[..nc]);
+    for c0 in (0..c.len()).step_by(chunk_rows) {
+        let len = (c.len() - c0).min(chunk_rows);
+        // 1. The candidates each row must compute (bit t: candidate t not pruned).
+        let mut cnt = 0;
+        for (r, nr) in need[..len].iter_mut().enumerate() {
+            let (v, a) = (c[c0 + r], o[c0 + r] as usize);
+            let mut bits = 0u64;
+            for (t, &h) in ht[a * nc..(a + 1) * nc].iter().enumerate() {
+                bits |= (pp_need(v, h) as u64) << t;
+            }
+            *nr = bits;
+            list[cnt] = (c0 + r) as u32;
+            cnt += (bits != 0) as usize;
+        }
+        let list = &list[..cnt];
+        // 2. Their distances.
+        let ahead = if cnt < len { PP_AHEAD } else { 0 };
+        for (j, (&r, s)) in list.iter().zip(sbuf.chunks_exact_mut(nc)).enumerate() {
+            if ahead > 0 {
+                if let Some(&ra) = list.get(j + ahead) {
+                    prefetch_row(row(ra));
+                }
+            }
+            let bits = need[r as usize - c0];
+            for (t, st) in s.iter_mut().enumerate() {
+                if bits >> t & 1 != 0 {
+                    *st = sqdist(row(r), &cmat[t * d..(t + 1) * d]);
+                }
+            }
+        }
+        // 3. In row order: pruned candidates add closest_i, the others min(s, closest_i).
+        let mut j = 0;
+        for (r, &bits) in need[..len].iter().enumerate() {
+            let v = c[c0 + r];
+            let s = &sbuf[j * nc..(j + 1) * nc];
+            let mut b = 0u8;
+            for (t, (p, &st)) in acc[..nc].iter_mut().zip(s).enumerate() {
+                let on = bits >> t & 1 != 0;
+                b |= (((st < v) & on & (t < PP_MASK_BITS)) as u8) << (t % 8);
+                *p += pick(on, st.min(v), v);
+            }
+            mk[c0 + r] = b;
+            j += (bits != 0) as usize;
+        }
+    }
+    out[..nc].copy_from_slice(&acc[..nc]);
+}
 
 /// For each candidate row, the potential sum_i min(closest_i, |x_i - x_cand|^2), summed
-/// per block and then over blocks in order (deterministic).
+/// per block in row order and then over blocks in order (deterministic), in one pass
+/// over the rows for all candidates. `h` holds each candidate's thresholds against the
+/// `m` chosen centres (candidate-major); `improves[i]` gets bit t set when candidate t
+/// (< [`PP_MASK_BITS`]) is strictly closer to row i than `closest_i`. (`closest` and
+/// `owner` are only read; they are borrowed mutably to share the blocks with
+/// [`pp_update`].)
+#[allow(clippy::too_many_arguments)]
 fn pp_potentials(
     x: &[f64],
     d: usize,
     cands: &[usize],
-    closest: &[f64],
+    h: &[f64],
+    m: usize,
+    closest: &mut [f64],
+    owner: &mut [u32],
+    improves: &mut [u8],
     threads: usize,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<f64>, EngineError> {
+    let nc = cands.len();
+    // One bit per candidate: 2 + ln(k) <= 64 for every k a usize can hold.
+    assert!((1..=64).contains(&nc), "{nc} candidates");
+    let simd = Simd::detect();
     let mut pots: Vec<Vec<f64>> = (0..closest.len().div_ceil(BLOCK))
-        .map(|_| vec![0.0; cands.len()])
+        .map(|_| vec![0.0; nc])
         .collect();
-    let items: Vec<PotItem> = closest
-        .chunks(BLOCK)
-        .enumerate()
+    let items: Vec<(PpBlock, &mut Vec<f64>)> = pp_blocks(closest, owner, improves)
+        .into_iter()
         .zip(pots.iter_mut())
         .collect();
-    run_blocks(items, threads, hooks, &|((b, c), out): (
-        (usize, &[f64]),
+    // The candidates as an nc x d matrix (and packed for the vector kernel), and the
+    // thresholds owner-major: the row's thresholds side by side, `hw` apart (padding:
+    // -1, never prune).
+    let cmat: Vec<f64> = cands
+        .iter()
+        .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    let packed = Packed::new(simd, &cmat, nc, d);
+    let hw = pp_lanes(simd, &packed, nc);
+    let ht: Vec<f64> = (0..m * hw)
+        .map(|i| match i % hw {
+            t if t < nc => h[t * m + i / hw],
+            _ => -1.0,
+        })
+        .collect();
+    let (cm, pk, ht) = (&cmat[..], &packed, &ht[..]);
+    run_blocks(items, threads, hooks, &|(mut blk, out): (
+        PpBlock,
         &mut Vec<f64>,
     )| {
-        let start = b * BLOCK;
-        let rows = &x[start * d..(start + c.len()) * d];
-        for (t, &ci) in cands.iter().enumerate() {
-            let cc = &x[ci * d..(ci + 1) * d];
-            let mut p = 0.0;
-            for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
-                p += sqdist(xi, cc).min(*v);
-            }
-            out[t] = p;
+        if pp_pot_block_with(simd, pk, nc, ht, x, d, &mut blk, out) {
+            return;
+        }
+        match nc {
+            1 => pp_pot_block::<1>(nc, x, d, cm, ht, blk, out),
+            2 => pp_pot_block::<2>(nc, x, d, cm, ht, blk, out),
+            3 => pp_pot_block::<3>(nc, x, d, cm, ht, blk, out),
+            4 => pp_pot_block::<4>(nc, x, d, cm, ht, blk, out),
+            5 => pp_pot_block::<5>(nc, x, d, cm, ht, blk, out),
+            6 => pp_pot_block::<6>(nc, x, d, cm, ht, blk, out),
+            7 => pp_pot_block::<7>(nc, x, d, cm, ht, blk, out),
+            8 => pp_pot_block::<8>(nc, x, d, cm, ht, blk, out),
+            _ => pp_pot_block::<64>(nc, x, d, cm, ht, blk, out),
         }
     })?;
-    let per_block = pots;
-    let mut tot = vec![0.0; cands.len()];
-    for p in per_block {
+    let mut tot = vec![0.0; nc];
+    for p in pots {
         for (t, v) in tot.iter_mut().zip(p) {
             *t += v;
         }
     }
     Ok(tot)
+}
+
+/// The sequential sum of `closest` (in row order, as `iter().sum()`), and the running
+/// sum after every [`PP_SCAN`] rows, for [`pp_sample`].
+fn pp_total(closest: &[f64]) -> (f64, Vec<f64>) {
+    let mut ends = Vec::with_capacity(closest.len().div_ceil(PP_SCAN));
+    let mut cum = 0.0;
+    for ch in closest.chunks(PP_SCAN) {
+        for v in ch {
+            cum += v;
+        }
+        ends.push(cum);
+    }
+    (cum, ends)
+}
+
+/// The candidates for the sorted targets `rv` (value, candidate slot): for each target
+/// in order, the first row where the running sum of `closest` exceeds it; once a
+/// target is never exceeded (rounding or NaN), it and all later ones take the last row
+/// with positive weight. Identical to one sequential scan (the running sum never
+/// decreases), but it only rescans the [`PP_SCAN`] rows where a target is crossed.
+fn pp_sample(closest: &[f64], ends: &[f64], rv: &[(f64, usize)], cands: &mut [usize]) {
+    let n = closest.len();
+    for (q, &(r, slot)) in rv.iter().enumerate() {
+        // The first mark past the target (a NaN target is never passed).
+        let passed = |e: &f64| e.partial_cmp(&r) == Some(std::cmp::Ordering::Greater);
+        let b = ends.partition_point(|e| !passed(e));
+        if b == ends.len() {
+            // Rounding could leave the last values above the sum: take the last row with
+            // positive weight, like numpy's clip to n-1 but never a zero-weight row.
+            let lastpos = closest.iter().rposition(|v| *v > 0.0).unwrap_or(n - 1);
+            for r in &rv[q..] {
+                cands[r.1] = lastpos;
+            }
+            return;
+        }
+        let mut cum = if b == 0 { 0.0 } else { ends[b - 1] };
+        let start = b * PP_SCAN;
+        let end = (start + PP_SCAN).min(n);
+        let mut hit = end - 1;
+        for (i, v) in closest[start..end].iter().enumerate() {
+            cum += v;
+            if cum > r {
+                hit = start + i;
+                break;
+            }
+        }
+        cands[slot] = hit;
+    }
+}
+
+/// One step of greedy k-means++ as the tests observe it: the candidates, their
+/// potentials, and `closest` after the step.
+#[cfg(test)]
+type PpStep = (Vec<usize>, Vec<f64>, Vec<f64>);
+
+#[cfg(test)]
+thread_local! {
+    /// When `Some`, [`kmeanspp_impl`] records every step (tests compare them with the
+    /// unpruned reference bit for bit).
+    static PP_TRACE: std::cell::RefCell<Option<Vec<PpStep>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn kmeanspp_impl<R: Rng + ?Sized>(
@@ -1919,54 +2537,59 @@ fn kmeanspp_impl<R: Rng + ?Sized>(
     threads: usize,
     hooks: &mut dyn Hooks,
 ) -> Result<Array2<f64>, EngineError> {
-    let mut centers = Array2::<f64>::zeros((k, d));
     if k == 0 {
-        return Ok(centers);
+        return Ok(Array2::<f64>::zeros((k, d)));
     }
     let trials = 2 + (k as f64).ln().floor() as usize;
     let first = rng.gen_range(0..n);
     let row = |i: usize| &x[i * d..(i + 1) * d];
-    centers
-        .row_mut(0)
-        .assign(&ndarray::ArrayView1::from(row(first)));
+    // The chosen centres so far, row-major (the result's first rows).
+    let mut chosen: Vec<f64> = Vec::with_capacity(k * d);
+    chosen.extend_from_slice(row(first));
     let mut closest = vec![0.0f64; n];
-    pp_update(x, d, row(first), &mut closest, true, threads, hooks)?;
+    let mut owner = vec![0u32; n];
+    let mut improves = vec![0u8; n];
+    pp_update(
+        x,
+        row(first),
+        0,
+        PpRows::All,
+        &mut closest,
+        &mut owner,
+        &mut improves,
+        threads,
+        hooks,
+    )?;
     let mut last = first;
+    let mut h = vec![0.0; trials * k];
     for c in 1..k {
         hooks.check_interrupt()?;
-        let total: f64 = closest.iter().sum();
+        let (total, ends) = pp_total(&closest);
         if total.is_nan() || total <= 0.0 {
             // Fewer distinct rows than k (only possible without `check`): repeat.
-            centers
-                .row_mut(c)
-                .assign(&ndarray::ArrayView1::from(row(last)));
+            chosen.extend_from_slice(row(last));
             continue;
         }
         let mut rv: Vec<(f64, usize)> =
             (0..trials).map(|t| (rng.gen::<f64>() * total, t)).collect();
         rv.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut cands = vec![n - 1; trials];
-        let mut cum = 0.0;
-        let mut q = 0;
-        for (i, v) in closest.iter().enumerate() {
-            cum += v;
-            while q < trials && cum > rv[q].0 {
-                cands[rv[q].1] = i;
-                q += 1;
-            }
-            if q == trials {
-                break;
-            }
+        pp_sample(&closest, &ends, &rv, &mut cands);
+        for (t, &ci) in cands.iter().enumerate() {
+            pp_thresholds(row(ci), &chosen, d, &mut h[t * c..(t + 1) * c]);
         }
-        // Rounding could leave the last values above the sum: take the last row with
-        // positive weight, like numpy's clip to n-1 but never a zero-weight row.
-        if q < trials {
-            let lastpos = closest.iter().rposition(|v| *v > 0.0).unwrap_or(n - 1);
-            for r in &rv[q..] {
-                cands[r.1] = lastpos;
-            }
-        }
-        let pots = pp_potentials(x, d, &cands, &closest, threads, hooks)?;
+        let pots = pp_potentials(
+            x,
+            d,
+            &cands,
+            &h[..trials * c],
+            c,
+            &mut closest,
+            &mut owner,
+            &mut improves,
+            threads,
+            hooks,
+        )?;
         let mut best = 0;
         for t in 1..trials {
             if pots[t] < pots[best] {
@@ -1974,14 +2597,33 @@ fn kmeanspp_impl<R: Rng + ?Sized>(
             }
         }
         last = cands[best];
-        centers
-            .row_mut(c)
-            .assign(&ndarray::ArrayView1::from(row(last)));
+        chosen.extend_from_slice(row(last));
         if c + 1 < k {
-            pp_update(x, d, row(last), &mut closest, false, threads, hooks)?;
+            let which = if best < PP_MASK_BITS {
+                PpRows::Bit(1 << best)
+            } else {
+                PpRows::Pruned(&h[best * c..(best + 1) * c])
+            };
+            pp_update(
+                x,
+                row(last),
+                c as u32,
+                which,
+                &mut closest,
+                &mut owner,
+                &mut improves,
+                threads,
+                hooks,
+            )?;
         }
+        #[cfg(test)]
+        PP_TRACE.with(|tr| {
+            if let Some(v) = tr.borrow_mut().as_mut() {
+                v.push((cands.clone(), pots.clone(), closest.clone()));
+            }
+        });
     }
-    Ok(centers)
+    Array2::from_shape_vec((k, d), chosen).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Greedy k-means++ seeding exactly as scikit-learn's `_kmeans_plusplus`: the first
@@ -2862,6 +3504,370 @@ mod tests {
         let r = fit(x.view(), &p, &mut h).unwrap();
         assert_eq!(r.best_run, 0);
         assert!(h.progress.iter().all(|p| p.run == 0));
+    }
+
+    // ---- pruned k-means++ equals the unpruned reference bit for bit ----------------
+
+    /// The sequential candidate scan of the unpruned implementation.
+    fn ref_sample(closest: &[f64], rv: &[(f64, usize)], cands: &mut [usize]) {
+        let (n, trials) = (closest.len(), rv.len());
+        let mut cum = 0.0;
+        let mut q = 0;
+        for (i, v) in closest.iter().enumerate() {
+            cum += v;
+            while q < trials && cum > rv[q].0 {
+                cands[rv[q].1] = i;
+                q += 1;
+            }
+            if q == trials {
+                break;
+            }
+        }
+        if q < trials {
+            let lastpos = closest.iter().rposition(|v| *v > 0.0).unwrap_or(n - 1);
+            for r in &rv[q..] {
+                cands[r.1] = lastpos;
+            }
+        }
+    }
+
+    /// Greedy k-means++ without pruning, as implemented before (one pass over the rows
+    /// per candidate and per new centre, every distance computed): the reference. Returns
+    /// the centres and the same per-step trace as [`PP_TRACE`].
+    fn ref_kmeanspp(
+        x: &[f64],
+        n: usize,
+        d: usize,
+        k: usize,
+        rng: &mut ChaCha8Rng,
+        threads: usize,
+    ) -> (Array2<f64>, Vec<PpStep>) {
+        fn update(
+            x: &[f64],
+            d: usize,
+            center: &[f64],
+            closest: &mut [f64],
+            init: bool,
+            threads: usize,
+        ) {
+            let items: Vec<(usize, &mut [f64])> = closest
+                .chunks_mut(BLOCK)
+                .enumerate()
+                .map(|(b, c)| (b * BLOCK, c))
+                .collect();
+            run_blocks(items, threads, &mut NoHooks, &|(start, c): (
+                usize,
+                &mut [f64],
+            )| {
+                let rows = x[start * d..(start + c.len()) * d].chunks_exact(d);
+                for (v, xi) in c.iter_mut().zip(rows) {
+                    let t = sqdist(xi, center);
+                    if init || t < *v {
+                        *v = t;
+                    }
+                }
+            })
+            .unwrap();
+        }
+        fn potentials(
+            x: &[f64],
+            d: usize,
+            cands: &[usize],
+            closest: &[f64],
+            threads: usize,
+        ) -> Vec<f64> {
+            let mut pots: Vec<Vec<f64>> = (0..closest.len().div_ceil(BLOCK))
+                .map(|_| vec![0.0; cands.len()])
+                .collect();
+            let items: Vec<PotItem> = closest
+                .chunks(BLOCK)
+                .enumerate()
+                .zip(pots.iter_mut())
+                .collect();
+            run_blocks(items, threads, &mut NoHooks, &|((b, c), out): PotItem| {
+                let start = b * BLOCK;
+                let rows = &x[start * d..(start + c.len()) * d];
+                for (t, &ci) in cands.iter().enumerate() {
+                    let cc = &x[ci * d..(ci + 1) * d];
+                    let mut p = 0.0;
+                    for (v, xi) in c.iter().zip(rows.chunks_exact(d)) {
+                        p += sqdist(xi, cc).min(*v);
+                    }
+                    out[t] = p;
+                }
+            })
+            .unwrap();
+            let mut tot = vec![0.0; cands.len()];
+            for p in pots {
+                for (t, v) in tot.iter_mut().zip(p) {
+                    *t += v;
+                }
+            }
+            tot
+        }
+        type PotItem<'a> = ((usize, &'a [f64]), &'a mut Vec<f64>);
+
+        let mut centers = Array2::<f64>::zeros((k, d));
+        let mut trace = Vec::new();
+        if k == 0 {
+            return (centers, trace);
+        }
+        let trials = 2 + (k as f64).ln().floor() as usize;
+        let first = rng.gen_range(0..n);
+        let row = |i: usize| &x[i * d..(i + 1) * d];
+        centers
+            .row_mut(0)
+            .assign(&ndarray::ArrayView1::from(row(first)));
+        let mut closest = vec![0.0f64; n];
+        update(x, d, row(first), &mut closest, true, threads);
+        let mut last = first;
+        for c in 1..k {
+            let total: f64 = closest.iter().sum();
+            if total.is_nan() || total <= 0.0 {
+                centers
+                    .row_mut(c)
+                    .assign(&ndarray::ArrayView1::from(row(last)));
+                continue;
+            }
+            let mut rv: Vec<(f64, usize)> =
+                (0..trials).map(|t| (rng.gen::<f64>() * total, t)).collect();
+            rv.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut cands = vec![n - 1; trials];
+            ref_sample(&closest, &rv, &mut cands);
+            let pots = potentials(x, d, &cands, &closest, threads);
+            let mut best = 0;
+            for t in 1..trials {
+                if pots[t] < pots[best] {
+                    best = t;
+                }
+            }
+            last = cands[best];
+            centers
+                .row_mut(c)
+                .assign(&ndarray::ArrayView1::from(row(last)));
+            if c + 1 < k {
+                update(x, d, row(last), &mut closest, false, threads);
+            }
+            trace.push((cands, pots, closest.clone()));
+        }
+        (centers, trace)
+    }
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// Runs the pruned and the reference k-means++ and asserts equal centres and traces
+    /// (candidates, potentials, `closest` after every step), bit for bit, with the
+    /// vector kernels this CPU has and with the portable ones.
+    fn assert_pp_matches_reference(
+        name: &str,
+        x: &Array2<f64>,
+        k: usize,
+        seed: u64,
+        threads: usize,
+    ) {
+        let (n, d) = x.dim();
+        let xs = x.as_slice().unwrap();
+        let mut r1 = ChaCha8Rng::seed_from_u64(seed);
+        let (want, want_trace) = ref_kmeanspp(xs, n, d, k, &mut r1, threads);
+        let after = r1.gen::<u64>();
+        for portable in [false, true] {
+            let mut r2 = ChaCha8Rng::seed_from_u64(seed);
+            FORCE_PORTABLE.with(|p| p.set(portable));
+            PP_TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
+            let got = kmeanspp_impl(xs, n, d, k, &mut r2, threads, &mut NoHooks).unwrap();
+            let trace = PP_TRACE.with(|t| t.borrow_mut().take()).unwrap();
+            FORCE_PORTABLE.with(|p| p.set(false));
+            let ctx = format!("{name}, k {k}, seed {seed}, threads {threads}, portable {portable}");
+            assert_eq!(
+                bits(got.as_slice().unwrap()),
+                bits(want.as_slice().unwrap()),
+                "centres, {ctx}"
+            );
+            assert_eq!(trace.len(), want_trace.len(), "steps, {ctx}");
+            for (s, (a, b)) in trace.iter().zip(&want_trace).enumerate() {
+                assert_eq!(a.0, b.0, "candidates of step {s}, {ctx}");
+                assert_eq!(bits(&a.1), bits(&b.1), "potentials of step {s}, {ctx}");
+                assert_eq!(bits(&a.2), bits(&b.2), "closest after step {s}, {ctx}");
+            }
+            // The generator is left in the same state too (the fit's next draws agree).
+            assert_eq!(r2.gen::<u64>(), after, "rng state, {ctx}");
+        }
+    }
+
+    fn uniform(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| rng.gen::<f64>())
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_matches_unpruned_reference_on_clustered_and_uniform_data() {
+        // Several blocks of rows (BLOCK = 8192) for the threads to share.
+        let sets: Vec<(&str, Array2<f64>, Vec<usize>, u64)> = vec![
+            (
+                "blobs 2000x5, 8 blobs",
+                blobs(2000, 5, 8, 1),
+                vec![1, 2, 3, 8, 30],
+                3,
+            ),
+            (
+                "blobs 17000x21, 8 blobs",
+                blobs(17_000, 21, 8, 2),
+                vec![8],
+                1,
+            ),
+            (
+                "blobs 3000x3, 40 blobs",
+                blobs(3000, 3, 40, 3),
+                vec![5, 40],
+                2,
+            ),
+            ("uniform 2000x4", uniform(2000, 4, 4), vec![2, 8, 25], 2),
+            ("uniform 17000x2", uniform(17_000, 2, 5), vec![8, 20], 1),
+            ("uniform 1000x1", uniform(1000, 1, 6), vec![3, 8, 60], 2),
+        ];
+        for (name, x, ks, seeds) in &sets {
+            for &k in ks {
+                for threads in [1, 2, 4] {
+                    for seed in 0..*seeds {
+                        assert_pp_matches_reference(name, x, k, seed, threads);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_matches_reference_on_duplicates_and_extreme_scales() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let dup = Array2::from_shape_fn((3000, 3), |_| rng.gen_range(0..3) as f64);
+        let few = Array2::from_shape_fn((500, 2), |(i, f)| ((i % 3) * (f + 1)) as f64);
+        let b = blobs(4000, 4, 6, 10);
+        let mut sets: Vec<(String, Array2<f64>)> = vec![
+            ("many duplicates".into(), dup),
+            ("3 distinct rows".into(), few),
+        ];
+        // Squares in the subnormal range or underflowing to 0, and overflowing to +inf.
+        for scale in [1e-150, 1e-158, 1e-162, 1e150, 1e153, 1e155] {
+            sets.push((format!("blobs x {scale:e}"), &b * scale));
+        }
+        let mut mixed = b.clone();
+        mixed.column_mut(0).mapv_inplace(|v| v * 1e8);
+        mixed.column_mut(1).fill(3.0);
+        sets.push(("mixed column scales".into(), mixed));
+        // Not finite (only `fit` validates; `kmeans_plus_plus` takes anything).
+        for (i, bad) in [f64::NAN, f64::INFINITY, f64::MAX].into_iter().enumerate() {
+            let mut y = b.clone();
+            y[[17 + i, 2]] = bad;
+            y[[3000 + i, 0]] = -bad;
+            sets.push((format!("one coordinate {bad:e}"), y));
+        }
+        for (name, x) in &sets {
+            for k in [2, 5, 9] {
+                for threads in [1, 2] {
+                    assert_pp_matches_reference(name, x, k, 3, threads);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_matches_reference_for_every_width_and_candidate_count() {
+        // Widths around the vector chunks (4) and the packing limit (64), and 3 to 8
+        // candidates (k 5, 9, 30, 60, 150, 410): one or two groups of four.
+        for (i, d) in [1, 2, 3, 4, 5, 7, 8, 9, 16, 21, 63, 64, 65, 70]
+            .into_iter()
+            .enumerate()
+        {
+            let x = blobs(700, d, 12, 20 + i as u64);
+            for k in [5, 9, 30] {
+                assert_pp_matches_reference(&format!("blobs 700x{d}"), &x, k, 4, 2);
+            }
+        }
+        let x = uniform(1200, 3, 21);
+        for k in [60, 150, 410] {
+            assert_pp_matches_reference("uniform 1200x3", &x, k, 5, 2);
+        }
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_matches_reference_with_more_than_eight_candidates() {
+        // k >= 1097 gives 9 candidates per step: the update of a winner past the
+        // improvement bits uses the pruning test instead.
+        let k = 1100;
+        assert_eq!(2 + (k as f64).ln().floor() as usize, PP_MASK_BITS + 1);
+        let c = blobs(1150, 2, 30, 12);
+        assert_pp_matches_reference("blobs 1150x2", &c, k, 1, 2);
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_fit_equals_reference_init() {
+        // The fit uses the same init: the given-init fit with the reference centres
+        // gives the same result as the k-means++ fit.
+        let x = blobs(30_000, 6, 8, 13);
+        for seed in 0..3 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (init, _) = ref_kmeanspp(x.as_slice().unwrap(), 30_000, 6, 8, &mut rng, 1);
+            let pp = fit(
+                x.view(),
+                &KMeansParams::new(8).seed(seed).threads(2),
+                &mut NoHooks,
+            )
+            .unwrap();
+            let given = fit(
+                x.view(),
+                &KMeansParams::new(8).init(Init::Given(init)),
+                &mut NoHooks,
+            )
+            .unwrap();
+            assert_eq!(pp, given, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn candidate_scan_with_marks_equals_sequential_scan() {
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        for case in 0..200 {
+            let n = [1, 5, PP_SCAN, PP_SCAN + 1, 3 * PP_SCAN + 17][case % 5];
+            let mut closest: Vec<f64> = (0..n)
+                .map(|_| match rng.gen_range(0..4) {
+                    0 => 0.0,
+                    1 => rng.gen::<f64>() * 1e-300,
+                    _ => rng.gen::<f64>() * 10.0,
+                })
+                .collect();
+            if case % 7 == 3 {
+                closest[rng.gen_range(0..n)] = f64::INFINITY;
+            }
+            let (total, ends) = pp_total(&closest);
+            assert_eq!(total.to_bits(), closest.iter().sum::<f64>().to_bits());
+            // Targets: random, exact running sums (ties must not cross), the total and
+            // beyond, NaN (never crossed), sorted as the caller sorts them.
+            let mut cum = Vec::with_capacity(n);
+            let mut s = 0.0;
+            for v in &closest {
+                s += v;
+                cum.push(s);
+            }
+            let mut rv: Vec<(f64, usize)> = (0..6)
+                .map(|t| {
+                    let r = match rng.gen_range(0..6) {
+                        0 | 1 => rng.gen::<f64>() * total,
+                        2 => cum[rng.gen_range(0..n)],
+                        3 => total,
+                        4 => -f64::NAN,
+                        _ => 0.0,
+                    };
+                    (r, t)
+                })
+                .collect();
+            rv.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let (mut a, mut b) = (vec![usize::MAX; 6], vec![usize::MAX; 6]);
+            pp_sample(&closest, &ends, &rv, &mut a);
+            ref_sample(&closest, &rv, &mut b);
+            assert_eq!(a, b, "case {case}, n {n}, rv {rv:?}");
+        }
     }
 
     // ---- hooks --------------------------------------------------------------------
