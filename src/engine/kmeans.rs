@@ -966,6 +966,57 @@ mod avx2 {
             2 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1)]),
             3 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1), chunk(x, 2)]),
             4 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1), chunk(x, 2), chunk(x, 3)]),
+            // Rows of up to 32 features (typical encoded customer rows) stay in registers.
+            5 => search_packed!(
+                p,
+                k,
+                [
+                    chunk(x, 0),
+                    chunk(x, 1),
+                    chunk(x, 2),
+                    chunk(x, 3),
+                    chunk(x, 4)
+                ]
+            ),
+            6 => search_packed!(
+                p,
+                k,
+                [
+                    chunk(x, 0),
+                    chunk(x, 1),
+                    chunk(x, 2),
+                    chunk(x, 3),
+                    chunk(x, 4),
+                    chunk(x, 5)
+                ]
+            ),
+            7 => search_packed!(
+                p,
+                k,
+                [
+                    chunk(x, 0),
+                    chunk(x, 1),
+                    chunk(x, 2),
+                    chunk(x, 3),
+                    chunk(x, 4),
+                    chunk(x, 5),
+                    chunk(x, 6)
+                ]
+            ),
+            8 => search_packed!(
+                p,
+                k,
+                [
+                    chunk(x, 0),
+                    chunk(x, 1),
+                    chunk(x, 2),
+                    chunk(x, 3),
+                    chunk(x, 4),
+                    chunk(x, 5),
+                    chunk(x, 6),
+                    chunk(x, 7)
+                ]
+            ),
             q => {
                 let mut buf = [_mm256_setzero_pd(); super::PACK_MAX_CHUNKS];
                 for (i, v) in buf[..q].iter_mut().enumerate() {
