@@ -135,7 +135,7 @@ def main():
     info = threadpoolctl.threadpool_info()
     threads = max((i.get("num_threads", 1) for i in info), default=1)
     print(f"machine: {os.cpu_count()} cores; scikit-learn/numpy threads: {threads}; "
-          f"pg_segment: 1 backend thread")
+          f"pg_segment: 1 backend (k-means, encoding and metrics use 2 threads)")
 
     t_py, (py_iter, py_inertia) = best(lambda: python_path(conn))
     t_pg, (pg_iter, pg_inertia, sampled) = best(lambda: pg_path(conn))
