@@ -231,6 +231,23 @@ SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s, 1) FROM ps_src 
 SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s), count(*) FROM ps_src s GROUP BY 1 $q$) LIMIT 2;
 SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s) FROM ps_src s LEFT JOIN ps_src t USING (id) $q$) LIMIT 1;
 SELECT * FROM verbose_plan_of($q$ SELECT segment_assign('ps', s) FROM (SELECT * FROM ps_src OFFSET 0) s $q$) LIMIT 1;
+-- UPDATE ... SET = segment_assign(model, t) and partitions whose columns sit at other
+-- positions are rewritten too, with the same results
+CREATE TABLE ps_upd AS SELECT *, 0 AS seg FROM ps_src;
+UPDATE ps_upd u SET seg = coalesce(segment_assign('ps', u), 0);
+SELECT count(*) FILTER (WHERE u.seg = coalesce(segment_assign(m.name, s), 0)) AS same, count(*)
+FROM ps_upd u JOIN ps_src s USING (id), (SELECT 'ps'::text AS name) m;
+CREATE TABLE ps_part (LIKE ps_src) PARTITION BY RANGE (id);
+CREATE TABLE ps_part1 PARTITION OF ps_part FOR VALUES FROM (0) TO (250);
+CREATE TABLE ps_part2 (ignored text, tier text, visits int, age int, id int);
+ALTER TABLE ps_part ATTACH PARTITION ps_part2 FOR VALUES FROM (250) TO (1000);
+INSERT INTO ps_part SELECT * FROM ps_src;
+SELECT count(*) FILTER (WHERE segment_assign('ps', p) IS NOT DISTINCT FROM segment_assign(m.name, p)) AS same, count(*)
+FROM ps_part p, (SELECT 'ps'::text AS name) m;
+SELECT count(*) AS rewritten_scans FROM verbose_plan_of($q$ SELECT segment_assign('ps', p) FROM ps_part p $q$) l
+WHERE l LIKE '%segment._assign_cols%';
+DROP TABLE ps_upd, ps_part;
+
 -- a plan cached before the model was retrained with other features errors out
 -- clearly; planned again, it works
 PREPARE ps_one AS SELECT segment_assign('ps', s) FROM ps_src s WHERE id = 7;
