@@ -106,6 +106,7 @@ impl AssignCache {
     }
 
     /// Encode `vals` into `self.out`; false when a NULL policy "skip" drops the row.
+    #[inline]
     fn encode(&mut self, vals: &[Value<'_>]) -> bool {
         match self.model.encoder.transform_row(vals, &mut self.out) {
             Ok(keep) => keep,

@@ -64,20 +64,37 @@ pub fn conv_for(type_oid: pg_sys::Oid) -> Conv {
 ///
 /// # Safety
 /// `datum` must be a valid, non-NULL Datum of the type `conv` was made for.
+#[inline(always)]
 pub unsafe fn value_of(conv: Conv, datum: pg_sys::Datum) -> Value<'static> {
+    // The by-value types are read straight from the Datum (what their from_datum does),
+    // so the per-row path of segment_assign inlines to a few instructions.
+    let bits = datum.value() as u64;
     unsafe {
         match conv {
-            Conv::F8 => Value::Num(f64::from_datum(datum, false).unwrap_or(f64::NAN)),
-            Conv::F4 => Value::Num(f32::from_datum(datum, false).map_or(f64::NAN, f64::from)),
-            Conv::I2 => Value::Num(i16::from_datum(datum, false).map_or(f64::NAN, f64::from)),
-            Conv::I4 => Value::Num(i32::from_datum(datum, false).map_or(f64::NAN, f64::from)),
-            Conv::I8 => Value::Num(i64::from_datum(datum, false).map_or(f64::NAN, |v| v as f64)),
+            Conv::F8 => Value::Num(f64::from_bits(bits)),
+            Conv::F4 => Value::Num(f64::from(f32::from_bits(bits as u32))),
+            Conv::I2 => Value::Num(f64::from(bits as i16)),
+            Conv::I4 => Value::Num(f64::from(bits as i32)),
+            Conv::I8 => Value::Num(bits as i64 as f64),
             Conv::Numeric => Value::Num(numeric_to_f64(datum)),
-            Conv::Bool => Value::Bool(bool::from_datum(datum, false).unwrap_or(false)),
+            Conv::Bool => Value::Bool(bits != 0),
             Conv::Text => match text_str(datum) {
                 Some(s) => Value::Text(s),
                 None => Value::Null,
             },
+            _ => value_of_other(conv, datum),
+        }
+    }
+}
+
+/// [`value_of`] for the rarer conversions (blank-padded char, output functions).
+///
+/// # Safety
+/// As [`value_of`].
+#[inline(never)]
+unsafe fn value_of_other(conv: Conv, datum: pg_sys::Datum) -> Value<'static> {
+    unsafe {
+        match conv {
             Conv::Bpchar => match <&'static str>::from_datum(datum, false) {
                 Some(s) => Value::Text(s.trim_end_matches(' ')),
                 None => Value::Null,
@@ -89,6 +106,7 @@ pub unsafe fn value_of(conv: Conv, datum: pg_sys::Datum) -> Value<'static> {
                     Err(_) => Value::Null,
                 }
             }
+            fast => value_of(fast, datum),
         }
     }
 }
@@ -100,6 +118,7 @@ pub unsafe fn value_of(conv: Conv, datum: pg_sys::Datum) -> Value<'static> {
 ///
 /// # Safety
 /// `datum` must be a non-NULL numeric Datum.
+#[inline]
 pub unsafe fn numeric_to_f64(datum: pg_sys::Datum) -> f64 {
     unsafe {
         let bytes = varlena_bytes(datum);
@@ -118,6 +137,7 @@ pub unsafe fn numeric_to_f64(datum: pg_sys::Datum) -> f64 {
 ///
 /// # Safety
 /// `datum` must be a non-NULL varlena Datum that outlives the returned slice.
+#[inline(always)]
 pub unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
     unsafe {
         let p = datum.cast_mut_ptr::<u8>();
@@ -145,6 +165,7 @@ pub unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
 ///
 /// # Safety
 /// `datum` must be a non-NULL text Datum that outlives the returned str.
+#[inline]
 pub unsafe fn text_str<'a>(datum: pg_sys::Datum) -> Option<&'a str> {
     unsafe {
         let bytes = varlena_bytes(datum);
