@@ -415,7 +415,11 @@ impl CatIndex {
             return self
                 .values
                 .iter()
-                .position(|v| v.as_bytes() == s.as_bytes())
+                .position(|v| {
+                    // The first byte rules most candidates out without a memcmp call.
+                    let (v, s) = (v.as_bytes(), s.as_bytes());
+                    v.len() == s.len() && v.first() == s.first() && v == s
+                })
                 .map_or(NOT_FOUND, |i| i as u32);
         }
         self.lookup.get(s).copied().unwrap_or(NOT_FOUND)

@@ -44,6 +44,9 @@ struct AssignCache {
     cols: Option<Vec<(usize, Conv)>>,
     /// Per-row values of segment._assign_cols, reused (they borrow from the current row).
     col_values: Vec<Value<'static>>,
+    /// segment._assign_cols: the model and version arguments are constants (or
+    /// parameters), so after the first row they need no checking.
+    args_constant: bool,
     out: Vec<f64>,
 }
 
@@ -89,6 +92,7 @@ fn cache<'a>(
                 row_type_checked: pg_sys::Oid::INVALID,
                 cols: None,
                 col_values: Vec::new(),
+                args_constant: false,
             });
         }
         slot.as_mut().expect("cache was just filled")
@@ -396,15 +400,30 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
             (*fcinfo).isnull = true;
             return pg_sys::Datum::from(0);
         }
-        let Some(model) = super::values::text_str(args[0].value) else {
-            raise(
-                Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                "model name is not valid UTF-8",
-                None,
-            )
+        let constant = matches!(
+            call_site::slot::<AssignCache>(fcinfo).0,
+            Some(c) if c.args_constant
+        );
+        let c: &mut AssignCache = if constant {
+            call_site::slot::<AssignCache>(fcinfo)
+                .0
+                .as_mut()
+                .expect("checked above")
+        } else {
+            let Some(model) = super::values::text_str(args[0].value) else {
+                raise(
+                    Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                    "model name is not valid UTF-8",
+                    None,
+                )
+            };
+            let version = (!args[1].isnull).then(|| args[1].value.value() as i32);
+            let c = cache(fcinfo, model, version);
+            let flinfo = (*fcinfo).flinfo;
+            c.args_constant = pg_sys::get_fn_expr_arg_stable(flinfo, 0)
+                && pg_sys::get_fn_expr_arg_stable(flinfo, 1);
+            c
         };
-        let version = (!args[1].isnull).then(|| args[1].value.value() as i32);
-        let c = cache(fcinfo, model, version);
         if c.cols.is_none() {
             let names: Vec<String> = Vec::<Option<String>>::from_datum(args[2].value, false)
                 .unwrap_or_default()
