@@ -4,7 +4,7 @@
 //! to float8 / text / bool by the SELECT), integer ids stay integers, and text is borrowed
 //! rather than copied. This is the hot path of `segment_train`'s scan.
 use super::error::{raise, Code};
-use super::values::{conv_for, value_of, Conv};
+use super::values::{conv_for, text_str, value_of, Conv};
 use crate::engine::encode::{ColumnKind, Value};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -174,7 +174,7 @@ pub fn for_each_row(
             } else {
                 Some(match id_kind {
                     IdKind::Int => Id::Int(datums[0].value() as i64),
-                    IdKind::Text => Id::Text(text_of(datums[0])),
+                    IdKind::Text => Id::Text(text_str(datums[0]).unwrap_or("")),
                 })
             };
             for (i, conv) in convs.iter().enumerate() {
@@ -256,13 +256,4 @@ fn run_into(query: &str, on_slot: &mut dyn FnMut(*mut pg_sys::TupleTableSlot)) {
             );
         }
     });
-}
-
-/// A text Datum as &str (detoasted if needed, into memory that outlives the row
-/// callback).
-///
-/// # Safety
-/// `d` must be a non-NULL text Datum.
-unsafe fn text_of(d: pg_sys::Datum) -> &'static str {
-    unsafe { super::values::text_str(d).unwrap_or("") }
 }

@@ -29,7 +29,6 @@ enum IdDatum {
     Input {
         func: pg_sys::Oid,
         ioparam: pg_sys::Oid,
-        typmod: i32,
     },
 }
 
@@ -98,11 +97,7 @@ impl AssignWriter {
                     let mut func = pg_sys::Oid::INVALID;
                     let mut ioparam = pg_sys::Oid::INVALID;
                     pg_sys::getTypeInputInfo(id_type_oid, &mut func, &mut ioparam);
-                    IdDatum::Input {
-                        func,
-                        ioparam,
-                        typmod: -1,
-                    }
+                    IdDatum::Input { func, ioparam }
                 }
             }
         };
@@ -189,21 +184,14 @@ impl AssignWriter {
                             pg_sys::INT4OID => pg_sys::Datum::from(v as i32),
                             _ => pg_sys::Datum::from(v),
                         },
-                        (
-                            IdDatum::Input {
-                                func,
-                                ioparam,
-                                typmod,
-                            },
-                            id,
-                        ) => {
+                        (IdDatum::Input { func, ioparam }, id) => {
                             let text = CString::new(id.to_string()).unwrap_or_default();
                             let old = pg_sys::MemoryContextSwitchTo(*batch_cxt);
                             let d = pg_sys::OidInputFunctionCall(
                                 *func,
                                 text.as_ptr() as *mut _,
                                 *ioparam,
-                                *typmod,
+                                -1, // the column is created without a typmod
                             );
                             pg_sys::MemoryContextSwitchTo(old);
                             d
