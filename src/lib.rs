@@ -3,8 +3,12 @@
 //! Wiring only. The numeric work lives in [`engine`] (pure Rust, no pgrx); the SQL
 //! surface lives in [`sql`] (thin pgrx wrappers); hand-written SQL (catalog tables,
 //! views, aggregates) lives in `sql/` and is pulled in with `extension_sql_file!`.
+mod alloc;
 pub mod engine;
 pub mod sql;
+
+#[global_allocator]
+static ALLOCATOR: alloc::HugePageHint = alloc::HugePageHint;
 
 ::pgrx::pg_module_magic!(name, version);
 

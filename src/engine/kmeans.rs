@@ -109,6 +109,12 @@ pub struct KMeansParams {
     /// Worker threads for the assignment step (0 = automatic: the available cores, at
     /// most 4). Results do not depend on it.
     pub threads: usize,
+    /// k-means++ draws its seeds from a uniform random sample of this many rows (taken
+    /// with the run's generator) when there are more than twice as many rows; the Lloyd
+    /// iterations always use every row. 0 (the default) seeds from every row, exactly as
+    /// scikit-learn does. A sample with fewer than k distinct rows falls back to every
+    /// row.
+    pub init_sample: usize,
 }
 
 impl KMeansParams {
@@ -124,6 +130,7 @@ impl KMeansParams {
             seed: 0,
             algorithm: Algorithm::Auto,
             threads: 0,
+            init_sample: 0,
         }
     }
 
@@ -166,6 +173,13 @@ impl KMeansParams {
     /// Sets the number of worker threads (0 = automatic).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Seeds k-means++ from a sample of `rows` rows on large inputs (see
+    /// [`KMeansParams::init_sample`]; 0 = every row).
+    pub fn init_sample(mut self, rows: usize) -> Self {
+        self.init_sample = rows;
         self
     }
 
@@ -647,12 +661,22 @@ impl CentroidIndex {
     /// Panics if `x.len()` is not the centroid width.
     #[inline]
     pub fn index(&self, x: &[f64]) -> usize {
+        self.nearest(x).0
+    }
+
+    /// Index of the nearest centroid (lowest on ties) and its squared distance, the same
+    /// bits as `nearest(centroids, x).dist_sq` for finite rows.
+    ///
+    /// Panics if `x.len()` is not the centroid width.
+    #[inline]
+    pub fn nearest(&self, x: &[f64]) -> (usize, f64) {
         assert_eq!(
             x.len(),
             self.d,
             "CentroidIndex: vector length differs from centroid width"
         );
-        argmin2_with(self.simd, &self.packed, &self.c, self.k, self.d, x).0
+        let (i, dist_sq, _) = argmin2_with(self.simd, &self.packed, &self.c, self.k, self.d, x);
+        (i, dist_sq)
     }
 }
 
@@ -2691,6 +2715,34 @@ pub fn kmeans_plus_plus(x: ArrayView2<f64>, k: usize, rng: &mut impl Rng) -> Arr
         .expect("NoHooks never interrupts")
 }
 
+/// Greedy k-means++ from every row, or (see [`KMeansParams::init_sample`]) from a
+/// uniform sample of `sample` rows when there are more than twice as many.
+#[allow(clippy::too_many_arguments)]
+fn seed_plus_plus<R: Rng + ?Sized>(
+    x: &[f64],
+    n: usize,
+    d: usize,
+    k: usize,
+    sample: usize,
+    rng: &mut R,
+    threads: usize,
+    hooks: &mut dyn Hooks,
+) -> Result<Array2<f64>, EngineError> {
+    if sample > 0 && n / 2 > sample {
+        let idx = super::sample::sample_indices(n, sample, rng.gen::<u64>());
+        let mut sub = Vec::with_capacity(sample * d);
+        for &i in &idx {
+            sub.extend_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let view = ArrayView2::from_shape((sample, d), &sub)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if count_distinct_rows(view, k) >= k {
+            return kmeanspp_impl(&sub, sample, d, k, rng, threads, hooks);
+        }
+    }
+    kmeanspp_impl(x, n, d, k, rng, threads, hooks)
+}
+
 /// k distinct rows in random order (partial Fisher-Yates, skipping duplicates).
 fn random_init<R: Rng + ?Sized>(
     x: &[f64],
@@ -2820,7 +2872,9 @@ pub fn fit(
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         rng.set_stream(run as u64);
         let init = match &params.init {
-            Init::KMeansPlusPlus => kmeanspp_impl(&xs, n, d, k, &mut rng, threads, hooks)?,
+            Init::KMeansPlusPlus => {
+                seed_plus_plus(&xs, n, d, k, params.init_sample, &mut rng, threads, hooks)?
+            }
             Init::Random => random_init(&xs, n, d, k, &mut rng, hooks)?,
             Init::Given(c) => c.clone(),
         };
@@ -3116,6 +3170,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sampled_seeding_uses_distinct_data_rows_and_falls_back() {
+        let centers = [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 4000;
+        let d = 3;
+        let mut data = Vec::with_capacity(n * d);
+        for i in 0..n {
+            for v in centers[i % 4] {
+                data.push(v + rng.gen_range(-1.0..1.0));
+            }
+        }
+        let seeds = |x: &[f64], sample: usize, k: usize| {
+            let mut r = ChaCha8Rng::seed_from_u64(9);
+            seed_plus_plus(x, x.len() / d, d, k, sample, &mut r, 1, &mut NoHooks).unwrap()
+        };
+        let is_row = |x: &[f64], c: &[f64]| x.chunks_exact(d).any(|r| r == c);
+        let distinct = |c: &Array2<f64>| {
+            let rows: Vec<Vec<u64>> = c
+                .outer_iter()
+                .map(|r| r.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            rows.iter().collect::<std::collections::HashSet<_>>().len()
+        };
+
+        // Sampled: deterministic, distinct rows of the data, not the full-data seeds.
+        let a = seeds(&data, 200, 4);
+        assert_eq!(a, seeds(&data, 200, 4));
+        assert!(a.outer_iter().all(|c| is_row(&data, c.as_slice().unwrap())));
+        assert_eq!(distinct(&a), 4);
+        assert_ne!(a, seeds(&data, 0, 4));
+        // At most twice the sample size: every row, bit for bit as without a sample.
+        assert_eq!(seeds(&data, 2000, 4), seeds(&data, 0, 4));
+
+        // The full fit finds the same four blobs either way.
+        let x = ArrayView2::from_shape((n, d), &data).unwrap();
+        let full = fit(x, &KMeansParams::new(4).seed(5), &mut NoHooks).unwrap();
+        let sampled = fit(x, &KMeansParams::new(4).seed(5).init_sample(200), &mut NoHooks).unwrap();
+        assert!(((full.inertia - sampled.inertia) / full.inertia).abs() < 1e-9);
+
+        // A sample with fewer than k distinct rows: seeds come from every row instead.
+        let mut few = vec![1.0; n * d];
+        for i in 0..4 {
+            few[(i * 997) * d] = 2.0 + i as f64;
+        }
+        let s = seeds(&few, 200, 5);
+        assert_eq!(distinct(&s), 5);
+        assert!(s.outer_iter().all(|c| is_row(&few, c.as_slice().unwrap())));
+    }
+
+    #[test]
     fn centroid_index_agrees_with_nearest() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         for &(k, d) in &[
@@ -3143,9 +3247,13 @@ mod tests {
                 } else {
                     (0..d).map(|_| rng.gen_range(-4.0..4.0)).collect()
                 };
+                let want = nearest(c.view(), &x);
+                assert_eq!(idx.index(&x), want.index, "k={k} d={d} t={t}");
+                let (i, dist_sq) = idx.nearest(&x);
+                assert_eq!(i, want.index, "k={k} d={d} t={t}");
                 assert_eq!(
-                    idx.index(&x),
-                    nearest(c.view(), &x).index,
+                    dist_sq.to_bits(),
+                    want.dist_sq.to_bits(),
                     "k={k} d={d} t={t}"
                 );
             }

@@ -20,6 +20,9 @@ use std::time::Instant;
 
 /// Silhouette is exact up to this many training rows and sampled (seeded) above.
 pub const SILHOUETTE_SAMPLE: usize = 10_000;
+/// k-means++ seeds come from a seeded uniform sample of this many rows when the
+/// training set has more than twice as many (the Lloyd iterations use every row).
+pub const INIT_SAMPLE: usize = 100_000;
 
 struct SourceColumn {
     name: String,
@@ -472,7 +475,8 @@ fn fit_k(
         .seed(seed)
         .n_init(n_init)
         .max_iter(max_iter)
-        .tol(tol);
+        .tol(tol)
+        .init_sample(INIT_SAMPLE);
     kmeans::fit(x, &params, &mut PgHooks).or_raise(&ctx(model))
 }
 
@@ -502,10 +506,13 @@ fn silhouette_sample(
     Some((idx, vals, mean))
 }
 
-/// Every row's nearest centroid and its (Euclidean) distance, computed on two threads
-/// for large inputs (each row's result is the same as a serial [`kmeans::nearest`]).
+/// Every row's nearest centroid and its (Euclidean) distance, through the packed
+/// centroid layout on two threads for large inputs (each row's result has the same bits
+/// as a serial [`kmeans::nearest`]).
 fn nearest_all(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<(u32, f64)> {
     let n = x.nrows();
+    let index = kmeans::CentroidIndex::new(centroids);
+    let index = &index;
     let mut out = vec![(0u32, 0.0f64); n];
     let chunk = if n >= 50_000 { n.div_ceil(2) } else { n.max(1) };
     std::thread::scope(|scope| {
@@ -513,8 +520,8 @@ fn nearest_all(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<(u32, f64)
             scope.spawn(move || {
                 for (j, o) in part.iter_mut().enumerate() {
                     let row = x.row(t * chunk + j);
-                    let nr = kmeans::nearest(centroids, row.as_slice().expect("row-major"));
-                    *o = (nr.index as u32, nr.dist_sq.sqrt());
+                    let (i, dist_sq) = index.nearest(row.as_slice().expect("row-major"));
+                    *o = (i as u32, dist_sq.sqrt());
                 }
             });
         }
@@ -810,7 +817,7 @@ fn segment_train(
 
     let seed_u = seed as u64;
     let mut phase = Phase::new(model);
-    let read = read_source(
+    let mut read = read_source(
         model,
         &src,
         id_column,
@@ -854,7 +861,7 @@ fn segment_train(
         super::error::raise_engine(e, &c)
     };
     let encoder = encode::fit(&specs, &read.raw).unwrap_or_else(|e| with_id(e));
-    let encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
+    let mut encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
     let dim = encoder.dim();
     let n_used = encoded.kept_rows.len();
     if n_used == 0 {
@@ -917,7 +924,7 @@ fn segment_train(
     let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
     let params = json!({
         "k": k, "k_min": k_min, "k_max": k_max, "seed": seed, "n_init": n_init,
-        "max_iter": max_iter, "tol": tol
+        "max_iter": max_iter, "tol": tol, "init_sample": INIT_SAMPLE
     });
     let version = 1i32;
     let assignments = format!("{model}_assignments");
@@ -946,18 +953,31 @@ fn segment_train(
     // when trained on a sample). If writing fails, the worker is told to stop.
     let names = encoder.feature_names();
     let cancel = AtomicBool::new(false);
+    // Every row's segment, before the metrics worker starts (both cores); with a sample,
+    // the rest of the source is streamed and assigned while writing.
+    let nearest = (!read.sampled).then(|| nearest_all(x, r.centroids.view()));
+    // The worker takes the encoded matrix and the raw columns, the bulk of the memory,
+    // and frees them itself: this thread needs neither again.
+    let matrix = std::mem::take(&mut encoded.matrix);
+    let raw = std::mem::take(&mut read.raw);
     let (stats, sizes, mean_distances) = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            quality(
+            let x = ArrayView2::from_shape((n_used, dim), &matrix).map_err(|e| {
+                EngineError::Internal(format!("encoded matrix: {e}"))
+            })?;
+            let q = quality(
                 x,
                 &r.labels,
                 r.centroids.view(),
-                &read.raw,
+                &raw,
                 &names,
                 &encoded.kept_rows,
                 seed_u,
                 &cancel,
-            )
+            );
+            drop(matrix);
+            drop(raw);
+            q
         });
         let _stop = CancelOnDrop(&cancel);
         let mut target = AssignWriter::create(
@@ -984,7 +1004,7 @@ fn segment_train(
             // Everything is in memory. Integer ids are written in id order, so that the
             // primary key's build finds them sorted.
             let kept = &encoded.kept_rows;
-            let nearest = nearest_all(x, r.centroids.view());
+            let nearest = nearest.expect("computed when not sampled");
             for i in read.id_order(kept) {
                 let (segment, distance) = nearest[i];
                 target.push(
