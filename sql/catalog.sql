@@ -155,9 +155,10 @@ AS $$
 DECLARE m segment.models;
 BEGIN
     m := segment._model_for_write(model);
-    -- segment_train fills it in bulk, then adds the primary key on the id.
+    -- segment_train fills it in bulk, then adds the primary key on the id. The two int
+    -- columns sit together so that, after an 8-byte id, rows need no alignment padding.
     EXECUTE format('CREATE TABLE segment.%I (%I %s NOT NULL, segment int NOT NULL, '
-                   'distance float8 NOT NULL, version int NOT NULL)',
+                   'version int NOT NULL, distance float8 NOT NULL)',
                    m.assignments, m.id_column, m.id_type);
     RETURN segment._hand_over(m);
 END $$;

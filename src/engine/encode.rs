@@ -192,6 +192,21 @@ impl RawColumn {
     }
 }
 
+/// Dictionaries up to this size are searched by a scan in [`RawColumns::push_text`].
+const SCAN_DICT: usize = 8;
+
+/// `s`'s code in `dict` when the dictionary is small enough to scan, else `None` (also
+/// when not found: the caller then consults the hash map, which has every value).
+#[inline]
+fn small_dict_find(dict: &[String], s: &str) -> Option<u32> {
+    if dict.len() > SCAN_DICT {
+        return None;
+    }
+    dict.iter()
+        .position(|d| d.len() == s.len() && d.as_bytes() == s.as_bytes())
+        .map(|i| i as u32)
+}
+
 /// The source rows, column by column, one column per spec feature in spec order.
 #[derive(Debug, Clone, Default)]
 pub struct RawColumns {
@@ -250,15 +265,19 @@ impl RawColumns {
         let RawColumn::Text { dict, codes } = &mut self.cols[col] else {
             panic!("push_text on numeric column {col}");
         };
-        let code = v.map(|s| match interner.get(s) {
-            Some(&c) => c,
-            None => {
-                let c = u32::try_from(dict.len()).expect("more than 2^32 distinct values");
-                interner.insert(s.to_string(), c);
-                dict.push(s.to_string());
-                c
-            }
-        });
+        // Small dictionaries (most categorical columns) are scanned: cheaper than
+        // hashing the value. Either way a value's code is its first-seen position.
+        let code = v.map(
+            |s| match small_dict_find(dict, s).or_else(|| interner.get(s).copied()) {
+                Some(c) => c,
+                None => {
+                    let c = u32::try_from(dict.len()).expect("more than 2^32 distinct values");
+                    interner.insert(s.to_string(), c);
+                    dict.push(s.to_string());
+                    c
+                }
+            },
+        );
         codes.push(code);
     }
 
@@ -1296,6 +1315,36 @@ impl FittedEncoder {
         })
     }
 
+    /// Encode feature `i`'s number `x` into its columns of `out` (length `dim`), bit for
+    /// bit as [`FittedEncoder::transform_row`] does for a row holding `Value::Num(x)`
+    /// there. `false` (nothing decided, `out` possibly partly written) when that is not
+    /// the plain case: `x` not finite, a negative value under `log_standard`, or a
+    /// feature that looks numbers up as categories. The caller then encodes the whole
+    /// row with `transform_row`, which makes the decision (NULL policy, error).
+    ///
+    /// A row every feature of which is put this way is encoded completely: the features'
+    /// columns partition `out`. This is `segment_assign`'s per-row fast path.
+    ///
+    /// Panics if `i` or `out` is out of range.
+    #[inline(always)]
+    pub fn put_num(&self, i: usize, x: f64, out: &mut [f64]) -> bool {
+        let f = &self.features[i];
+        x.is_finite() && f.cat_index().is_none() && f.encode(In::Num(x), out).is_ok()
+    }
+
+    /// [`FittedEncoder::put_num`] for a text value: `false` for a feature that is not
+    /// categorical, or a value an ordinal order does not know.
+    ///
+    /// Panics if `i` or `out` is out of range.
+    #[inline(always)]
+    pub fn put_text(&self, i: usize, s: &str, out: &mut [f64]) -> bool {
+        let f = &self.features[i];
+        match f.cat_index() {
+            Some(idx) => f.encode(In::Cat(idx.get(s)), out).is_ok(),
+            None => false,
+        }
+    }
+
     /// Encode one row (`row[i]` is feature `i`'s value) into `out` (length `dim`).
     /// Returns `Ok(false)` when a `skip` feature is NULL: the row is to be left out and
     /// `out` is untouched. On error `out` may be partly written. Allocation-free except
@@ -1505,8 +1554,65 @@ mod tests {
                 &row_out[..],
                 &batch.matrix[k * enc.dim()..(k + 1) * enc.dim()]
             );
+            // and so does the put_num / put_text fast path, where it applies
+            let mut fast = vec![f64::NAN; enc.dim()];
+            let all = vals.iter().enumerate().all(|(i, v)| match *v {
+                Value::Num(x) => enc.put_num(i, x, &mut fast),
+                Value::Text(t) => enc.put_text(i, t, &mut fast),
+                _ => false,
+            });
+            if all {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&row_out), "{label}: fast path, row {r}");
+                FAST_ROWS.with(|n| n.set(n.get() + 1));
+            }
         }
         enc
+    }
+
+    thread_local! {
+        /// Rows the fast-path comparison in `run_fixture_case` covered.
+        static FAST_ROWS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn put_num_and_put_text_decline_what_transform_row_must_decide() {
+        let specs = parse_spec(&serde_json::json!({
+            "n": "standard", "l": "log_standard", "c": "one_hot",
+            "o": {"ordinal": {"order": ["lo", "hi"]}}
+        }))
+        .unwrap();
+        // Columns in spec order (which need not be the order written above).
+        let kinds: Vec<ColumnKind> = specs
+            .iter()
+            .map(|s| match s.name.as_str() {
+                "n" | "l" => ColumnKind::Numeric,
+                _ => ColumnKind::Text,
+            })
+            .collect();
+        let mut raw = RawColumns::new(&kinds);
+        for (n, l, c, o) in [(1.0, 1.0, "a", "lo"), (3.0, 5.0, "b", "hi")] {
+            for (i, s) in specs.iter().enumerate() {
+                match s.name.as_str() {
+                    "n" => raw.push_num(i, Some(n)),
+                    "l" => raw.push_num(i, Some(l)),
+                    "c" => raw.push_text(i, Some(c)),
+                    _ => raw.push_text(i, Some(o)),
+                }
+            }
+        }
+        let enc = fit(&specs, &raw).unwrap();
+        let idx = |name: &str| specs.iter().position(|s| s.name == name).unwrap();
+        let mut out = vec![0.0; enc.dim()];
+        assert!(enc.put_num(idx("n"), 2.0, &mut out));
+        assert!(!enc.put_num(idx("n"), f64::NAN, &mut out));
+        assert!(!enc.put_num(idx("n"), f64::INFINITY, &mut out));
+        assert!(!enc.put_num(idx("l"), -1.0, &mut out));
+        assert!(!enc.put_num(idx("c"), 1.0, &mut out));
+        assert!(!enc.put_text(idx("n"), "1", &mut out));
+        assert!(enc.put_text(idx("c"), "never seen", &mut out));
+        assert!(enc.put_text(idx("o"), "hi", &mut out));
+        assert!(!enc.put_text(idx("o"), "never seen", &mut out));
     }
 
     fn value_at(raw: &RawColumns, col: usize, r: usize) -> Value<'_> {
@@ -1591,6 +1697,10 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             run_fixture_case(c, &format!("scalers case {i} {}", c["spec"]));
         }
+        assert!(
+            FAST_ROWS.with(|n| n.get()) > 0,
+            "the fast path was exercised"
+        );
     }
 
     #[test]
@@ -1599,6 +1709,10 @@ mod tests {
         for (i, c) in f["cases"].as_array().unwrap().iter().enumerate() {
             run_fixture_case(c, &format!("onehot case {i} {}", c["spec"]));
         }
+        assert!(
+            FAST_ROWS.with(|n| n.get()) > 0,
+            "the fast path was exercised"
+        );
     }
 
     #[test]
@@ -1607,6 +1721,10 @@ mod tests {
         for (i, c) in f["cases"].as_array().unwrap().iter().enumerate() {
             run_fixture_case(c, &format!("ordinal case {i} {}", c["spec"]));
         }
+        assert!(
+            FAST_ROWS.with(|n| n.get()) > 0,
+            "the fast path was exercised"
+        );
     }
 
     #[test]
@@ -2550,6 +2668,41 @@ mod tests {
             &RawColumn::Numeric(vec![Some(1.0), None, Some(2.0), Some(3.0)])
         );
         assert!(raw.heap_bytes() > 0);
+    }
+
+    #[test]
+    fn raw_text_codes_are_first_seen_positions_past_the_scanned_size() {
+        // Values that share lengths and prefixes, and more distinct values than the
+        // scanned dictionary size, revisited in another order.
+        let vals: Vec<String> = (0..3 * SCAN_DICT)
+            .map(|i| format!("v{:02}", i * 7 % 23))
+            .collect();
+        let mut raw = RawColumns::new(&[ColumnKind::Text]);
+        let mut want_dict: Vec<String> = Vec::new();
+        let mut want_codes = Vec::new();
+        for v in vals
+            .iter()
+            .chain(vals.iter().rev())
+            .chain(vals.iter().step_by(3))
+        {
+            raw.push_text(0, Some(v));
+            let code = match want_dict.iter().position(|d| d == v) {
+                Some(c) => c,
+                None => {
+                    want_dict.push(v.clone());
+                    want_dict.len() - 1
+                }
+            };
+            want_codes.push(Some(code as u32));
+        }
+        assert!(want_dict.len() > SCAN_DICT);
+        assert_eq!(
+            raw.column(0),
+            &RawColumn::Text {
+                dict: want_dict,
+                codes: want_codes
+            }
+        );
     }
 
     #[test]

@@ -3171,7 +3171,12 @@ mod tests {
 
     #[test]
     fn sampled_seeding_uses_distinct_data_rows_and_falls_back() {
-        let centers = [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]];
+        let centers = [
+            [0.0, 0.0, 0.0],
+            [10.0, 0.0, 0.0],
+            [0.0, 10.0, 0.0],
+            [0.0, 0.0, 10.0],
+        ];
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let n = 4000;
         let d = 3;
@@ -3206,7 +3211,12 @@ mod tests {
         // The full fit finds the same four blobs either way.
         let x = ArrayView2::from_shape((n, d), &data).unwrap();
         let full = fit(x, &KMeansParams::new(4).seed(5), &mut NoHooks).unwrap();
-        let sampled = fit(x, &KMeansParams::new(4).seed(5).init_sample(200), &mut NoHooks).unwrap();
+        let sampled = fit(
+            x,
+            &KMeansParams::new(4).seed(5).init_sample(200),
+            &mut NoHooks,
+        )
+        .unwrap();
         assert!(((full.inertia - sampled.inertia) / full.inertia).abs() < 1e-9);
 
         // A sample with fewer than k distinct rows: seeds come from every row instead.

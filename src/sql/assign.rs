@@ -10,7 +10,7 @@ use super::call_site;
 use super::error::{raise, Code};
 use super::model::{self, LoadedModel};
 use super::values::{conv_for, value_of, Conv};
-use crate::engine::encode::{ColumnKind, Value};
+use crate::engine::encode::{self, ColumnKind, Value};
 use crate::engine::kmeans::{self, CentroidIndex, Nearest};
 use ndarray::ArrayView2;
 use pgrx::memcxt::PgMemoryContexts;
@@ -221,6 +221,15 @@ impl AssignCache {
                 map.datums.as_mut_ptr(),
                 map.nulls.as_mut_ptr(),
             );
+            // Fast path: every feature a plain value (see FittedEncoder::put_num).
+            let enc = &self.model.encoder;
+            let out = &mut self.out;
+            let fast = map.attrs.iter().enumerate().all(|(f, &(i, conv))| {
+                !map.nulls[i] && put_value(enc, f, value_of(conv, map.datums[i]), out)
+            });
+            if fast {
+                return true;
+            }
             // The buffer is taken out while `self` encodes, then put back for the next row.
             let mut values = std::mem::take(&mut map.values);
             values.clear();
@@ -378,6 +387,18 @@ fn segment_assign_row(
     Some(c.segment())
 }
 
+/// Feature `f`'s non-NULL value written straight into `out` when it is the plain case;
+/// false sends the row down the general path (`transform_row`), which decides the rest
+/// (NULL policies, NaN, type and ordinal errors) with the same result bits.
+#[inline(always)]
+fn put_value(enc: &encode::FittedEncoder, f: usize, v: Value<'_>, out: &mut [f64]) -> bool {
+    match v {
+        Value::Num(x) => enc.put_num(f, x, out),
+        Value::Text(t) => enc.put_text(f, t, out),
+        _ => false,
+    }
+}
+
 super::planner::function_info_v1!(pg_finfo_segment_assign_cols);
 
 /// `segment._assign_cols(model text, version int, features text[], VARIADIC "any")`:
@@ -443,6 +464,21 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
                 cols.push((arg, conv_for(typ)));
             }
             c.cols = Some(cols);
+        }
+        // Fast path: every feature a plain value (see FittedEncoder::put_num).
+        let enc = &c.model.encoder;
+        let out = &mut c.out;
+        let fast = c
+            .cols
+            .as_ref()
+            .expect("mapped")
+            .iter()
+            .enumerate()
+            .all(|(f, &(i, conv))| {
+                !args[i].isnull && put_value(enc, f, value_of(conv, args[i].value), out)
+            });
+        if fast {
+            return pg_sys::Datum::from(c.segment());
         }
         let mut values = std::mem::take(&mut c.col_values);
         values.clear();

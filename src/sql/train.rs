@@ -962,9 +962,8 @@ fn segment_train(
     let raw = std::mem::take(&mut read.raw);
     let (stats, sizes, mean_distances) = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            let x = ArrayView2::from_shape((n_used, dim), &matrix).map_err(|e| {
-                EngineError::Internal(format!("encoded matrix: {e}"))
-            })?;
+            let x = ArrayView2::from_shape((n_used, dim), &matrix)
+                .map_err(|e| EngineError::Internal(format!("encoded matrix: {e}")))?;
             let q = quality(
                 x,
                 &r.labels,

@@ -168,7 +168,7 @@ impl AssignWriter {
             } => {
                 let slot = slots[*filled];
                 // SAFETY: `slot` is one of our virtual slots over the table's 4-column
-                // descriptor (id, segment int4, distance float8, version int4), cleared
+                // descriptor (id, segment int4, version int4, distance float8), cleared
                 // before reuse; by-reference id Datums live in batch_cxt until the batch
                 // is written.
                 let by_value = matches!(self.id_datum, IdDatum::Int(_));
@@ -201,8 +201,8 @@ impl AssignWriter {
                         }
                     };
                     values[1] = pg_sys::Datum::from(seg);
-                    values[2] = distance.into_datum().unwrap_or(pg_sys::Datum::from(0));
-                    values[3] = pg_sys::Datum::from(self.version);
+                    values[2] = pg_sys::Datum::from(self.version);
+                    values[3] = distance.into_datum().unwrap_or(pg_sys::Datum::from(0));
                     nulls.fill(false);
                     if by_value {
                         // What ExecClearTuple + ExecStoreVirtualTuple amount to for a
