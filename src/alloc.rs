@@ -5,8 +5,41 @@
 //! Filling a million-row training set otherwise costs ~100k page faults. Only the
 //! aligned interior of a block is marked; nothing else changes (where the hint is not
 //! honoured, the memory behaves exactly as before). PostgreSQL's own memory (palloc) is
-//! not affected.
+//! not affected. `SET pg_segment.huge_pages = off` turns the hint off (for hosts where
+//! huge pages are costly to obtain, e.g. a freshly booted VM whose memory the hypervisor
+//! has not backed yet).
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::alloc::{GlobalAlloc, Layout, System};
+
+/// `pg_segment.huge_pages`: whether large allocations get the hint (default on).
+pub static HUGE_PAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Defines `pg_segment.huge_pages` (called from `_PG_init`).
+pub fn define_gucs() {
+    GucRegistry::define_bool_guc(
+        c"pg_segment.huge_pages",
+        c"Ask for transparent huge pages for pg_segment's large training buffers.",
+        c"Allocations of 8 MiB or more made by pg_segment (raw columns, the encoded matrix, \
+          labels) are marked MADV_HUGEPAGE, which saves most of their page faults when \
+          transparent huge pages are in madvise mode. Turn off where huge pages are \
+          expensive to obtain.",
+        &HUGE_PAGES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+/// The setting, readable from any thread (`GucSetting::get` insists on the backend's
+/// main thread; training's worker threads allocate too).
+fn enabled() -> bool {
+    // SAFETY: a plain bool that PostgreSQL writes only from the backend's main thread
+    // while it processes a SET, never while one of pg_segment's calls (and so one of its
+    // worker threads) is running.
+    #[allow(unsafe_code)]
+    unsafe {
+        HUGE_PAGES.as_ptr().read_volatile()
+    }
+}
 
 /// See the module documentation.
 pub struct HugePageHint;
@@ -17,8 +50,7 @@ const HUGE_PAGE: usize = 2 << 20;
 
 #[cfg(target_os = "linux")]
 fn advise(p: *mut u8, len: usize) {
-    #[allow(unsafe_code)]
-    if unsafe { !libc::getenv(c"PG_SEGMENT_NO_THP".as_ptr()).is_null() } {
+    if !enabled() {
         return;
     }
     let start = (p as usize).next_multiple_of(HUGE_PAGE);

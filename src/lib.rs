@@ -12,6 +12,13 @@ static ALLOCATOR: alloc::HugePageHint = alloc::HugePageHint;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Library load: defines pg_segment's settings (`pg_segment.huge_pages`).
+#[pgrx::pg_guard]
+#[allow(non_snake_case)]
+pub extern "C-unwind" fn _PG_init() {
+    alloc::define_gucs();
+}
+
 #[cfg(test)]
 pub mod pg_test {
     /// Called once by the pgrx test framework before the test cluster starts.

@@ -262,3 +262,25 @@ DEALLOCATE ps_one;
 SELECT segment_drop('ps');
 DROP TABLE ps_src;
 DROP FUNCTION verbose_plan_of(text);
+
+-- pg_segment.huge_pages: large training buffers (8 MiB or more: here the 250k x 10
+-- encoded matrix) are hinted onto transparent huge pages unless it is off; the results
+-- are the same either way. With more than 200k rows, k-means++ seeds come from a
+-- 100k-row sample (recorded in the model's params).
+SHOW pg_segment.huge_pages;
+CREATE TABLE thp_src AS
+SELECT i AS id, (i % 97)::float8 AS a, (i % 89)::float8 AS b, (i % 83)::float8 AS c,
+       (i % 7)::text AS d
+FROM generate_series(1, 250000) i;
+SET pg_segment.huge_pages = off;
+SELECT k, rows_used, iterations FROM segment_train('thp_off', 'thp_src', 'id', '{"a": "standard", "b": "standard", "c": "standard", "d": "one_hot"}', k => 3, seed => 1);
+RESET pg_segment.huge_pages;
+SELECT k, rows_used, iterations FROM segment_train('thp_on', 'thp_src', 'id', '{"a": "standard", "b": "standard", "c": "standard", "d": "one_hot"}', k => 3, seed => 1);
+SELECT count(*) AS rows, count(*) FILTER (WHERE f.segment <> n.segment OR f.distance <> n.distance) AS differ
+FROM segment.thp_off_assignments f JOIN segment.thp_on_assignments n USING (id);
+SELECT (SELECT inertia FROM segment.versions WHERE model = 'thp_off') =
+       (SELECT inertia FROM segment.versions WHERE model = 'thp_on') AS same_inertia;
+SELECT params->'init_sample' AS init_sample FROM segment.models WHERE name = 'thp_on';
+SET pg_segment.huge_pages = maybe;
+SELECT segment_drop('thp_off'), segment_drop('thp_on');
+DROP TABLE thp_src;

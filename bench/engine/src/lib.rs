@@ -10,3 +10,5 @@ pub mod kmeans;
 pub mod matching;
 #[path = "../../../src/engine/metrics.rs"]
 pub mod metrics;
+#[path = "../../../src/engine/sample.rs"]
+pub mod sample;
