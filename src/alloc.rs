@@ -31,6 +31,7 @@ pub fn define_gucs() {
 
 /// The setting, readable from any thread (`GucSetting::get` insists on the backend's
 /// main thread; training's worker threads allocate too).
+#[cfg(target_os = "linux")]
 fn enabled() -> bool {
     // SAFETY: a plain bool that PostgreSQL writes only from the backend's main thread
     // while it processes a SET, never while one of pg_segment's calls (and so one of its
