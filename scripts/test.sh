@@ -41,6 +41,7 @@ step "engine cross-check (linfa)" cargo test --manifest-path bench/engine/Cargo.
 step "pgrx tests" scripts/pgrx_test.sh
 step "install extension" install_extension
 step "SQL regression" scripts/regress.sh
+step "crash recovery of assignment tables" scripts/crash_test.sh
 
 echo
 echo "================ pg_segment test summary ================"

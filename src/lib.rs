@@ -3,7 +3,7 @@
 //! Wiring only. The numeric work lives in [`engine`] (pure Rust, no pgrx); the SQL
 //! surface lives in [`sql`] (thin pgrx wrappers); hand-written SQL (catalog tables,
 //! views, aggregates) lives in `sql/` and is pulled in with `extension_sql_file!`.
-mod alloc;
+pub(crate) mod alloc;
 pub mod engine;
 pub mod sql;
 
@@ -12,11 +12,13 @@ static ALLOCATOR: alloc::HugePageHint = alloc::HugePageHint;
 
 ::pgrx::pg_module_magic!(name, version);
 
-/// Library load: defines pg_segment's settings (`pg_segment.huge_pages`).
+/// Library load: defines pg_segment's settings (`pg_segment.huge_pages`,
+/// `pg_segment.direct_writes`).
 #[pgrx::pg_guard]
 #[allow(non_snake_case)]
 pub extern "C-unwind" fn _PG_init() {
     alloc::define_gucs();
+    sql::writer::define_gucs();
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod assign;
 pub mod call_site;
 pub mod error;
 pub mod model;
+pub mod pages;
 pub mod planner;
 pub mod reader;
 pub mod train;

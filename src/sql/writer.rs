@@ -1,20 +1,43 @@
 //! Writing a model's assignment table (`segment.<model>_assignments`) in bulk.
 //!
 //! `segment._create_assignments` (SECURITY DEFINER) creates the empty table, owned by the
-//! model's owner. Rows then go straight into the heap with `heap_multi_insert` in batches,
-//! as `COPY FROM` does (one WAL record per page rather than per row, no executor, no
-//! SQL arrays), and the primary key is built once at the end, from rows written in id
-//! order where the ids are integers, so the index build's sort finds them sorted.
+//! model's owner. With integer ids, rows are laid out a page at a time and each page is
+//! logged as one full-page image (pages.rs; `pg_segment.direct_writes`); otherwise they
+//! go straight into the heap with `heap_multi_insert` in batches, as `COPY FROM` does
+//! (one WAL record per page rather than per row, no executor, no SQL arrays). Either
+//! way the primary key is built once at the end, from rows written in id order where the
+//! ids are integers, so the index build's sort finds them sorted.
 //!
 //! A table that gained indexes, triggers or row-level security between its creation and
 //! the load (an event trigger could do that) is written with plain `INSERT`s instead, so
 //! whatever was attached still runs.
 use super::error::{raise, Code};
+use super::pages::PageWriter;
 use super::reader::Id;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use std::ffi::CString;
+
+/// `pg_segment.direct_writes`: whether assignment tables with integer ids are written a
+/// page at a time (see pages.rs) rather than through `heap_multi_insert`.
+pub static DIRECT_PAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Defines `pg_segment.direct_writes` (called from `_PG_init`).
+pub fn define_gucs() {
+    GucRegistry::define_bool_guc(
+        c"pg_segment.direct_writes",
+        c"Write assignment tables with integer ids a whole page at a time.",
+        c"segment_train lays out the pages of a new assignment table itself and logs each \
+          as a full-page image, instead of inserting row by row with heap_multi_insert. \
+          Used only for a table created in the same transaction, with wal_level below \
+          logical. Turn off to use heap_multi_insert.",
+        &DIRECT_PAGES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
 
 /// Rows per heap_multi_insert call (COPY FROM's own batch size).
 const BATCH: usize = 1000;
@@ -33,6 +56,11 @@ enum IdDatum {
 }
 
 enum Sink {
+    /// Integer ids: whole pages laid out in Rust (see pages.rs).
+    Pages {
+        rel: pg_sys::Relation,
+        pages: PageWriter,
+    },
     Heap {
         rel: pg_sys::Relation,
         bistate: pg_sys::BulkInsertState,
@@ -110,7 +138,16 @@ impl AssignWriter {
                 && (*rel).trigdesc.is_null()
                 && !(*form).relrowsecurity
                 && (*(*rel).rd_att).natts == 4;
-            if plain {
+            let by_value = matches!(id_datum, IdDatum::Int(_));
+            let cid = pg_sys::GetCurrentCommandId(true);
+            let pages = if plain && by_value && DIRECT_PAGES.get() {
+                PageWriter::new(rel, cid)
+            } else {
+                None
+            };
+            if let Some(pages) = pages {
+                Sink::Pages { rel, pages }
+            } else if plain {
                 let slots = (0..BATCH)
                     .map(|_| {
                         pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsVirtual)
@@ -128,7 +165,7 @@ impl AssignWriter {
                     bistate: pg_sys::GetBulkInsertState(),
                     slots,
                     filled: 0,
-                    cid: pg_sys::GetCurrentCommandId(true),
+                    cid,
                     batch_cxt,
                 }
             } else {
@@ -160,6 +197,24 @@ impl AssignWriter {
         self.distance_sums[segment] += distance;
         let seg = segment as i32 + 1;
         let full = match &mut self.sink {
+            Sink::Pages { pages, .. } => {
+                let id = match id {
+                    Id::Int(v) => v,
+                    Id::Text(_) => unreachable!("integer id columns are read as integers"),
+                };
+                let id = match self.id_datum {
+                    IdDatum::Int(pg_sys::INT2OID) => pg_sys::Datum::from(id as i16),
+                    IdDatum::Int(pg_sys::INT4OID) => pg_sys::Datum::from(id as i32),
+                    _ => pg_sys::Datum::from(id),
+                };
+                pages.push(&[
+                    id,
+                    pg_sys::Datum::from(seg),
+                    pg_sys::Datum::from(self.version),
+                    pg_sys::Datum::from(distance.to_bits()),
+                ]);
+                false
+            }
             Sink::Heap {
                 slots,
                 filled,
@@ -239,6 +294,7 @@ impl AssignWriter {
 
     fn flush(&mut self) {
         match &mut self.sink {
+            Sink::Pages { .. } => {}
             Sink::Heap {
                 rel,
                 bistate,
@@ -311,6 +367,14 @@ impl AssignWriter {
     pub fn finish(mut self) {
         self.flush();
         let heap_done = std::time::Instant::now();
+        if let Sink::Pages { rel, pages } = &mut self.sink {
+            pages.finish();
+            // SAFETY: closing what create() opened, once; the lock stays until commit.
+            unsafe {
+                pg_sys::table_close(*rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+                pg_sys::CommandCounterIncrement();
+            }
+        }
         if let Sink::Heap {
             rel,
             bistate,

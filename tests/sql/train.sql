@@ -185,6 +185,79 @@ FROM segment.ids_varchar_assignments a JOIN ids_varchar s USING (id) GROUP BY 1,
 SELECT segment_drop(t) FROM unnest(ARRAY['ids_int4', 'ids_int2', 'ids_uuid', 'ids_numeric', 'ids_varchar']) t;
 DROP TABLE ids_int4, ids_int2, ids_uuid, ids_numeric, ids_varchar;
 
+-- integer ids: the assignment table is laid out a page at a time (pg_segment.direct_writes,
+-- on by default). amcheck finds nothing wrong with the heap or its primary key, and the
+-- pages hold exactly what heap_multi_insert writes (direct_writes = off): same page
+-- headers, line pointers, tuple headers (but for the inserting command id and hint
+-- bits) and tuple data. 1000 rows of int4 ids (int4 + padding) and of int8 ids.
+CREATE EXTENSION amcheck;
+CREATE EXTENSION pageinspect;
+CREATE TABLE pages_src AS
+SELECT i AS id4, i::int8 AS id8, (i % 11)::float8 AS x, (i % 7)::float8 AS y FROM generate_series(1, 1000) i;
+CREATE VIEW pages_src4 AS SELECT id4, x, y FROM pages_src;
+CREATE VIEW pages_src8 AS SELECT id8, x, y FROM pages_src;
+SHOW pg_segment.direct_writes;
+SELECT k FROM segment_train('pages4_direct', 'pages_src4', 'id4', k => 3, seed => 1);
+SELECT k FROM segment_train('pages8_direct', 'pages_src8', 'id8', k => 3, seed => 1);
+SET pg_segment.direct_writes = off;
+SELECT k FROM segment_train('pages4_heap', 'pages_src4', 'id4', k => 3, seed => 1);
+SELECT k FROM segment_train('pages8_heap', 'pages_src8', 'id8', k => 3, seed => 1);
+RESET pg_segment.direct_writes;
+CREATE FUNCTION page_items(rel regclass) RETURNS TABLE (blk int, lp smallint, lp_off smallint,
+    lp_flags smallint, lp_len smallint, t_xmax xid, t_ctid tid, t_infomask2 int,
+    t_infomask int, t_hoff smallint, t_bits text, t_data bytea)
+LANGUAGE sql AS $$
+    SELECT b, lp, lp_off, lp_flags, lp_len, t_xmax, t_ctid, t_infomask2,
+           t_infomask & ~768,  -- without the hint bits HEAP_XMIN_COMMITTED / INVALID
+           t_hoff, t_bits, t_data
+    FROM generate_series(0, (pg_relation_size(rel) / 8192)::int - 1) b,
+         heap_page_items(get_raw_page(rel::text, b))
+$$;
+CREATE FUNCTION page_headers(rel regclass) RETURNS TABLE (blk int, lower int, upper int,
+    special int, pagesize int, version smallint, flags smallint, prune_xid xid)
+LANGUAGE sql AS $$
+    SELECT b, h.lower, h.upper, h.special, h.pagesize, h.version, h.flags, h.prune_xid
+    FROM generate_series(0, (pg_relation_size(rel) / 8192)::int - 1) b,
+         page_header(get_raw_page(rel::text, b)) h
+$$;
+SELECT m AS model,
+       pg_relation_size(format('segment.%I', m || '_direct_assignments')) / 8192 AS pages,
+       (SELECT count(*) FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass)) AS tuples,
+       (SELECT count(*) FROM verify_heapam(format('segment.%I', m || '_direct_assignments')::regclass)) AS heap_problems,
+       EXISTS (SELECT bt_index_check(format('segment.%I', m || '_direct_assignments_pkey')::regclass, true)) AS index_ok,
+       (SELECT count(*) FROM (
+            (SELECT * FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass)
+             EXCEPT ALL SELECT * FROM page_items(format('segment.%I', m || '_heap_assignments')::regclass))
+            UNION ALL
+            (SELECT * FROM page_items(format('segment.%I', m || '_heap_assignments')::regclass)
+             EXCEPT ALL SELECT * FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass))) d
+       ) AS differing_items,
+       (SELECT count(*) FROM (
+            (SELECT * FROM page_headers(format('segment.%I', m || '_direct_assignments')::regclass)
+             EXCEPT ALL SELECT * FROM page_headers(format('segment.%I', m || '_heap_assignments')::regclass))
+            UNION ALL
+            (SELECT * FROM page_headers(format('segment.%I', m || '_heap_assignments')::regclass)
+             EXCEPT ALL SELECT * FROM page_headers(format('segment.%I', m || '_direct_assignments')::regclass))) d
+       ) AS differing_pages
+FROM unnest(ARRAY['pages4', 'pages8']) m;
+-- inside the training's transaction: the rows are its own (xmin, not frozen), visible to
+-- it, and counted as inserted in the statistics; rolled back, no table is left
+BEGIN;
+SELECT k FROM segment_train('pages_rolled_back', 'pages_src8', 'id8', k => 3, seed => 1);
+SELECT count(*) AS tuples, count(*) FILTER (WHERE t_xmin = pg_current_xact_id()::xid) AS own_xmin,
+       count(*) FILTER (WHERE t_infomask & 768 = 768) AS frozen
+FROM heap_page_items(get_raw_page('segment.pages_rolled_back_assignments', 0));
+SELECT count(*) AS visible FROM segment.pages_rolled_back_assignments;
+SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relname = 'pages_rolled_back_assignments';
+ROLLBACK;
+SELECT to_regclass('segment.pages_rolled_back_assignments') AS table_after_rollback;
+SELECT segment_drop(m) FROM unnest(ARRAY['pages4_direct', 'pages8_direct', 'pages4_heap', 'pages8_heap']) m;
+DROP FUNCTION page_items(regclass), page_headers(regclass);
+DROP VIEW pages_src4, pages_src8;
+DROP TABLE pages_src;
+DROP EXTENSION pageinspect;
+DROP EXTENSION amcheck;
+
 -- an event trigger that indexes every new table in schema segment: the assignment table
 -- is then filled with plain INSERTs, so the index is maintained too
 CREATE FUNCTION index_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
