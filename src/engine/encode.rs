@@ -310,6 +310,22 @@ impl RawColumns {
         &self.kinds
     }
 
+    /// The reserved but not yet filled part of every column's buffer, as (address,
+    /// bytes): for a caller that wants those pages faulted in ahead of the pushes (see
+    /// `alloc::prefault`). Nothing is read or written here.
+    pub fn spare_capacity(&mut self) -> Vec<(usize, usize)> {
+        fn range<T>(s: &mut [std::mem::MaybeUninit<T>]) -> (usize, usize) {
+            (s.as_mut_ptr() as usize, std::mem::size_of_val(s))
+        }
+        self.cols
+            .iter_mut()
+            .map(|c| match c {
+                RawColumn::Numeric(v) => range(v.spare_capacity_mut()),
+                RawColumn::Text { codes, .. } => range(codes.spare_capacity_mut()),
+            })
+            .collect()
+    }
+
     /// Approximate heap bytes in use (for memory-budget checks while reading).
     pub fn heap_bytes(&self) -> usize {
         self.cols

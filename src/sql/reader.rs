@@ -65,6 +65,18 @@ impl Ids {
         }
     }
 
+    /// The reserved, unfilled part of an integer id buffer as (address, bytes); none
+    /// for text ids (see `RawColumns::spare_capacity`).
+    pub fn spare_capacity(&mut self) -> Option<(usize, usize)> {
+        match self {
+            Ids::Int(v) => {
+                let s = v.spare_capacity_mut();
+                Some((s.as_mut_ptr() as usize, std::mem::size_of_val(s)))
+            }
+            Ids::Text(_) => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Ids::Int(v) => v.len(),

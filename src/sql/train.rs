@@ -366,6 +366,10 @@ fn read_source(
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
     let mut next_keep = 0usize;
+    // The columns' pages are faulted in on the second core while this one scans.
+    let mut spare = raw.spare_capacity();
+    spare.extend(ids.spare_capacity());
+    let prefault = std::thread::spawn(move || crate::alloc::prefault(&spare));
     reader::for_each_row(&query, id_kind, &kinds, |row| {
         let pos = rows_read as usize;
         rows_read += 1;
@@ -413,6 +417,8 @@ fn read_source(
             );
         }
     });
+    // Only madvise calls: it ends on its own even when the scan raised an error above.
+    let _ = prefault.join();
     let id_sorted = match &ids {
         Ids::Int(v) if !sampled => sort_int_ids(v)
             .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Int(dup), source)),
