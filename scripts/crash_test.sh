@@ -22,9 +22,10 @@ check() { # check NAME EXPECTED SQL
   else fail=$((fail + 1)); echo "FAILED  $1: expected [$2], got [$got]"; fi
 }
 
-run_case() { # run_case WAL_LEVEL ROWS
-  local level="$1" rows="$2"
+run_case() { # run_case WAL_LEVEL ROWS SHARED_BUFFERS
+  local level="$1" rows="$2" sb="$3"
   cat <<CONF | as_postgres tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+shared_buffers = '$sb'
 wal_level = $level
 synchronous_commit = on
 max_wal_senders = 0
@@ -47,25 +48,29 @@ SQL
   as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null
   as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 120 start >/dev/null \
     || { tail -20 "$PGDATA_DIR/server.log" >&2; die "cluster did not restart"; }
-  check "wal_level=$level, $rows rows: rows after the crash" "$rows" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb: rows after the crash" "$rows" \
     "SELECT count(*) FROM segment.m_assignments"
-  check "wal_level=$level, $rows rows: verify_heapam" "0" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb: verify_heapam" "0" \
     "SELECT count(*) FROM verify_heapam('segment.m_assignments')"
-  check "wal_level=$level, $rows rows: bt_index_check with heapallindexed" "" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb: bt_index_check with heapallindexed" "" \
     "SELECT bt_index_check('segment.m_assignments_pkey', true)"
-  check "wal_level=$level, $rows rows: rows agree with segment_assign" "0" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb: rows agree with segment_assign" "0" \
     "SELECT count(*) FROM src s JOIN segment.m_assignments a USING (id)
      WHERE a.segment <> segment_assign('m', s)"
-  check "wal_level=$level, $rows rows: segment sizes match the catalog" "t" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb: segment sizes match the catalog" "t" \
     "SELECT bool_and(s.size = c.n) FROM segment.summary s
      JOIN (SELECT segment, count(*) AS n FROM segment.m_assignments GROUP BY 1) c USING (segment)
      WHERE s.model = 'm'"
 }
 
-# 200k rows: ~1270 pages, more than the WAL-skip threshold's 2 MB under minimal.
-run_case replica 200000
-run_case minimal 200000
-# A table under 2 MB: with wal_level = minimal it is WAL-logged at commit instead.
-run_case minimal 5000
+# 200k rows: ~1270 pages (10 MB). Within a quarter of 128 MB of shared buffers they stay
+# there (dirty) until the kill; with 16 MB, they go through a ring of buffers (as COPY's
+# do), so most reach the file before it and the last ones do not.
+run_case replica 200000 128MB
+run_case replica 200000 16MB
+# More than wal_level = minimal's 2 MB WAL-skip threshold: synced at commit.
+run_case minimal 200000 128MB
+# Under it: WAL-logged at commit instead.
+run_case minimal 5000 128MB
 echo "regression: ${pass} passed, ${fail} failed"
 [ "$fail" -eq 0 ]

@@ -112,9 +112,19 @@ impl PageWriter {
     /// A writer for `rel` (opened by the caller, RowExclusiveLock or stronger, kept open
     /// until [`PageWriter::finish`]), or None where the shortcut does not apply.
     ///
+    /// Pages go through shared buffers like any insert's when the table will take at
+    /// most a quarter of them (`expected_rows` tells), as the primary key's build reads
+    /// them right back; a larger table goes through a small ring of buffers instead
+    /// (`BAS_BULKWRITE`, as `COPY` does), so that it does not push everything else out of
+    /// the cache. The same quarter decides whether a sequential scan uses a ring.
+    ///
     /// # Safety
     /// `rel` must be a valid open relation.
-    pub unsafe fn new(rel: pg_sys::Relation, cid: pg_sys::CommandId) -> Option<PageWriter> {
+    pub unsafe fn new(
+        rel: pg_sys::Relation,
+        cid: pg_sys::CommandId,
+        expected_rows: usize,
+    ) -> Option<PageWriter> {
         // SAFETY: reading fields of a valid open relation and backend globals.
         unsafe {
             let form = (*rel).rd_rel;
@@ -140,11 +150,15 @@ impl PageWriter {
                     && (*rel).rd_firstRelfilenodeSubid == NO_SUBXACT);
             let block =
                 pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM);
+            let pages = expected_rows.div_ceil(per_page);
+            let strategy = if pages > (pg_sys::NBuffers.max(0) as usize) / 4 {
+                pg_sys::GetAccessStrategy(pg_sys::BufferAccessStrategyType::BAS_BULKWRITE)
+            } else {
+                std::ptr::null_mut() // the default: shared buffers
+            };
             Some(PageWriter {
                 rel,
-                strategy: pg_sys::GetAccessStrategy(
-                    pg_sys::BufferAccessStrategyType::BAS_BULKWRITE,
-                ),
+                strategy,
                 needs_wal,
                 xmin: pg_sys::GetCurrentTransactionId(),
                 cid,

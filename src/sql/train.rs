@@ -993,6 +993,11 @@ fn segment_train(
             &id_col_type_name,
             version,
             kk,
+            if read.sampled {
+                read.rows_read as usize
+            } else {
+                n_used
+            },
         );
         if read.sampled {
             stream_assignments(

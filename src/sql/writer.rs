@@ -94,7 +94,8 @@ pub struct AssignWriter {
 }
 
 impl AssignWriter {
-    /// Create the (empty) assignment table of `model` and open it for writing.
+    /// Create the (empty) assignment table of `model` and open it for writing;
+    /// `expected_rows` sizes the buffer strategy of the page writer.
     pub fn create(
         model: &str,
         assignments: &str,
@@ -103,6 +104,7 @@ impl AssignWriter {
         id_type: &str,
         version: i32,
         k: usize,
+        expected_rows: usize,
     ) -> AssignWriter {
         let oid = Spi::get_one_with_args::<pg_sys::Oid>(
             "SELECT segment._create_assignments($1)::regclass::oid",
@@ -141,7 +143,7 @@ impl AssignWriter {
             let by_value = matches!(id_datum, IdDatum::Int(_));
             let cid = pg_sys::GetCurrentCommandId(true);
             let pages = if plain && by_value && DIRECT_PAGES.get() {
-                PageWriter::new(rel, cid)
+                PageWriter::new(rel, cid, expected_rows)
             } else {
                 None
             };
