@@ -96,6 +96,7 @@ pub struct AssignWriter {
 impl AssignWriter {
     /// Create the (empty) assignment table of `model` and open it for writing;
     /// `expected_rows` sizes the buffer strategy of the page writer.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         model: &str,
         assignments: &str,
