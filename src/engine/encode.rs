@@ -168,12 +168,14 @@ use stats::{
 // Raw column storage
 // ------------------------------------------------------------------------------------
 
-/// Raw column storage while reading rows: numeric as f64 (`None` = NULL), text
-/// interned (`dict` holds each distinct value once, `codes` index it).
+/// Raw column storage while reading rows: numeric as f64 (NULL stored as NaN: a numeric
+/// column treats NULL, NaN and ±Infinity alike), text interned (`dict` holds each
+/// distinct value once, `codes` index it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawColumn {
-    /// A numeric column; NaN / ±Infinity are kept as read and treated as NULL later.
-    Numeric(Vec<Option<f64>>),
+    /// A numeric column; NULL is stored as NaN, and NaN / ±Infinity (as read) are
+    /// treated as NULL later. 8 bytes a row.
+    Numeric(Vec<f64>),
     /// A text or bool column.
     Text {
         /// Distinct values in first-seen order.
@@ -251,7 +253,7 @@ impl RawColumns {
     /// If `col` is out of range or not a numeric column (a caller bug).
     pub fn push_num(&mut self, col: usize, v: Option<f64>) {
         match &mut self.cols[col] {
-            RawColumn::Numeric(vals) => vals.push(v),
+            RawColumn::Numeric(vals) => vals.push(v.unwrap_or(f64::NAN)),
             RawColumn::Text { .. } => panic!("push_num on text column {col}"),
         }
     }
@@ -331,7 +333,7 @@ impl RawColumns {
         self.cols
             .iter()
             .map(|c| match c {
-                RawColumn::Numeric(v) => v.capacity() * std::mem::size_of::<Option<f64>>(),
+                RawColumn::Numeric(v) => v.capacity() * std::mem::size_of::<f64>(),
                 RawColumn::Text { dict, codes } => {
                     codes.capacity() * std::mem::size_of::<Option<u32>>()
                         + dict.iter().map(|s| 2 * s.capacity() + 64).sum::<usize>()
@@ -715,9 +717,9 @@ fn cat_view(col: &RawColumn) -> CatView<'_> {
             let mut buf = NumText::new();
             let codes = vals
                 .iter()
-                .map(|v| match v {
-                    Some(x) if x.is_finite() => {
-                        let x = if *x == 0.0 { 0.0 } else { *x };
+                .map(|&x| match x {
+                    x if x.is_finite() => {
+                        let x = if x == 0.0 { 0.0 } else { x };
                         Some(*ids.entry(x.to_bits()).or_insert_with(|| {
                             dict.push(buf.format(x).to_string());
                             (dict.len() - 1) as u32
@@ -736,7 +738,7 @@ fn cat_view(col: &RawColumn) -> CatView<'_> {
 
 /// A column prepared for one fitted feature.
 enum Src<'a> {
-    Num(&'a [Option<f64>]),
+    Num(&'a [f64]),
     Cat {
         codes: Cow<'a, [Option<u32>]>,
         dict: Cow<'a, [String]>,
@@ -750,7 +752,7 @@ impl Src<'_> {
     fn get(&self, r: usize) -> In {
         match self {
             Src::Num(v) => match v[r] {
-                Some(x) if x.is_finite() => In::Num(x),
+                x if x.is_finite() => In::Num(x),
                 _ => In::Null,
             },
             Src::Cat { codes, slot, .. } => match codes[r] {
@@ -827,7 +829,7 @@ fn fit_impl(
             let col = data.column(i);
             for (r, sk) in skipped.iter_mut().enumerate() {
                 *sk |= match col {
-                    RawColumn::Numeric(v) => !v[r].is_some_and(f64::is_finite),
+                    RawColumn::Numeric(v) => !v[r].is_finite(),
                     RawColumn::Text { codes, .. } => codes[r].is_none(),
                 };
             }
@@ -941,7 +943,7 @@ fn fit_numeric(s: &FeatureSpec, col: &RawColumn, kept: &[usize]) -> Result<NumMo
             let log = s.encoder == Encoder::LogStandard;
             for &r in kept {
                 match col[r] {
-                    Some(x) if x.is_finite() => {
+                    x if x.is_finite() => {
                         if log && x < 0.0 {
                             return Err(EngineError::Encode {
                                 feature: name.to_string(),
@@ -1633,7 +1635,9 @@ mod tests {
 
     fn value_at(raw: &RawColumns, col: usize, r: usize) -> Value<'_> {
         match raw.column(col) {
-            RawColumn::Numeric(v) => v[r].map_or(Value::Null, Value::Num),
+            // NULL is stored as NaN (either is null to the encoder).
+            RawColumn::Numeric(v) if v[r].is_nan() => Value::Null,
+            RawColumn::Numeric(v) => Value::Num(v[r]),
             RawColumn::Text { dict, codes } => {
                 codes[r].map_or(Value::Null, |c| Value::Text(&dict[c as usize]))
             }
@@ -2679,10 +2683,12 @@ mod tests {
                 codes: vec![Some(0), Some(1), Some(0), None]
             }
         );
-        assert_eq!(
-            raw.column(1),
-            &RawColumn::Numeric(vec![Some(1.0), None, Some(2.0), Some(3.0)])
-        );
+        // NULL is stored as NaN (compared bit for bit: NaN != NaN).
+        let RawColumn::Numeric(nums) = raw.column(1) else {
+            panic!("column 1 is numeric")
+        };
+        let bits: Vec<u64> = nums.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(bits, [1.0, f64::NAN, 2.0, 3.0].map(f64::to_bits).to_vec());
         assert!(raw.heap_bytes() > 0);
     }
 

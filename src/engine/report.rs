@@ -170,7 +170,8 @@ pub fn profiles(
                 let mut sum = vec![0f64; k];
                 let mut cnt = vec![0u64; k];
                 for (&r, &l) in rows.iter().zip(labels) {
-                    if let Some(v) = vals[r].filter(|v| v.is_finite()) {
+                    let v = vals[r];
+                    if v.is_finite() {
                         sum[l as usize] += v;
                         cnt[l as usize] += 1;
                     }
