@@ -194,6 +194,13 @@ impl RawColumn {
     }
 }
 
+/// The reserved, unfilled part of `v`'s buffer as (address, bytes). Nothing is read or
+/// written.
+pub fn spare_range<T>(v: &mut Vec<T>) -> (usize, usize) {
+    let s = v.spare_capacity_mut();
+    (s.as_mut_ptr() as usize, std::mem::size_of_val(s))
+}
+
 /// Dictionaries up to this size are searched by a scan in [`RawColumns::push_text`].
 const SCAN_DICT: usize = 8;
 
@@ -316,14 +323,11 @@ impl RawColumns {
     /// bytes): for a caller that wants those pages faulted in ahead of the pushes (see
     /// `alloc::prefault`). Nothing is read or written here.
     pub fn spare_capacity(&mut self) -> Vec<(usize, usize)> {
-        fn range<T>(s: &mut [std::mem::MaybeUninit<T>]) -> (usize, usize) {
-            (s.as_mut_ptr() as usize, std::mem::size_of_val(s))
-        }
         self.cols
             .iter_mut()
             .map(|c| match c {
-                RawColumn::Numeric(v) => range(v.spare_capacity_mut()),
-                RawColumn::Text { codes, .. } => range(codes.spare_capacity_mut()),
+                RawColumn::Numeric(v) => spare_range(v),
+                RawColumn::Text { codes, .. } => spare_range(codes),
             })
             .collect()
     }

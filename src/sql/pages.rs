@@ -105,7 +105,7 @@ pub struct PageWriter {
     page: Vec<u64>,
     on_page: usize,
     block: pg_sys::BlockNumber,
-    pub rows: u64,
+    rows: u64,
 }
 
 impl PageWriter {
@@ -143,11 +143,9 @@ impl PageWriter {
             let aligned_len = tuple_len.next_multiple_of(MAX_ALIGN);
             let per_page =
                 ((BLCKSZ - PAGE_HEADER) / (aligned_len + LINE_POINTER)).min(MAX_HEAP_TUPLES);
-            // RelationNeedsWAL: permanent, and wal_level above minimal (with minimal, a
-            // relation created in this transaction is synced at commit instead).
-            let needs_wal = pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32
-                || ((*rel).rd_createSubid == NO_SUBXACT
-                    && (*rel).rd_firstRelfilenodeSubid == NO_SUBXACT);
+            // RelationNeedsWAL for a permanent relation created in this transaction:
+            // wal_level above minimal (with minimal it is synced at commit instead).
+            let needs_wal = pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32;
             let block =
                 pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM);
             let pages = expected_rows.div_ceil(per_page);

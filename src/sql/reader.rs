@@ -69,10 +69,7 @@ impl Ids {
     /// for text ids (see `RawColumns::spare_capacity`).
     pub fn spare_capacity(&mut self) -> Option<(usize, usize)> {
         match self {
-            Ids::Int(v) => {
-                let s = v.spare_capacity_mut();
-                Some((s.as_mut_ptr() as usize, std::mem::size_of_val(s)))
-            }
+            Ids::Int(v) => Some(crate::engine::encode::spare_range(v)),
             Ids::Text(_) => None,
         }
     }

@@ -55,6 +55,20 @@ enum IdDatum {
     },
 }
 
+impl IdDatum {
+    /// An integer id as a Datum of the column's integer type (`Int` only).
+    fn int(&self, v: i64) -> pg_sys::Datum {
+        match self {
+            IdDatum::Int(pg_sys::INT2OID) => pg_sys::Datum::from(v as i16),
+            IdDatum::Int(pg_sys::INT4OID) => pg_sys::Datum::from(v as i32),
+            IdDatum::Int(_) => pg_sys::Datum::from(v),
+            IdDatum::Input { .. } => {
+                unreachable!("ids of other types go through their input function")
+            }
+        }
+    }
+}
+
 enum Sink {
     /// Integer ids: whole pages laid out in Rust (see pages.rs).
     Pages {
@@ -201,17 +215,11 @@ impl AssignWriter {
         let seg = segment as i32 + 1;
         let full = match &mut self.sink {
             Sink::Pages { pages, .. } => {
-                let id = match id {
-                    Id::Int(v) => v,
-                    Id::Text(_) => unreachable!("integer id columns are read as integers"),
-                };
-                let id = match self.id_datum {
-                    IdDatum::Int(pg_sys::INT2OID) => pg_sys::Datum::from(id as i16),
-                    IdDatum::Int(pg_sys::INT4OID) => pg_sys::Datum::from(id as i32),
-                    _ => pg_sys::Datum::from(id),
+                let Id::Int(id) = id else {
+                    unreachable!("integer id columns are read as integers")
                 };
                 pages.push(&[
-                    id,
+                    self.id_datum.int(id),
                     pg_sys::Datum::from(seg),
                     pg_sys::Datum::from(self.version),
                     pg_sys::Datum::from(distance.to_bits()),
@@ -237,11 +245,7 @@ impl AssignWriter {
                     let values = std::slice::from_raw_parts_mut((*slot).tts_values, 4);
                     let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, 4);
                     values[0] = match (&self.id_datum, id) {
-                        (IdDatum::Int(t), Id::Int(v)) => match *t {
-                            pg_sys::INT2OID => pg_sys::Datum::from(v as i16),
-                            pg_sys::INT4OID => pg_sys::Datum::from(v as i32),
-                            _ => pg_sys::Datum::from(v),
-                        },
+                        (IdDatum::Int(_), Id::Int(v)) => self.id_datum.int(v),
                         (IdDatum::Input { func, ioparam }, id) => {
                             let text = CString::new(id.to_string()).unwrap_or_default();
                             let old = pg_sys::MemoryContextSwitchTo(*batch_cxt);
@@ -370,31 +374,36 @@ impl AssignWriter {
     pub fn finish(mut self) {
         self.flush();
         let heap_done = std::time::Instant::now();
-        if let Sink::Pages { rel, pages } = &mut self.sink {
-            pages.finish();
-            // SAFETY: closing what create() opened, once; the lock stays until commit.
-            unsafe {
-                pg_sys::table_close(*rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-                pg_sys::CommandCounterIncrement();
-            }
-        }
-        if let Sink::Heap {
-            rel,
-            bistate,
-            slots,
-            batch_cxt,
-            ..
-        } = &mut self.sink
-        {
-            // SAFETY: releasing what create() acquired, once; the lock stays until commit.
-            unsafe {
-                for &slot in slots.iter() {
-                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+        // SAFETY: releasing what create() acquired, once; the lock stays until commit.
+        let rel = unsafe {
+            match &mut self.sink {
+                Sink::Pages { rel, pages } => {
+                    pages.finish();
+                    Some(*rel)
                 }
-                slots.clear();
-                pg_sys::FreeBulkInsertState(*bistate);
-                pg_sys::table_close(*rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-                pg_sys::MemoryContextDelete(*batch_cxt);
+                Sink::Heap {
+                    rel,
+                    bistate,
+                    slots,
+                    batch_cxt,
+                    ..
+                } => {
+                    for &slot in slots.iter() {
+                        pg_sys::ExecDropSingleTupleTableSlot(slot);
+                    }
+                    slots.clear();
+                    pg_sys::FreeBulkInsertState(*bistate);
+                    pg_sys::MemoryContextDelete(*batch_cxt);
+                    Some(*rel)
+                }
+                Sink::Sql { .. } => None,
+            }
+        };
+        if let Some(rel) = rel {
+            // SAFETY: closing the table create() opened, once; the index build below
+            // must see the rows written by this command.
+            unsafe {
+                pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
                 pg_sys::CommandCounterIncrement();
             }
         }

@@ -203,43 +203,36 @@ SET pg_segment.direct_writes = off;
 SELECT k FROM segment_train('pages4_heap', 'pages_src4', 'id4', k => 3, seed => 1);
 SELECT k FROM segment_train('pages8_heap', 'pages_src8', 'id8', k => 3, seed => 1);
 RESET pg_segment.direct_writes;
-CREATE FUNCTION page_items(rel regclass) RETURNS TABLE (blk int, lp smallint, lp_off smallint,
-    lp_flags smallint, lp_len smallint, t_xmax xid, t_ctid tid, t_infomask2 int,
-    t_infomask int, t_hoff smallint, t_bits text, t_data bytea)
-LANGUAGE sql AS $$
-    SELECT b, lp, lp_off, lp_flags, lp_len, t_xmax, t_ctid, t_infomask2,
-           t_infomask & ~768,  -- without the hint bits HEAP_XMIN_COMMITTED / INVALID
-           t_hoff, t_bits, t_data
+-- a table's pages as text rows, one per line pointer and tuple ('item': without the hint
+-- bits HEAP_XMIN_COMMITTED / INVALID, and without cmin, which differs by command) or one
+-- per page header ('header'), each prefixed with its block number
+CREATE FUNCTION page_contents(rel regclass, kind text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT b || ' ' || i.r
     FROM generate_series(0, (pg_relation_size(rel) / 8192)::int - 1) b,
-         heap_page_items(get_raw_page(rel::text, b))
+         LATERAL (SELECT row(lp, lp_off, lp_flags, lp_len, t_xmax, t_ctid, t_infomask2,
+                             t_infomask & ~768, t_hoff, t_bits, t_data)::text AS r
+                  FROM heap_page_items(get_raw_page(rel::text, b)) WHERE kind = 'item'
+                  UNION ALL
+                  SELECT row(lower, upper, special, pagesize, version, flags, prune_xid)::text
+                  FROM page_header(get_raw_page(rel::text, b)) WHERE kind = 'header') i
 $$;
-CREATE FUNCTION page_headers(rel regclass) RETURNS TABLE (blk int, lower int, upper int,
-    special int, pagesize int, version smallint, flags smallint, prune_xid xid)
-LANGUAGE sql AS $$
-    SELECT b, h.lower, h.upper, h.special, h.pagesize, h.version, h.flags, h.prune_xid
-    FROM generate_series(0, (pg_relation_size(rel) / 8192)::int - 1) b,
-         page_header(get_raw_page(rel::text, b)) h
+CREATE FUNCTION pages_differ(a regclass, b regclass, kind text) RETURNS bigint LANGUAGE sql AS $$
+    SELECT count(*) FROM (
+        (SELECT page_contents(a, kind) EXCEPT ALL SELECT page_contents(b, kind))
+        UNION ALL
+        (SELECT page_contents(b, kind) EXCEPT ALL SELECT page_contents(a, kind))) d
 $$;
 SELECT m AS model,
-       pg_relation_size(format('segment.%I', m || '_direct_assignments')) / 8192 AS pages,
-       (SELECT count(*) FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass)) AS tuples,
-       (SELECT count(*) FROM verify_heapam(format('segment.%I', m || '_direct_assignments')::regclass)) AS heap_problems,
-       EXISTS (SELECT bt_index_check(format('segment.%I', m || '_direct_assignments_pkey')::regclass, true)) AS index_ok,
-       (SELECT count(*) FROM (
-            (SELECT * FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass)
-             EXCEPT ALL SELECT * FROM page_items(format('segment.%I', m || '_heap_assignments')::regclass))
-            UNION ALL
-            (SELECT * FROM page_items(format('segment.%I', m || '_heap_assignments')::regclass)
-             EXCEPT ALL SELECT * FROM page_items(format('segment.%I', m || '_direct_assignments')::regclass))) d
-       ) AS differing_items,
-       (SELECT count(*) FROM (
-            (SELECT * FROM page_headers(format('segment.%I', m || '_direct_assignments')::regclass)
-             EXCEPT ALL SELECT * FROM page_headers(format('segment.%I', m || '_heap_assignments')::regclass))
-            UNION ALL
-            (SELECT * FROM page_headers(format('segment.%I', m || '_heap_assignments')::regclass)
-             EXCEPT ALL SELECT * FROM page_headers(format('segment.%I', m || '_direct_assignments')::regclass))) d
-       ) AS differing_pages
-FROM unnest(ARRAY['pages4', 'pages8']) m;
+       pg_relation_size(t.direct) / 8192 AS pages,
+       (SELECT count(*) FROM page_contents(t.direct, 'item')) AS tuples,
+       (SELECT count(*) FROM verify_heapam(t.direct)) AS heap_problems,
+       EXISTS (SELECT bt_index_check(t.direct_key, true)) AS index_ok,
+       pages_differ(t.direct, t.heap, 'item') AS differing_items,
+       pages_differ(t.direct, t.heap, 'header') AS differing_pages
+FROM unnest(ARRAY['pages4', 'pages8']) m,
+     LATERAL (SELECT format('segment.%I', m || '_direct_assignments')::regclass AS direct,
+                     format('segment.%I', m || '_direct_assignments_pkey')::regclass AS direct_key,
+                     format('segment.%I', m || '_heap_assignments')::regclass AS heap) t;
 -- inside the training's transaction: the rows are its own (xmin, not frozen), visible to
 -- it, and counted as inserted in the statistics; rolled back, no table is left
 BEGIN;
@@ -252,7 +245,7 @@ SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relname = 'pages_rolled_bac
 ROLLBACK;
 SELECT to_regclass('segment.pages_rolled_back_assignments') AS table_after_rollback;
 SELECT segment_drop(m) FROM unnest(ARRAY['pages4_direct', 'pages8_direct', 'pages4_heap', 'pages8_heap']) m;
-DROP FUNCTION page_items(regclass), page_headers(regclass);
+DROP FUNCTION pages_differ(regclass, regclass, text), page_contents(regclass, text);
 DROP VIEW pages_src4, pages_src8;
 DROP TABLE pages_src;
 DROP EXTENSION pageinspect;
