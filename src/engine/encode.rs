@@ -135,6 +135,13 @@ pub const DEFAULT_QUANTILE_BINS: usize = 5;
 pub const MAX_CATEGORIES: usize = 1000;
 /// Version of the JSON written by [`FittedEncoder::to_json`].
 pub const ENCODER_JSON_VERSION: u64 = 1;
+/// The largest magnitude an encoded value may have. Squared distances summed over
+/// billions of rows and hundreds of columns stay far inside float8 below it, so k-means,
+/// inertia and the metrics can never overflow to Infinity; a fitted encoder that would
+/// produce larger values on its own training data is refused, naming the feature.
+pub const MAX_ENCODED: f64 = 1e100;
+/// The largest feature weight (its columns are multiplied by its square root).
+pub const MAX_WEIGHT: f64 = 1e6;
 
 /// The valid encoder names, as listed in error messages.
 pub const VALID_ENCODERS: &str =
@@ -1046,7 +1053,7 @@ fn fit_numeric(s: &FeatureSpec, col: &RawColumn, kept: &[usize]) -> Result<NumMo
         }
         _ => standard_stats(&vals),
     };
-    Ok(NumModel {
+    let model = NumModel {
         pre,
         center,
         scale,
@@ -1055,7 +1062,50 @@ fn fit_numeric(s: &FeatureSpec, col: &RawColumn, kept: &[usize]) -> Result<NumMo
         min_max: false,
         inv_scale: 1.0,
         fill_out: 0.0,
-    })
+    };
+    check_encoded_range(s, &model, &vals)?;
+    Ok(model)
+}
+
+/// Refuse a fitted numeric feature whose parameters are not finite, or whose encoded
+/// training values (the extremes, as every encoder is monotone) or imputed value would
+/// exceed [`MAX_ENCODED`]: e.g. `min_max` over 1e308 and -1e308, whose range overflows,
+/// or `passthrough` of values near float8's limit.
+fn check_encoded_range(s: &FeatureSpec, model: &NumModel, vals: &[f64]) -> Result<(), EngineError> {
+    let mut m = model.clone();
+    let sw = s.weight.sqrt();
+    m.finish(sw, s.encoder == Encoder::MinMax);
+    let fail = |what: String| EngineError::Encode {
+        feature: s.name.clone(),
+        row: None,
+        reason: what,
+    };
+    if !(m.center.is_finite() && m.scale.is_finite() && m.scale > 0.0 && m.inv_scale.is_finite()) {
+        return Err(fail(format!(
+            "the {} encoder's statistics overflow float8 (center {:e}, scale {:e}): the values span too wide a range",
+            s.encoder.name(),
+            m.center,
+            m.scale
+        )));
+    }
+    let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut extremes = vec![m.fill_out];
+    if lo <= hi {
+        extremes.push(m.encode_value(lo) * sw);
+        extremes.push(m.encode_value(hi) * sw);
+    }
+    if let Some(v) = extremes
+        .into_iter()
+        .find(|v| !(v.is_finite() && v.abs() <= MAX_ENCODED))
+    {
+        return Err(fail(format!(
+            "encoded values reach {v:e}, beyond the {MAX_ENCODED:e} pg_segment allows (encoder {}, weight {})",
+            s.encoder.name(),
+            s.weight
+        )));
+    }
+    Ok(())
 }
 
 fn fit_one_hot(
@@ -1646,6 +1696,80 @@ mod tests {
                 codes[r].map_or(Value::Null, |c| Value::Text(&dict[c as usize]))
             }
         }
+    }
+
+    // ---- values at float8's limits: refused naming the feature, never stored -----
+
+    fn extremes() -> RawColumns {
+        num_col(&[
+            Some(1e308),
+            Some(-1e308),
+            Some(5e-324),
+            Some(0.0),
+            Some(1.0),
+        ])
+    }
+
+    #[test]
+    fn min_max_whose_range_overflows_is_refused() {
+        let specs = spec1("x", json!("min_max"));
+        expect_encode(
+            fit(&specs, &extremes()),
+            "x",
+            None,
+            "statistics overflow float8",
+        );
+    }
+
+    #[test]
+    fn standard_whose_variance_overflows_is_refused() {
+        // The variance overflows, so the scale falls back to 1 and the encoded values
+        // stay near ±1e308: out of range.
+        let specs = spec1("x", json!("standard"));
+        expect_encode(fit(&specs, &extremes()), "x", None, "beyond the 1e100");
+    }
+
+    #[test]
+    fn passthrough_beyond_max_encoded_is_refused() {
+        let specs = spec1("x", json!("passthrough"));
+        expect_encode(fit(&specs, &extremes()), "x", None, "beyond the 1e100");
+        // just inside the bound is fine
+        let raw = num_col(&[Some(MAX_ENCODED), Some(-MAX_ENCODED), Some(0.0)]);
+        assert!(fit(&specs, &raw).is_ok());
+    }
+
+    #[test]
+    fn robust_with_a_tiny_spread_and_huge_outliers_is_refused() {
+        let raw = num_col(&[Some(0.0), Some(0.0), Some(1e-300), Some(0.0), Some(1e200)]);
+        let specs = spec1("x", json!("robust"));
+        expect_encode(fit(&specs, &raw), "x", None, "beyond the 1e100");
+    }
+
+    #[test]
+    fn imputed_value_beyond_max_encoded_is_refused() {
+        let raw = num_col(&[Some(0.0), Some(1.0), None]);
+        let specs = spec1("x", json!({"passthrough": {}, "null": {"constant": 1e200}}));
+        expect_encode(fit(&specs, &raw), "x", None, "beyond the 1e100");
+    }
+
+    #[test]
+    fn log_standard_and_bins_handle_values_near_the_limit() {
+        let raw = num_col(&[Some(1e308), Some(5e-324), Some(0.0), Some(1.0)]);
+        assert!(fit(&spec1("x", json!("log_standard")), &raw).is_ok());
+        assert!(fit(
+            &spec1("x", json!({"quantile_bins": {"bins": 2}})),
+            &extremes()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn weight_above_max_weight_is_refused() {
+        let mut m = Map::new();
+        m.insert("x".into(), json!({"standard": {}, "weight": 1e7}));
+        expect_invalid(parse_spec(&Json::Object(m)), "x", "<= 1e6");
+        let ok = spec1("x", json!({"standard": {}, "weight": MAX_WEIGHT}));
+        assert_eq!(ok[0].weight, MAX_WEIGHT);
     }
 
     fn fixture(text: &str) -> Json {

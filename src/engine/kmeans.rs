@@ -187,23 +187,17 @@ impl KMeansParams {
     /// 0 <= tol < inf, at least one row and one feature, only finite values, a given
     /// init of shape (k, d) with finite values, and at least k distinct rows.
     pub fn check(&self, x: ArrayView2<f64>) -> Result<(), EngineError> {
-        if self.k < 1 {
-            return Err(EngineError::invalid(
-                "k",
-                format!("must be >= 1, got {}", self.k),
-            ));
-        }
-        if self.n_init < 1 {
-            return Err(EngineError::invalid(
-                "n_init",
-                format!("must be >= 1, got {}", self.n_init),
-            ));
-        }
-        if self.max_iter < 1 {
-            return Err(EngineError::invalid(
-                "max_iter",
-                format!("must be >= 1, got {}", self.max_iter),
-            ));
+        for (name, value, max) in [
+            ("k", self.k, MAX_K),
+            ("n_init", self.n_init, MAX_N_INIT),
+            ("max_iter", self.max_iter, MAX_ITER),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(EngineError::invalid(
+                    name,
+                    format!("must be between 1 and {max}, got {value}"),
+                ));
+            }
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(EngineError::invalid(
@@ -292,6 +286,14 @@ impl KMeansParams {
             .saturating_add(fixed)
     }
 }
+
+/// The largest k: segmentation, not vector quantization. Each Lloyd pass costs
+/// n x k x d, so k beyond this on millions of rows would run for hours.
+pub const MAX_K: usize = 1000;
+/// The most k-means++ restarts a fit may run.
+pub const MAX_N_INIT: usize = 100;
+/// The most Lloyd iterations a run may take.
+pub const MAX_ITER: usize = 10_000;
 
 /// One line of training progress, reported once per iteration.
 #[derive(Debug, Clone, PartialEq)]
@@ -3349,6 +3351,25 @@ mod tests {
         let e = KMeansParams::new(0).check(x.view()).unwrap_err();
         assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "k"));
         assert!(fit(x.view(), &KMeansParams::new(0), &mut NoHooks).is_err());
+    }
+
+    #[test]
+    fn rejects_k_n_init_and_max_iter_above_their_limits() {
+        let x = array![[1.0], [2.0], [3.0]];
+        let e = KMeansParams::new(MAX_K + 1).check(x.view()).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "k"));
+        let e = KMeansParams::new(2)
+            .n_init(MAX_N_INIT + 1)
+            .check(x.view())
+            .unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "n_init"));
+        let e = KMeansParams::new(2)
+            .max_iter(MAX_ITER + 1)
+            .check(x.view())
+            .unwrap_err();
+        assert!(matches!(e, EngineError::InvalidParameter { ref name, .. } if name == "max_iter"));
+        let at_limits = KMeansParams::new(2).n_init(MAX_N_INIT).max_iter(MAX_ITER);
+        assert!(at_limits.check(x.view()).is_ok());
     }
 
     #[test]

@@ -11,7 +11,8 @@ const VALID_POLICIES: &str =
     "\"error\", \"mean\", \"median\", \"mode\", \"indicator\", \"skip\", {\"constant\": value}";
 
 use super::{
-    bool_text, NumText, DEFAULT_ONE_HOT_TOP, DEFAULT_QUANTILE_BINS, MAX_CATEGORIES, VALID_ENCODERS,
+    bool_text, NumText, DEFAULT_ONE_HOT_TOP, DEFAULT_QUANTILE_BINS, MAX_CATEGORIES, MAX_WEIGHT,
+    VALID_ENCODERS,
 };
 
 // ------------------------------------------------------------------------------------
@@ -446,10 +447,10 @@ pub(super) fn parse_null_policy(feature: &str, v: &Json) -> Result<NullPolicy, E
 
 pub(super) fn parse_weight(feature: &str, v: &Json) -> Result<f64, EngineError> {
     match num_from_json(v) {
-        Some(w) if w > 0.0 => Ok(w),
+        Some(w) if w > 0.0 && w <= MAX_WEIGHT => Ok(w),
         _ => Err(bad(
             feature,
-            format!("weight must be a finite number > 0, got {v}"),
+            format!("weight must be a number > 0 and <= {MAX_WEIGHT:e}, got {v}"),
         )),
     }
 }
@@ -461,10 +462,13 @@ pub(super) fn validate_spec(s: &FeatureSpec) -> Result<(), EngineError> {
     if f.is_empty() {
         return Err(bad("features", "a feature name is empty"));
     }
-    if !(s.weight.is_finite() && s.weight > 0.0) {
+    if !(s.weight.is_finite() && s.weight > 0.0 && s.weight <= MAX_WEIGHT) {
         return Err(bad(
             f,
-            format!("weight must be a finite number > 0, got {}", s.weight),
+            format!(
+                "weight must be a number > 0 and <= {MAX_WEIGHT:e}, got {}",
+                s.weight
+            ),
         ));
     }
     match &s.encoder {
