@@ -89,4 +89,7 @@ install_extension() {
   cargo pgrx package --pg-config "$PG_CONFIG" >/dev/null
   local pkg="$ROOT/target/release/pg_segment-pg${PG_MAJOR}"
   as_root cp -r "$pkg/usr/." /usr/
+  # The frozen install scripts of earlier releases and the upgrade scripts between them
+  # (cargo pgrx package writes only the current version's install script).
+  as_root cp "$ROOT"/sql/pg_segment--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }

@@ -42,6 +42,7 @@ step "pgrx tests" scripts/pgrx_test.sh
 step "install extension" install_extension
 step "SQL regression" scripts/regress.sh
 step "crash recovery of assignment tables" scripts/crash_test.sh
+step "upgrade from 0.1.0, dump and restore" scripts/upgrade_test.sh
 
 echo
 echo "================ pg_segment test summary ================"

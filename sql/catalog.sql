@@ -1,8 +1,20 @@
--- pg_segment catalog: models, their versions, per-segment facts and profiles, all in
--- schema "segment". Functions stay in the extension's schema; these tables are what
--- segment_train writes and what the result views read. Rows are readable by everyone;
--- only members of a model's owning role may change or delete them (row-level security),
--- because the SQL functions run with the caller's privileges (SECURITY INVOKER).
+-- pg_segment catalog: models, their versions, per-segment facts and profiles, and who
+-- may read each model, all in schema "segment". Functions stay in the extension's
+-- schema; these tables are what segment_train writes and what the result views read.
+--
+-- Security model (see README, "Who can see what"):
+-- * A model belongs to the role that trained it (`owner`). Only members of that role
+--   may change or drop it (row-level security on every catalog table), because the SQL
+--   functions run with the caller's privileges (SECURITY INVOKER).
+-- * A model is private: its catalog rows (statistics of the source's columns) are
+--   readable only by members of the owner role and of roles it was granted to
+--   (segment_grant); its assignment table (the source's ids) likewise.
+-- * Assignment tables are owned by the extension's owner, so that no model owner can
+--   rename, drop or keep one apart from its model; they are created only by
+--   segment_train's own code (never through an SQL-callable helper) and dropped with
+--   their model's row (trigger below).
+-- * Every function here runs with search_path = pg_catalog, pg_temp, and every object
+--   it names is schema-qualified: nothing on a caller's search_path can stand in.
 CREATE SCHEMA IF NOT EXISTS segment;
 COMMENT ON SCHEMA segment IS 'pg_segment catalog tables and result views';
 GRANT USAGE ON SCHEMA segment TO PUBLIC;
@@ -10,18 +22,19 @@ GRANT USAGE ON SCHEMA segment TO PUBLIC;
 CREATE TABLE segment.models (
     name            text PRIMARY KEY
                     CHECK (name ~ '^[A-Za-z_][A-Za-z0-9_]{0,47}$'),
-    owner           regrole NOT NULL DEFAULT current_user::regrole,
+    -- quote_ident: current_user::regrole would fold "ProbeUpper" to probeupper
+    owner           regrole NOT NULL
+                    DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
     source          text NOT NULL,          -- qualified name of the training source
-    source_oid      oid NOT NULL,
+    source_oid      regclass NOT NULL,      -- the source itself (dumps by name)
     id_column       text NOT NULL,
     id_type         regtype NOT NULL,
     features        jsonb,                  -- the spec as given (NULL = defaults)
     spec            jsonb NOT NULL,         -- the resolved spec, one entry per feature
     params          jsonb NOT NULL,         -- k, k_min, k_max, seed, n_init, max_iter, tol
     current_version int,
-    -- segment."<name>_assignments". The CHECK matters for security: the SECURITY
-    -- DEFINER helpers below create and drop exactly this table, so it must never name
-    -- anything else.
+    -- segment."<name>_assignments". The CHECK matters for security: the delete
+    -- trigger below drops exactly this table, so it must never name anything else.
     assignments     text NOT NULL CHECK (assignments = name || '_assignments'),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -50,7 +63,8 @@ CREATE TABLE segment.versions (
     calinski_harabasz float8,
     k_selection     jsonb,                  -- per-k scores when k was chosen
     seed            bigint NOT NULL,
-    trained_by      regrole NOT NULL DEFAULT current_user::regrole,
+    trained_by      regrole NOT NULL
+                    DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
     trained_at      timestamptz NOT NULL DEFAULT now(),
     seconds         float8 NOT NULL,
     PRIMARY KEY (model, version)
@@ -87,111 +101,97 @@ CREATE TABLE segment.profile_data (
 CREATE INDEX ON segment.profile_data (model, version);
 COMMENT ON TABLE segment.profile_data IS 'Per segment and feature: mean or category share, in original units';
 
--- Row-level security: everyone reads, owners write.
+CREATE TABLE segment.grants (
+    model           text NOT NULL REFERENCES segment.models (name) ON DELETE CASCADE,
+    grantee         regrole NOT NULL,
+    granted_by      regrole NOT NULL
+                    DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
+    granted_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (model, grantee)
+);
+COMMENT ON TABLE segment.grants IS 'Roles a model''s owner has let read it (segment_grant / segment_revoke)';
+
+-- Row-level security: a model's rows are read by its owner's members and grantees, and
+-- written only by its owner's members.
 ALTER TABLE segment.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.segments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.profile_data ENABLE ROW LEVEL SECURITY;
+ALTER TABLE segment.grants ENABLE ROW LEVEL SECURITY;
+
+-- Whether `who` was granted `model`. SECURITY DEFINER only so that the policy on
+-- segment.models can read segment.grants without the grants' own policy (which reads
+-- segment.models) recursing; it reads nothing else and returns one boolean.
+CREATE FUNCTION segment._granted(model text, who name) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM segment.grants g
+                     WHERE g.model OPERATOR(pg_catalog.=) $1
+                       AND pg_catalog.pg_has_role($2, g.grantee, 'MEMBER')) $$;
+COMMENT ON FUNCTION segment._granted(text, name) IS 'internal: true when role "who" is a member of a role granted the model';
+
+-- A catalog row of `model` is visible exactly when the model's row is (its policy).
+CREATE FUNCTION segment._can_read(model text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1) $$;
+COMMENT ON FUNCTION segment._can_read(text) IS 'internal: true when the current role may read the model';
 
 CREATE FUNCTION segment._owns(model text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT EXISTS (SELECT 1 FROM segment.models m
-                     WHERE m.name = $1 AND pg_has_role(m.owner, 'MEMBER')) $$;
-COMMENT ON FUNCTION segment._owns(text) IS 'true when the current role is a member of the model''s owner';
+                     WHERE m.name OPERATOR(pg_catalog.=) $1
+                       AND pg_catalog.pg_has_role(m.owner, 'MEMBER')) $$;
+COMMENT ON FUNCTION segment._owns(text) IS 'internal: true when the current role is a member of the model''s owner';
 
-CREATE POLICY read ON segment.models FOR SELECT USING (true);
+CREATE POLICY read ON segment.models FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER') OR segment._granted(name, CURRENT_USER));
 CREATE POLICY write ON segment.models FOR ALL
-    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
-CREATE POLICY read ON segment.versions FOR SELECT USING (true);
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY read ON segment.versions FOR SELECT USING (segment._can_read(model));
 CREATE POLICY write ON segment.versions FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
-CREATE POLICY read ON segment.segments FOR SELECT USING (true);
+CREATE POLICY read ON segment.segments FOR SELECT USING (segment._can_read(model));
 CREATE POLICY write ON segment.segments FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
-CREATE POLICY read ON segment.profile_data FOR SELECT USING (true);
+CREATE POLICY read ON segment.profile_data FOR SELECT USING (segment._can_read(model));
 CREATE POLICY write ON segment.profile_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+CREATE POLICY read ON segment.grants FOR SELECT
+    USING (pg_catalog.pg_has_role(grantee, 'MEMBER') OR segment._owns(model));
+CREATE POLICY write ON segment.grants FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON segment.models, segment.versions,
-    segment.segments, segment.profile_data TO PUBLIC;
+GRANT SELECT, INSERT, DELETE ON segment.models, segment.versions,
+    segment.segments, segment.profile_data, segment.grants TO PUBLIC;
+-- A model's name, owner and assignment table never change after training (the delete
+-- trigger and the assignment table's grants rely on that); labels, the current
+-- version and a version's training time (written last) may.
+GRANT UPDATE (current_version) ON segment.models TO PUBLIC;
+GRANT UPDATE (label) ON segment.segments TO PUBLIC;
+GRANT UPDATE (seconds) ON segment.versions TO PUBLIC;
 
--- internal: the catalog row of a model the session's role may write, or an error.
-CREATE FUNCTION segment._model_for_write(model text) RETURNS segment.models
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
-AS $$
-DECLARE m segment.models;
-BEGIN
-    SELECT * INTO m FROM segment.models WHERE name = model;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '22023';
-    END IF;
-    IF NOT pg_has_role(session_user, m.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'must be a member of role "%" to write model "%"', m.owner, model
-            USING ERRCODE = '42501';
-    END IF;
-    RETURN m;
-END $$;
-COMMENT ON FUNCTION segment._model_for_write(text) IS 'internal: a writable model''s catalog row';
-
--- internal: give a just-created assignment table to the model's owner, readable by all.
-CREATE FUNCTION segment._hand_over(m segment.models) RETURNS text
-LANGUAGE plpgsql
-SET search_path = pg_catalog
-AS $$
-BEGIN
-    EXECUTE format('ALTER TABLE segment.%I OWNER TO %I', m.assignments, m.owner::text);
-    EXECUTE format('GRANT SELECT ON segment.%I TO PUBLIC', m.assignments);
-    RETURN format('segment.%I', m.assignments);
-END $$;
-REVOKE ALL ON FUNCTION segment._hand_over(segment.models) FROM PUBLIC;
-COMMENT ON FUNCTION segment._hand_over(segment.models) IS 'internal: hands an assignment table to its model''s owner';
-
--- Assignment tables live in schema segment, which ordinary roles may not create in.
--- This SECURITY DEFINER helper creates one for a model whose catalog row the caller was
--- allowed to write (row-level security), owned by that model's owner role.
-CREATE FUNCTION segment._create_assignments(model text) RETURNS text
+-- A model's assignment table goes with its catalog row, however the row is deleted.
+CREATE FUNCTION segment._drop_assignments() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE m segment.models;
 BEGIN
-    m := segment._model_for_write(model);
-    -- segment_train fills it in bulk, then adds the primary key on the id. The two int
-    -- columns sit together so that, after an 8-byte id, rows need no alignment padding.
-    EXECUTE format('CREATE TABLE segment.%I (%I %s NOT NULL, segment int NOT NULL, '
-                   'version int NOT NULL, distance float8 NOT NULL)',
-                   m.assignments, m.id_column, m.id_type);
-    RETURN segment._hand_over(m);
+    IF pg_catalog.to_regclass(pg_catalog.format('segment.%I', OLD.assignments)) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE segment.%I', OLD.assignments);
+    END IF;
+    RETURN OLD;
 END $$;
-COMMENT ON FUNCTION segment._create_assignments(text) IS 'internal: creates a model''s assignment table for its owner';
+REVOKE ALL ON FUNCTION segment._drop_assignments() FROM PUBLIC;
+COMMENT ON FUNCTION segment._drop_assignments() IS 'internal: drops a deleted model''s assignment table';
+CREATE TRIGGER drop_assignments AFTER DELETE ON segment.models
+    FOR EACH ROW EXECUTE FUNCTION segment._drop_assignments();
 
--- Its primary key, built once after the bulk load (creating an index needs CREATE on
--- schema segment, which ordinary roles lack). Serially: the rows arrive in id order where
--- ids are integers, and a parallel build would only add worker start-up.
-CREATE FUNCTION segment._add_assignments_key(model text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
-SET max_parallel_maintenance_workers = 0
-AS $$
-DECLARE m segment.models;
-BEGIN
-    m := segment._model_for_write(model);
-    EXECUTE format('ALTER TABLE segment.%I ADD PRIMARY KEY (%I)', m.assignments, m.id_column);
-END $$;
-COMMENT ON FUNCTION segment._add_assignments_key(text) IS 'internal: adds the primary key of a model''s assignment table';
-
--- Dropping needs ownership of the table (which the model's owner role has), not schema
--- privileges, so this one runs with the caller's rights.
-CREATE FUNCTION segment._drop_assignments(model text) RETURNS void
-LANGUAGE plpgsql SECURITY INVOKER
-SET search_path = pg_catalog
-AS $$
-DECLARE m segment.models;
-BEGIN
-    SELECT * INTO m FROM segment.models WHERE name = model;
-    IF NOT FOUND THEN RETURN; END IF;
-    EXECUTE format('DROP TABLE IF EXISTS segment.%I', m.assignments);
-END $$;
-COMMENT ON FUNCTION segment._drop_assignments(text) IS 'internal: drops a model''s assignment table';
+-- The owner of a model that exists, readable or not (like pg_class, names and owners are
+-- not secret), so that a private model's error says "permission denied", not "does not
+-- exist".
+CREATE FUNCTION segment._model_owner(model text) RETURNS regrole
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT m.owner FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1 $$;
+COMMENT ON FUNCTION segment._model_owner(text) IS 'internal: the owner of a model, readable or not';
 
 -- What segment_assign_detail returns (lives in the extension's schema).
 CREATE TYPE segment_assignment AS (
@@ -203,15 +203,16 @@ CREATE TYPE segment_assignment AS (
 );
 COMMENT ON TYPE segment_assignment IS 'Result of segment_assign_detail';
 
--- Result views for BI tools: the current version of every model.
-CREATE VIEW segment.summary AS
+-- Result views for BI tools: the current version of every model the reader may read
+-- (security_invoker: the catalog's row-level security applies to whoever queries them).
+CREATE VIEW segment.summary WITH (security_invoker = true) AS
 SELECT s.model, s.version, s.segment, s.label, s.size, s.share, s.mean_distance,
        s.silhouette, s.nearest_segment, s.separation
 FROM segment.segments s
 JOIN segment.models m ON m.name = s.model AND m.current_version = s.version;
 COMMENT ON VIEW segment.summary IS 'Current version of each model, one row per segment';
 
-CREATE VIEW segment.profiles AS
+CREATE VIEW segment.profiles WITH (security_invoker = true) AS
 SELECT p.model, p.version, p.segment, g.label, p.feature, p.category,
        p.segment_value, p.overall_value,
        CASE WHEN p.overall_value IS NULL OR p.overall_value = 0 THEN NULL
@@ -221,7 +222,7 @@ JOIN segment.models m ON m.name = p.model AND m.current_version = p.version
 JOIN segment.segments g USING (model, version, segment);
 COMMENT ON VIEW segment.profiles IS 'Segment x feature: mean (numeric) or share (category) in the segment vs overall, and index = 100 * segment / overall';
 
-CREATE VIEW segment.quality AS
+CREATE VIEW segment.quality WITH (security_invoker = true) AS
 SELECT v.model, v.version, v.k, v.rows_used, v.inertia, v.silhouette,
        v.silhouette_sample, v.davies_bouldin, v.calinski_harabasz, v.iterations,
        v.converged, v.trained_at, v.seconds, (m.current_version = v.version) AS current
@@ -234,3 +235,4 @@ SELECT pg_catalog.pg_extension_config_dump('segment.models', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.versions', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.segments', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.profile_data', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.grants', '');

@@ -6,6 +6,7 @@
 //! every later row reuses the decoded encoder, centroids and the row type's attribute
 //! map. A statement keeps the version it loaded even if a refresh switches the current
 //! version meanwhile. Backends are single-threaded, so the cache needs no locking.
+use super::args::{RawJsonb, Scalar};
 use super::call_site;
 use super::error::{raise, Code};
 use super::model::{self, LoadedModel};
@@ -15,7 +16,7 @@ use crate::engine::kmeans::{self, CentroidIndex, Nearest};
 use ndarray::ArrayView2;
 use pgrx::memcxt::PgMemoryContexts;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, AnyElement, JsonB};
+use pgrx::{pg_sys, AnyElement};
 
 /// Attribute map of one row type: for each model feature, its attribute number
 /// (0-based) and converter.
@@ -40,13 +41,10 @@ struct AssignCache {
     rowmap: Option<RowMap>,
     /// The argument type last checked to be a row type.
     row_type_checked: pg_sys::Oid,
-    /// segment._assign_cols: for each model feature, its argument number and converter.
+    /// segment._assign_planned: for each model feature, its argument number and converter.
     cols: Option<Vec<(usize, Conv)>>,
-    /// Per-row values of segment._assign_cols, reused (they borrow from the current row).
+    /// Per-row values of segment._assign_planned, reused (they borrow from the current row).
     col_values: Vec<Value<'static>>,
-    /// segment._assign_cols: the model and version arguments are constants (or
-    /// parameters), so after the first row they need no checking.
-    args_constant: bool,
     out: Vec<f64>,
 }
 
@@ -71,35 +69,35 @@ fn cache<'a>(
 ) -> &'a mut AssignCache {
     // SAFETY: this call's fcinfo; every function here keeps an AssignCache.
     let (slot, mcxt) = unsafe { call_site::slot::<AssignCache>(fcinfo) };
-    {
-        let stale = slot
-            .as_ref()
-            .is_none_or(|c| c.model.name != model || c.requested_version != version);
-        if stale {
-            model::check_model_name(model);
-            let m = model::load(model, version);
-            let index = CentroidIndex::new(
-                ArrayView2::from_shape((m.k, m.dim), &m.centroids)
-                    .expect("centroid shape checked at load"),
-            );
-            *slot = Some(AssignCache {
-                mcxt,
-                index,
-                out: vec![0.0; m.dim],
-                model: m,
-                requested_version: version,
-                rowmap: None,
-                row_type_checked: pg_sys::Oid::INVALID,
-                cols: None,
-                col_values: Vec::new(),
-                args_constant: false,
-            });
-        }
-        slot.as_mut().expect("cache was just filled")
+    let stale = slot
+        .as_ref()
+        .is_none_or(|c| c.model.name != model || c.requested_version != version);
+    if stale {
+        model::check_model_name(model);
+        *slot = Some(AssignCache::new(mcxt, model::load(model, version), version));
     }
+    slot.as_mut().expect("cache was just filled")
 }
 
 impl AssignCache {
+    fn new(mcxt: pg_sys::MemoryContext, m: LoadedModel, version: Option<i32>) -> Self {
+        let index = CentroidIndex::new(
+            ArrayView2::from_shape((m.k, m.dim), &m.centroids)
+                .expect("centroid shape checked at load"),
+        );
+        AssignCache {
+            mcxt,
+            index,
+            out: vec![0.0; m.dim],
+            model: m,
+            requested_version: version,
+            rowmap: None,
+            row_type_checked: pg_sys::Oid::INVALID,
+            cols: None,
+            col_values: Vec::new(),
+        }
+    }
+
     fn centroids(&self) -> ArrayView2<'_, f64> {
         ArrayView2::from_shape((self.model.k, self.model.dim), &self.model.centroids)
             .expect("centroid shape checked at load")
@@ -246,21 +244,22 @@ impl AssignCache {
         }
     }
 
-    /// Encode a jsonb object keyed by feature name; false when skipped.
-    fn encode_json(&mut self, obj: &serde_json::Value) -> bool {
-        let Some(map) = obj.as_object() else {
+    /// Encode a jsonb object keyed by feature name; false when skipped. Only the
+    /// model's keys are read (see jsonb.rs).
+    fn encode_json(&mut self, obj: &RawJsonb) -> bool {
+        if !obj.is_object() {
             raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!(
                     "segment_assign for model \"{}\" expects a jsonb object, got {}",
                     self.model.name,
-                    json_kind(obj)
+                    obj.kind()
                 ),
                 Some(
                     "Pass an object such as '{\"age\": 34, \"region\": \"north\"}'::jsonb.".into(),
                 ),
             );
-        };
+        }
         let features: Vec<String> = self
             .model
             .encoder
@@ -271,28 +270,22 @@ impl AssignCache {
         let kinds = self.model.encoder.feature_kinds();
         let mut vals = Vec::with_capacity(features.len());
         for (f, kind) in features.iter().zip(kinds) {
-            let v = match map.get(f) {
-                None => raise(
+            vals.push(match obj.get(f) {
+                Scalar::Missing => raise(
                     Code::ERRCODE_UNDEFINED_COLUMN,
                     format!("key \"{f}\" is missing from the jsonb passed to segment_assign for model \"{}\"", self.model.name),
                     Some(format!("The model's features are: {}. Use null for a missing value.", features.join(", "))),
                 ),
-                Some(v) => v,
-            };
-            vals.push(match v {
-                serde_json::Value::Null => Value::Null,
-                serde_json::Value::Bool(b) => Value::Bool(*b),
-                serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
-                serde_json::Value::String(s) if kind == ColumnKind::Numeric => {
-                    Value::Num(self.numeric_text(f, s))
-                }
-                serde_json::Value::String(s) => Value::Text(s.as_str()),
-                other => raise(
+                Scalar::Null => Value::Null,
+                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Num(x) => Value::Num(x),
+                Scalar::Str(s) if kind == ColumnKind::Numeric => Value::Num(self.numeric_text(f, s)),
+                Scalar::Str(s) => Value::Text(s),
+                Scalar::Nested => raise(
                     Code::ERRCODE_INVALID_PARAMETER_VALUE,
                     format!(
-                        "feature \"{f}\" of model \"{}\": expected a scalar, got {}",
-                        self.model.name,
-                        json_kind(other)
+                        "feature \"{f}\" of model \"{}\": expected a scalar, got an array or object",
+                        self.model.name
                     ),
                     None,
                 ),
@@ -354,34 +347,24 @@ impl AssignCache {
     }
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
 /// The segment (1-based) of a row of the model's source, or of any row type with
-/// columns named like the model's features (extra columns are ignored). NULL when a
-/// feature's NULL policy is "skip" and that feature is NULL. `version` pins a version
-/// (default: the current one).
+/// columns named like the model's features (extra columns are ignored). NULL when the
+/// row or the model name is NULL (the NULL row of an outer join), or when a feature's
+/// NULL policy is "skip" and that feature is NULL. `version` pins a version (default:
+/// the current one).
 ///
 /// ```sql
 /// SELECT c.customer_id, segment_assign('customers', c) FROM crm.customer_features c;
 /// ```
 #[pg_extern(stable, parallel_safe, name = "segment_assign")]
 fn segment_assign_row(
-    model: &str,
-    row: AnyElement,
+    model: Option<&str>,
+    row: Option<AnyElement>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<i32> {
-    let c = cache(fcinfo, model, version);
-    if !c.encode_row(&row) {
+    let c = cache(fcinfo, model?, version);
+    if !c.encode_row(&row?) {
         return None;
     }
     Some(c.segment())
@@ -401,15 +384,38 @@ fn put_value(enc: &encode::FittedEncoder, f: usize, v: Value<'_>, out: &mut [f64
 
 super::planner::function_info_v1!(pg_finfo_segment_assign_cols);
 
-/// `segment._assign_cols(model text, version int, features text[], VARIADIC "any")`:
-/// what the planner turns `segment_assign(model, row)` into (see [`super::planner`]):
-/// the feature columns arrive as separate arguments, named by `features`.
+/// `segment._assign_cols`, the planner's target in 0.1.0. Kept only so that the 0.1.0
+/// install script still loads with this library; `ALTER EXTENSION pg_segment UPDATE`
+/// drops the function.
 ///
 /// # Safety
-/// Called by fmgr with this signature (at least 3 arguments).
+/// Called by fmgr.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn segment_assign_cols(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    model::check_catalog_version();
+    raise(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "segment._assign_cols is no longer used",
+        Some("Run ALTER EXTENSION pg_segment UPDATE;".into()),
+    )
+}
+
+super::planner::function_info_v1!(pg_finfo_segment_assign_planned);
+
+/// `segment._assign_planned(model text, planned text, VARIADIC cols "any")`: what the
+/// planner turns `segment_assign(model, row)` into (see [`super::planner`]). `planned`
+/// is the model as it was when the query was planned (so planning and execution can
+/// never disagree about it), and the feature columns arrive as separate arguments in
+/// the order of its features.
+///
+/// # Safety
+/// Called by fmgr with this signature (at least 2 arguments).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn segment_assign_planned(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: fmgr passes nargs arguments; argument types are read from the call's
@@ -417,66 +423,47 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
     unsafe {
         let nargs = (*fcinfo).nargs as usize;
         let args = (*fcinfo).args.as_slice(nargs);
-        if nargs < 3 || args[0].isnull || args[2].isnull {
+        if nargs < 2 || args[0].isnull || args[1].isnull {
             (*fcinfo).isnull = true;
             return pg_sys::Datum::from(0);
         }
-        let constant = matches!(
-            call_site::slot::<AssignCache>(fcinfo).0,
-            Some(c) if c.args_constant
-        );
-        let c: &mut AssignCache = if constant {
-            call_site::slot::<AssignCache>(fcinfo)
-                .0
-                .as_mut()
-                .expect("checked above")
-        } else {
-            let Some(model) = super::values::text_str(args[0].value) else {
+        let (slot, mcxt) = call_site::slot::<AssignCache>(fcinfo);
+        if slot.is_none() {
+            // The planner writes both as constants, so they are read once per call site.
+            let name = super::values::text_str(args[0].value).unwrap_or_default();
+            let planned = super::values::text_str(args[1].value).unwrap_or_default();
+            let m = LoadedModel::from_plan_text(name, planned);
+            let mut c = AssignCache::new(mcxt, m, None);
+            let features = c.model.encoder.feature_names().len();
+            if nargs != 2 + features {
                 raise(
-                    Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                    "model name is not valid UTF-8",
+                    Code::ERRCODE_DATA_CORRUPTED,
+                    format!(
+                        "model \"{name}\": the plan passes {} columns for {features} features",
+                        nargs - 2
+                    ),
                     None,
-                )
-            };
-            let version = (!args[1].isnull).then(|| args[1].value.value() as i32);
-            let c = cache(fcinfo, model, version);
-            let flinfo = (*fcinfo).flinfo;
-            c.args_constant = pg_sys::get_fn_expr_arg_stable(flinfo, 0)
-                && pg_sys::get_fn_expr_arg_stable(flinfo, 1);
-            c
-        };
-        if c.cols.is_none() {
-            let names: Vec<String> = Vec::<Option<String>>::from_datum(args[2].value, false)
-                .unwrap_or_default()
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect();
-            let mut cols = Vec::new();
-            for f in c.model.encoder.feature_names() {
-                let Some(i) = names.iter().position(|n| n == f) else {
-                    super::planner::stale_plan(&c.model.name, f)
-                };
-                let arg = 3 + i;
-                if arg >= nargs {
-                    super::planner::stale_plan(&c.model.name, f)
-                }
-                let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, arg as i32);
-                cols.push((arg, conv_for(typ)));
+                );
             }
-            c.cols = Some(cols);
+            c.cols = Some(
+                (0..features)
+                    .map(|f| {
+                        let arg = 2 + f;
+                        let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, arg as i32);
+                        (arg, conv_for(typ))
+                    })
+                    .collect(),
+            );
+            *slot = Some(c);
         }
+        let c = slot.as_mut().expect("filled above");
         // Fast path: every feature a plain value (see FittedEncoder::put_num).
         let enc = &c.model.encoder;
         let out = &mut c.out;
-        let fast = c
-            .cols
-            .as_ref()
-            .expect("mapped")
-            .iter()
-            .enumerate()
-            .all(|(f, &(i, conv))| {
-                !args[i].isnull && put_value(enc, f, value_of(conv, args[i].value), out)
-            });
+        let cols = c.cols.as_ref().expect("mapped");
+        let fast = cols.iter().enumerate().all(|(f, &(i, conv))| {
+            !args[i].isnull && put_value(enc, f, value_of(conv, args[i].value), out)
+        });
         if fast {
             return pg_sys::Datum::from(c.segment());
         }
@@ -500,57 +487,60 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
 }
 
 /// The segment (1-based) of a jsonb object keyed by feature name. A missing key is an
-/// error; JSON null is NULL; unseen categories go to the one-hot "(other)" column.
+/// error; JSON null is NULL; unseen categories go to the one-hot "(other)" column; keys
+/// the model does not read are ignored. NULL in gives NULL out.
 ///
 /// ```sql
 /// SELECT segment_assign('customers', '{"age": 34, "income": 52000, "region": "north"}'::jsonb);
 /// ```
 #[pg_extern(stable, parallel_safe, name = "segment_assign")]
 fn segment_assign_json(
-    model: &str,
-    features: JsonB,
+    model: Option<&str>,
+    features: Option<RawJsonb>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<i32> {
-    let c = cache(fcinfo, model, version);
-    if !c.encode_json(&features.0) {
+    let c = cache(fcinfo, model?, version);
+    if !c.encode_json(&features?) {
         return None;
     }
     Some(c.segment())
 }
 
-/// The segment (1-based) of an already-encoded vector (as from `segment_encode`).
+/// The segment (1-based) of an already-encoded vector (as from `segment_encode`). NULL
+/// in gives NULL out.
 ///
 /// ```sql
 /// SELECT segment_assign('customers', ARRAY[0.1, -1.2, 0, 1]::float8[]);
 /// ```
 #[pg_extern(stable, parallel_safe, name = "segment_assign")]
 fn segment_assign_encoded(
-    model: &str,
-    encoded: Array<'_, f64>,
+    model: Option<&str>,
+    encoded: Option<Array<'_, f64>>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
-) -> i32 {
-    let c = cache(fcinfo, model, version);
-    c.encoded(super::arrays::vector(&encoded, "encoded"));
-    c.segment()
+) -> Option<i32> {
+    let c = cache(fcinfo, model?, version);
+    c.encoded(super::arrays::vector(&encoded?, "encoded"));
+    Some(c.segment())
 }
 
 /// Segment, label, distance to its centroid, the runner-up segment and the margin
-/// (runner-up distance minus own distance) of a row. NULL when skipped.
+/// (runner-up distance minus own distance) of a row. NULL when skipped, or for a NULL
+/// row or model name.
 ///
 /// ```sql
 /// SELECT (segment_assign_detail('customers', c)).* FROM crm.customer_features c;
 /// ```
 #[pg_extern(stable, parallel_safe, name = "segment_assign_detail")]
 fn segment_assign_detail_row(
-    model: &str,
-    row: AnyElement,
+    model: Option<&str>,
+    row: Option<AnyElement>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::composite_type!('static, "segment_assignment")> {
-    let c = cache(fcinfo, model, version);
-    if !c.encode_row(&row) {
+    let c = cache(fcinfo, model?, version);
+    if !c.encode_row(&row?) {
         return None;
     }
     let nr = c.nearest();
@@ -560,13 +550,13 @@ fn segment_assign_detail_row(
 /// `segment_assign_detail` for a jsonb object keyed by feature name.
 #[pg_extern(stable, parallel_safe, name = "segment_assign_detail")]
 fn segment_assign_detail_json(
-    model: &str,
-    features: JsonB,
+    model: Option<&str>,
+    features: Option<RawJsonb>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::composite_type!('static, "segment_assignment")> {
-    let c = cache(fcinfo, model, version);
-    if !c.encode_json(&features.0) {
+    let c = cache(fcinfo, model?, version);
+    if !c.encode_json(&features?) {
         return None;
     }
     let nr = c.nearest();
@@ -574,30 +564,30 @@ fn segment_assign_detail_json(
 }
 
 /// The encoded feature vector of a row, in the model's encoded column order
-/// (`segment.versions.feature_names`). NULL when skipped.
+/// (`segment.versions.feature_names`). NULL when skipped, or for a NULL row or model.
 ///
 /// ```sql
 /// SELECT segment_encode('customers', c) FROM crm.customer_features c LIMIT 3;
 /// ```
 #[pg_extern(stable, parallel_safe, name = "segment_encode")]
 fn segment_encode_row(
-    model: &str,
-    row: AnyElement,
+    model: Option<&str>,
+    row: Option<AnyElement>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<Vec<f64>> {
-    let c = cache(fcinfo, model, version);
-    c.encode_row(&row).then(|| c.out.clone())
+    let c = cache(fcinfo, model?, version);
+    c.encode_row(&row?).then(|| c.out.clone())
 }
 
 /// The encoded feature vector of a jsonb object keyed by feature name.
 #[pg_extern(stable, parallel_safe, name = "segment_encode")]
 fn segment_encode_json(
-    model: &str,
-    features: JsonB,
+    model: Option<&str>,
+    features: Option<RawJsonb>,
     version: default!(Option<i32>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<Vec<f64>> {
-    let c = cache(fcinfo, model, version);
-    c.encode_json(&features.0).then(|| c.out.clone())
+    let c = cache(fcinfo, model?, version);
+    c.encode_json(&features?).then(|| c.out.clone())
 }

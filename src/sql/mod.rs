@@ -6,6 +6,7 @@
 
 pub mod adhoc;
 pub mod aggregates;
+pub mod args;
 pub mod arrays;
 pub mod assign;
 pub mod call_site;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod pages;
 pub mod planner;
 pub mod reader;
+pub mod spi;
 pub mod train;
 pub mod values;
 pub mod writer;

@@ -5,19 +5,25 @@
 //! the function then takes that copy apart again. When the call is
 //! `segment_assign(<constant model>, <whole row of a table>[, version])`, this support
 //! function (SupportRequestSimplify) rewrites it at plan time into
-//! `segment._assign_cols(model, version, <feature names>, <only the feature columns>)`:
+//! `segment._assign_planned(model, <the model itself>, <only the feature columns>)`:
 //! the scan hands over just the columns the model reads, already deformed.
 //!
+//! The model travels in the plan (encoder, centroids, as text that round-trips
+//! exactly), so planning and execution always use the same model, even when a
+//! concurrent retrain commits between the two (they may run under different
+//! snapshots). A plan that holds a model depends on segment.models and on the role
+//! that planned it: every change of a model (train, drop, grant) invalidates the plans
+//! of every session, which are then planned again with the current model.
+//!
 //! The rewrite is skipped (the plain function runs) whenever its equivalence is not
-//! obvious: a model that does not exist yet or lacks one of the table's columns (the
-//! plain function raises the usual errors), a row that is not a base table's (a
-//! subquery, a function), a query with explicit JOINs (an outer join could null the
-//! whole row, which the plain function reports as NULL), or a query that groups, is
-//! DISTINCT or has window functions (see [`simplify`]). `EXPLAIN VERBOSE` shows it. The
-//! feature names travel with the call, so a plan cached before the model was retrained
-//! with other features errors out clearly instead of mixing columns up.
-use super::error::{raise, Code};
+//! obvious: a model that does not exist or that the role may not read, or that lacks
+//! one of the table's columns (the plain function raises the usual errors), a row that
+//! is not a base table's (a subquery, a function), a query with explicit JOINs (an outer
+//! join could null the whole row, which the plain function reports as NULL), or a query
+//! that groups, is DISTINCT or has window functions (see [`simplify`]). `EXPLAIN
+//! VERBOSE` shows it.
 use super::model;
+use super::spi;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -134,41 +140,30 @@ unsafe fn simplify(
         } else {
             None
         };
-        let features = features_of(&name, version)?;
-        let target = assign_cols_oid()?;
-
-        // segment._assign_cols(model, version, features, VARIADIC columns)
+        if !model::readable(&name, version) {
+            return None; // the plain function raises the error when it runs
+        }
+        let m = model::load(&name, version);
+        let target = assign_planned_oid()?;
         let mut new_args: *mut pg_sys::List = std::ptr::null_mut();
-        new_args = pg_sys::lappend(new_args, model.cast());
-        let version_arg: *mut pg_sys::Node = if nargs == 3 {
-            arg(2)
-        } else {
-            pg_sys::makeConst(
-                pg_sys::INT4OID,
-                -1,
-                pg_sys::InvalidOid,
-                4,
-                pg_sys::Datum::from(0),
-                true,
-                true,
+        let text_const = |s: &str| -> Option<*mut pg_sys::Node> {
+            Some(
+                pg_sys::makeConst(
+                    pg_sys::TEXTOID,
+                    -1,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    -1,
+                    s.into_datum()?,
+                    false,
+                    false,
+                )
+                .cast(),
             )
-            .cast()
         };
-        new_args = pg_sys::lappend(new_args, version_arg.cast());
-        let names: Vec<&str> = features.iter().map(String::as_str).collect();
-        let names_datum = names.into_datum()?;
-        let names_const = pg_sys::makeConst(
-            pg_sys::TEXTARRAYOID,
-            -1,
-            pg_sys::DEFAULT_COLLATION_OID,
-            -1,
-            names_datum,
-            false,
-            false,
-        );
-        new_args = pg_sys::lappend(new_args, names_const.cast());
-        for f in &features {
-            let c = CString::new(f.as_str()).ok()?;
+        new_args = pg_sys::lappend(new_args, text_const(&name)?.cast());
+        new_args = pg_sys::lappend(new_args, text_const(&m.to_plan_text())?.cast());
+        for f in m.encoder.feature_names() {
+            let c = CString::new(f).ok()?;
             let attno = pg_sys::get_attnum((*rte).relid, c.as_ptr());
             if attno <= 0 {
                 return None; // missing (or a system column): the plain path reports it
@@ -179,6 +174,15 @@ unsafe fn simplify(
             pg_sys::get_atttypetypmodcoll((*rte).relid, attno, &mut typ, &mut typmod, &mut coll);
             let v = pg_sys::makeVar(varno, attno, typ, typmod, coll, 0);
             new_args = pg_sys::lappend(new_args, v.cast());
+        }
+        // The plan now depends on the catalog: every change of a model invalidates
+        // segment.models' relcache entry (model::invalidate_plans), which makes cached
+        // plans that list it among their relations be planned again. And it holds what
+        // this role may read: a cached plan is not reused by another role.
+        let glob = (*root).glob;
+        if !glob.is_null() {
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, models_oid()?);
+            (*glob).dependsOnRole = true;
         }
         let out = pg_sys::makeFuncExpr(
             target,
@@ -193,57 +197,32 @@ unsafe fn simplify(
     }
 }
 
-/// The input feature names of a model (version: None = current), or None when it does
-/// not exist (the plain function then reports that when it runs).
-fn features_of(name: &str, version: Option<i32>) -> Option<Vec<String>> {
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT true FROM segment.models m JOIN segment.versions v ON v.model = m.name
-          WHERE m.name = $1 AND v.version = coalesce($2, m.current_version)",
-        &[name.into(), version.into()],
-    );
-    if !matches!(exists, Ok(Some(true))) {
-        return None;
-    }
-    let m = model::load(name, version);
-    Some(
-        m.encoder
-            .feature_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+/// The oid of `segment._assign_planned(text, text, VARIADIC "any")`; None before
+/// `ALTER EXTENSION pg_segment UPDATE` has created it (the call is then left alone).
+fn assign_planned_oid() -> Option<pg_sys::Oid> {
+    spi::one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regprocedure('segment._assign_planned(text, text, \"any\")')::pg_catalog.oid",
+        &[],
     )
+    .filter(|&oid| oid != pg_sys::InvalidOid)
 }
 
-/// The oid of `segment._assign_cols(text, int, text[], VARIADIC "any")`.
-fn assign_cols_oid() -> Option<pg_sys::Oid> {
-    let oid = Spi::get_one::<pg_sys::Oid>(
-        "SELECT 'segment._assign_cols(text, integer, text[], \"any\")'::regprocedure::oid",
+/// The oid of segment.models.
+fn models_oid() -> Option<pg_sys::Oid> {
+    spi::one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass('segment.models')::pg_catalog.oid",
+        &[],
     )
-    .ok()
-    .flatten()?;
-    (oid != pg_sys::InvalidOid).then_some(oid)
-}
-
-/// Raised by `segment._assign_cols` when the plan names features the model no longer has.
-pub fn stale_plan(model: &str, feature: &str) -> ! {
-    raise(
-        Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-        format!(
-            "model \"{model}\" has feature \"{feature}\", which this query was not planned with"
-        ),
-        Some(
-            "The model was retrained with other features after the query was planned: run it again (DISCARD PLANS for prepared statements).".into(),
-        ),
-    )
+    .filter(|&oid| oid != pg_sys::InvalidOid)
 }
 
 pgrx::extension_sql!(
     r#"
-CREATE FUNCTION segment._assign_cols(model text, version integer, features text[], VARIADIC cols "any")
+CREATE FUNCTION segment._assign_planned(model text, planned text, VARIADIC cols "any")
 RETURNS integer LANGUAGE c STABLE PARALLEL SAFE COST 25
-AS 'MODULE_PATHNAME', 'segment_assign_cols';
-COMMENT ON FUNCTION segment._assign_cols(text, integer, text[], "any") IS
-    'internal: segment_assign(model, row) as the planner rewrites it, given only the feature columns';
+AS 'MODULE_PATHNAME', 'segment_assign_planned';
+COMMENT ON FUNCTION segment._assign_planned(text, text, "any") IS
+    'internal: segment_assign(model, row) as the planner rewrites it: the model as planned, and only the feature columns';
 CREATE FUNCTION segment._assign_support(internal) RETURNS internal
 LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_assign_support';
 COMMENT ON FUNCTION segment._assign_support(internal) IS

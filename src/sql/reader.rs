@@ -3,6 +3,12 @@
 //! directly (feature columns arrive already cast
 //! to float8 / text / bool by the SELECT), integer ids stay integers, and text is borrowed
 //! rather than copied. This is the hot path of `segment_train`'s scan.
+//!
+//! This is the one statement pg_segment runs under the caller's own search_path (see
+//! spi.rs): it reads the caller's relation with the caller's privileges, so a view's
+//! functions must behave as they do for the caller. Its text names only the quoted
+//! relation, quoted columns and `pg_catalog`-qualified types, so nothing on that path
+//! can stand in for anything it names.
 use super::error::{raise, Code};
 use super::values::{conv_for, text_str, value_of, Conv};
 use crate::engine::encode::{ColumnKind, Value};
@@ -103,8 +109,8 @@ pub fn select_query(
 ) -> String {
     let idq = quote_identifier(id_column);
     let mut select = vec![match id_kind {
-        IdKind::Int => format!("{idq}::int8"),
-        IdKind::Text => format!("{idq}::text"),
+        IdKind::Int => format!("{idq}::pg_catalog.int8"),
+        IdKind::Text => format!("{idq}::pg_catalog.text"),
     }];
     for (name, kind, type_oid) in features {
         let q = quote_identifier(name);
@@ -112,9 +118,9 @@ pub fn select_query(
             // Native numeric types are read as they are (see values::conv_for, including
             // a fast numeric decoder); anything else numeric is cast by PostgreSQL.
             ColumnKind::Numeric if native_numeric(*type_oid) => q,
-            ColumnKind::Numeric => format!("{q}::float8"),
-            ColumnKind::Bool => format!("{q}::bool"),
-            ColumnKind::Text => format!("{q}::text"),
+            ColumnKind::Numeric => format!("{q}::pg_catalog.float8"),
+            ColumnKind::Bool => format!("{q}::pg_catalog.bool"),
+            ColumnKind::Text => format!("{q}::pg_catalog.text"),
         });
     }
     format!("SELECT {} FROM {}", select.join(", "), qualified_source)

@@ -2,9 +2,11 @@
 //! the features spec, fit k-means (choosing k when asked), store the model in the
 //! catalog and materialize every row's assignment. Everything happens in the caller's
 //! transaction, so an error anywhere leaves nothing behind.
+use super::args::{RawJsonb, RegClass};
 use super::error::{raise, raise_detail, Code, OrRaise};
-use super::model::check_model_name;
+use super::model::{check_catalog_version, check_model_name, invalidate_plans, require};
 use super::reader::{self, Id, IdKind, Ids};
+use super::spi;
 use super::values::kind_of_category;
 use super::writer::AssignWriter;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
@@ -12,7 +14,7 @@ use crate::engine::hash::FxHashSet;
 use crate::engine::{kmeans, metrics, report, sample, EngineError};
 use ndarray::{Array2, ArrayView2, Axis};
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgRelation};
+use pgrx::JsonB;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,16 +43,22 @@ fn ctx(model: &str) -> String {
     format!("segment_train(\"{model}\")")
 }
 
-fn describe_source(rel: &PgRelation) -> Source {
-    let oid = rel.oid();
-    let (qualified, relkind) = Spi::get_two_with_args::<String, String>(
-        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+fn describe_source(oid: pg_sys::Oid) -> Source {
+    let (qualified, relkind) = spi::two::<String, String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+             ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[oid.into()],
     )
-    .ok()
     .map(|(a, b)| (a.unwrap_or_default(), b.unwrap_or_default()))
-    .unwrap_or_default();
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", oid.to_u32()),
+            None,
+        )
+    });
     if !matches!(relkind.as_str(), "r" | "v" | "m" | "p" | "f") {
         raise(
             Code::ERRCODE_WRONG_OBJECT_TYPE,
@@ -58,20 +66,14 @@ fn describe_source(rel: &PgRelation) -> Source {
             None,
         );
     }
-    let can_read =
-        Spi::get_one_with_args::<bool>("SELECT has_table_privilege($1, 'SELECT')", &[oid.into()]);
-    if !matches!(can_read, Ok(Some(true))) {
-        raise(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied for {qualified}: segment_train reads the source with your privileges"),
-            Some(format!("GRANT SELECT ON {qualified} TO the role that trains the model.")),
-        );
-    }
-    let columns = Spi::connect(|client| {
+    let columns = spi::connect(|client| {
         let rows = client.select(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), t.typcategory::text
-               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+            "SELECT a.attname::pg_catalog.text, a.atttypid,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory::pg_catalog.text
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t
+                 ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
               ORDER BY a.attnum",
             None,
             &[oid.into()],
@@ -86,13 +88,63 @@ fn describe_source(rel: &PgRelation) -> Source {
                 kind: kind_of_category(&cat),
             });
         }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        Ok(out)
+    });
     Source {
         oid,
         qualified,
         columns,
+    }
+}
+
+/// Training reads exactly the id and feature columns, with the caller's privileges: a
+/// column grant on those suffices (as for any SELECT), and a missing one is named.
+fn check_column_privileges(model: &str, source: &Source, columns: &[&str]) {
+    for col in columns {
+        let ok = spi::one::<bool>(
+            "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
+            &[source.oid.into(), (*col).into()],
+        );
+        if ok != Some(true) {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "{}: permission denied for column \"{col}\" of relation {}",
+                    ctx(model),
+                    source.qualified
+                ),
+                Some(format!(
+                    "segment_train reads the id and feature columns with your privileges: GRANT SELECT ({}) ON {} TO the role that trains the model.",
+                    spi::ident(col),
+                    source.qualified
+                )),
+            );
+        }
+    }
+}
+
+fn already_exists(model: &str) -> ! {
+    raise(
+        Code::ERRCODE_DUPLICATE_OBJECT,
+        format!("model \"{model}\" already exists"),
+        Some(format!(
+            "Drop it first with SELECT segment_drop('{model}'), or choose another name."
+        )),
+    )
+}
+
+/// A fit whose centroids or inertia are not finite is never stored (the encoder's
+/// range check makes this unreachable; it guards the catalog all the same).
+fn check_fit(model: &str, centroids: &Array2<f64>, inertia: f64) {
+    if !inertia.is_finite() || centroids.iter().any(|v| !v.is_finite()) {
+        raise(
+            Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            format!(
+                "{}: the fit overflowed float8 (inertia {inertia})",
+                ctx(model)
+            ),
+            Some("Scale the features (standard, log_standard) or lower their weights.".into()),
+        );
     }
 }
 
@@ -334,20 +386,26 @@ fn read_source(
     // budget skip it (the read itself still stops at twice the budget).
     let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
     let capacity = (budget / per_row.max(1)).max(1_000);
-    let estimate = Spi::get_one_with_args::<f32>(
-        "SELECT CASE WHEN relkind IN ('r', 'm') THEN reltuples END FROM pg_class WHERE oid = $1",
+    let estimate = spi::one::<f32>(
+        "SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[])
+                     THEN c.reltuples END
+           FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[source.oid.into()],
     )
-    .ok()
-    .flatten()
     .unwrap_or(-1.0);
     let total = if estimate >= 0.0 && (estimate as f64) * 2.0 < capacity as f64 {
         estimate as usize
     } else {
-        Spi::get_one::<i64>(&format!("SELECT count(*) FROM {}", source.qualified))
-            .ok()
-            .flatten()
-            .unwrap_or(0) as usize
+        // Like the read itself (reader.rs), this runs with the caller's search_path, so
+        // that a view's functions behave as for the caller; everything it names is
+        // qualified. It reads no column, so the feature columns' grants suffice.
+        Spi::get_one::<i64>(&format!(
+            "SELECT pg_catalog.count(*) FROM {}",
+            source.qualified
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(0) as usize
     };
     let keep: Option<Vec<usize>> =
         (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
@@ -731,17 +789,17 @@ fn matrix_literal(m: &Array2<f64>) -> String {
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn segment_train(
-    model: &str,
-    source: PgRelation,
-    id_column: &str,
-    features: default!(Option<JsonB>, "NULL"),
+    model: Option<&str>,
+    source: Option<RegClass>,
+    id_column: Option<&str>,
+    features: default!(Option<RawJsonb>, "NULL"),
     k: default!(Option<i32>, "NULL"),
-    k_min: default!(i32, 2),
-    k_max: default!(i32, 8),
-    seed: default!(i64, 0),
-    n_init: default!(i32, 4),
-    max_iter: default!(i32, 300),
-    tol: default!(f64, 1e-4),
+    k_min: default!(Option<i32>, 2),
+    k_max: default!(Option<i32>, 8),
+    seed: default!(Option<i64>, 0),
+    n_init: default!(Option<i32>, 4),
+    max_iter: default!(Option<i32>, 300),
+    tol: default!(Option<f64>, 1e-4),
 ) -> TableIterator<
     'static,
     (
@@ -762,7 +820,17 @@ fn segment_train(
     ),
 > {
     let started = Instant::now();
+    let f = "segment_train";
+    let model = require(model, f, "model");
+    let source = require(source, f, "source").0;
+    let id_column = require(id_column, f, "id_column");
+    let (k_min, k_max) = (require(k_min, f, "k_min"), require(k_max, f, "k_max"));
+    let seed = require(seed, f, "seed");
+    let n_init = require(n_init, f, "n_init");
+    let max_iter = require(max_iter, f, "max_iter");
+    let tol = require(tol, f, "tol");
     check_model_name(model);
+    check_catalog_version();
     let c = ctx(model);
     let bad = |name: &str, reason: String| -> ! {
         raise(
@@ -771,6 +839,7 @@ fn segment_train(
             None,
         )
     };
+    let max_k = kmeans::MAX_K as i32;
     if let Some(k) = k {
         if k < 1 {
             raise(
@@ -779,37 +848,52 @@ fn segment_train(
                 Some("Pass k => NULL to choose k between k_min and k_max.".into()),
             );
         }
-    } else if k_min < 1 || k_max < k_min {
+        if k > max_k {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{c}: k must be at most {max_k}, got {k}"),
+                Some(
+                    "Customer segments are few (3 to 20 is usual); pg_segment caps k at 1000."
+                        .into(),
+                ),
+            );
+        }
+    } else if k_min < 1 || k_max < k_min || k_max > max_k {
         bad(
             "k_min",
-            format!("need 1 <= k_min <= k_max, got k_min = {k_min}, k_max = {k_max}"),
+            format!("need 1 <= k_min <= k_max <= {max_k}, got k_min = {k_min}, k_max = {k_max}"),
         );
     }
-    if n_init < 1 {
-        bad("n_init", format!("must be at least 1, got {n_init}"));
+    if !(1..=kmeans::MAX_N_INIT as i32).contains(&n_init) {
+        bad(
+            "n_init",
+            format!("must be between 1 and {}, got {n_init}", kmeans::MAX_N_INIT),
+        );
     }
-    if max_iter < 1 {
-        bad("max_iter", format!("must be at least 1, got {max_iter}"));
+    if !(1..=kmeans::MAX_ITER as i32).contains(&max_iter) {
+        bad(
+            "max_iter",
+            format!("must be between 1 and {}, got {max_iter}", kmeans::MAX_ITER),
+        );
     }
     if !(tol >= 0.0 && tol.is_finite()) {
         bad("tol", format!("must be a finite number >= 0, got {tol}"));
     }
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT true FROM segment.models WHERE name = $1",
+    // Concurrent trainings of one name queue here (until the first commits or aborts),
+    // so the second sees the first's model and gets 42710, not a key violation.
+    spi::run(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_segment.model'), pg_catalog.hashtext($1))",
         &[model.into()],
     );
-    if matches!(exists, Ok(Some(true))) {
-        raise(
-            Code::ERRCODE_DUPLICATE_OBJECT,
-            format!("model \"{model}\" already exists"),
-            Some(format!(
-                "Drop it first with SELECT segment_drop('{model}'), or choose another name."
-            )),
-        );
+    if spi::one::<bool>(
+        "SELECT segment._model_owner($1) IS NOT NULL",
+        &[model.into()],
+    ) == Some(true)
+    {
+        already_exists(model);
     }
 
-    let src = describe_source(&source);
-    drop(source);
+    let src = describe_source(source);
     let id_col = src
         .columns
         .iter()
@@ -818,8 +902,11 @@ fn segment_train(
     let id_type = id_col.type_oid;
     let id_col_type_name = id_col.type_name.clone();
     let id_kind = IdKind::of(id_type);
-    let features_json = features.as_ref().map(|j| j.0.clone());
+    let features_json = features.as_ref().map(|j| j.parse(f, "features"));
     let specs = resolve_spec(model, features_json.as_ref(), id_column, &src);
+    let mut read_columns = vec![id_column];
+    read_columns.extend(specs.iter().map(|s| s.name.as_str()));
+    check_column_privileges(model, &src, &read_columns);
 
     let seed_u = seed as u64;
     let mut phase = Phase::new(model);
@@ -936,23 +1023,27 @@ fn segment_train(
     let assignments = format!("{model}_assignments");
 
     // The model's row first: creating its assignment table needs it.
-    Spi::run_with_args(
+    check_fit(model, &r.centroids, r.inertia);
+    let inserted = spi::one::<bool>(
         "INSERT INTO segment.models (name, source, source_oid, id_column, id_type, features, spec, params, current_version, assignments)
-         VALUES ($1, $2, $3, $4, $5::regtype, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3::pg_catalog.regclass, $4, $5::pg_catalog.regtype, $6, $7, $8, $9, $10)
+         ON CONFLICT DO NOTHING RETURNING true",
         &[
             model.into(),
             src.qualified.as_str().into(),
             src.oid.into(),
             id_column.into(),
             id_type.into(),
-            features.into(),
+            features_json.clone().map(JsonB).into(),
             JsonB(encode::spec_to_json(&specs)).into(),
             JsonB(params).into(),
             version.into(),
             assignments.as_str().into(),
         ],
-    )
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    );
+    if inserted != Some(true) {
+        already_exists(model);
+    }
 
     // Metrics (pure engine work) run on a second thread while this one, the only one
     // that may call into Postgres, materializes every row's assignment (all rows, also
@@ -1072,12 +1163,12 @@ fn segment_train(
     phase.done("write assignments (and metrics)");
 
     // Store: version, segments, profiles.
-    Spi::run_with_args(
+    spi::run(
         "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
             rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
             inertia, silhouette, silhouette_sample, davies_bouldin, calinski_harabasz, k_selection,
             seed, seconds)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
+         VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
                  $17, $18, $19, $20, $21, $22, 0)",
         &[
             model.into(),
@@ -1103,11 +1194,10 @@ fn segment_train(
             fit.k_selection.clone().map(JsonB).into(),
             seed.into(),
         ],
-    )
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    );
     for f in &facts {
         let centroid: Vec<f64> = r.centroids.row(f.segment).to_vec();
-        Spi::run_with_args(
+        spi::run(
             "INSERT INTO segment.segments (model, version, segment, size, share, mean_distance, silhouette,
                 nearest_segment, separation, centroid)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1123,17 +1213,20 @@ fn segment_train(
                 f.separation.into(),
                 centroid.into(),
             ],
-        )
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        );
     }
     let p_seg: Vec<i32> = profiles.iter().map(|p| p.segment as i32 + 1).collect();
     let p_feat: Vec<String> = profiles.iter().map(|p| p.feature.clone()).collect();
     let p_cat: Vec<Option<String>> = profiles.iter().map(|p| p.category.clone()).collect();
     let p_sv: Vec<Option<f64>> = profiles.iter().map(|p| p.segment_value).collect();
     let p_ov: Vec<Option<f64>> = profiles.iter().map(|p| p.overall_value).collect();
-    Spi::run_with_args(
+    spi::run(
         "INSERT INTO segment.profile_data (model, version, segment, feature, category, segment_value, overall_value)
-         SELECT $1, $2, u.* FROM unnest($3::int[], $4::text[], $5::text[], $6::float8[], $7::float8[]) u",
+         SELECT $1, $2, u.* FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.int4[]),
+                                             pg_catalog.unnest($4::pg_catalog.text[]),
+                                             pg_catalog.unnest($5::pg_catalog.text[]),
+                                             pg_catalog.unnest($6::pg_catalog.float8[]),
+                                             pg_catalog.unnest($7::pg_catalog.float8[])) u",
         &[
             model.into(),
             version.into(),
@@ -1143,16 +1236,16 @@ fn segment_train(
             p_sv.into(),
             p_ov.into(),
         ],
-    )
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    );
 
     phase.done("store catalog");
     let seconds = started.elapsed().as_secs_f64();
-    Spi::run_with_args(
-        "UPDATE segment.versions SET seconds = $3 WHERE model = $1 AND version = $2",
+    spi::run(
+        "UPDATE segment.versions v SET seconds = $3
+          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
         &[model.into(), version.into(), seconds.into()],
-    )
-    .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+    );
+    invalidate_plans();
 
     TableIterator::once((
         model.to_string(),

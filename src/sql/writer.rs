@@ -1,7 +1,7 @@
 //! Writing a model's assignment table (`segment.<model>_assignments`) in bulk.
 //!
-//! `segment._create_assignments` (SECURITY DEFINER) creates the empty table, owned by the
-//! model's owner. With integer ids, rows are laid out a page at a time and each page is
+//! [`create_table`] creates the empty table as the extension's owner (see spi.rs), for
+//! the model being trained. With integer ids, rows are laid out a page at a time and each page is
 //! logged as one full-page image (pages.rs; `pg_segment.direct_writes`); otherwise they
 //! go straight into the heap with `heap_multi_insert` in batches, as `COPY FROM` does
 //! (one WAL record per page rather than per row, no executor, no SQL arrays). Either
@@ -14,10 +14,10 @@
 use super::error::{raise, Code};
 use super::pages::PageWriter;
 use super::reader::Id;
+use super::spi;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 use std::ffi::CString;
 
 /// `pg_segment.direct_writes`: whether assignment tables with integer ids are written a
@@ -37,6 +37,61 @@ pub fn define_gucs() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// Create `segment.<assignments>` for `model`, whose catalog row this transaction has
+/// just inserted (segment_train is the only caller; no SQL-callable function does this).
+/// The table belongs to the extension's owner, so that no model owner can rename, drop
+/// or keep it apart from its model (the delete trigger on segment.models drops it);
+/// the model's owner role may read it, and roles it grants (segment_grant).
+fn create_table(
+    model: &str,
+    assignments: &str,
+    id_column: &str,
+    id_type_oid: pg_sys::Oid,
+) -> pg_sys::Oid {
+    let owner = spi::one::<String>(
+        "SELECT pg_catalog.pg_get_userbyid(m.owner)::pg_catalog.text FROM segment.models m
+          WHERE m.name OPERATOR(pg_catalog.=) $1",
+        &[model.into()],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("model \"{model}\" has no catalog row to create its assignment table for"),
+            None,
+        )
+    });
+    // Under the fixed search_path, format_type qualifies every type outside pg_catalog.
+    let id_type = spi::one::<String>(
+        "SELECT pg_catalog.format_type($1, NULL)",
+        &[id_type_oid.into()],
+    )
+    .unwrap_or_default();
+    let table = format!("segment.{}", spi::ident(assignments));
+    // The two int columns sit together so that, after an 8-byte id, rows need no
+    // alignment padding.
+    let create = format!(
+        "CREATE TABLE {table} ({} {id_type} NOT NULL, segment pg_catalog.int4 NOT NULL, \
+         version pg_catalog.int4 NOT NULL, distance pg_catalog.float8 NOT NULL)",
+        spi::ident(id_column)
+    );
+    let grant = format!("GRANT SELECT ON {table} TO {}", spi::ident(&owner));
+    spi::as_extension_owner(&[], || {
+        spi::run(&create, &[]);
+        spi::run(&grant, &[]);
+    });
+    spi::one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[table.as_str().into()],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not create the assignment table of model \"{model}\""),
+            None,
+        )
+    })
 }
 
 /// Rows per heap_multi_insert call (COPY FROM's own batch size).
@@ -121,19 +176,7 @@ impl AssignWriter {
         k: usize,
         expected_rows: usize,
     ) -> AssignWriter {
-        let oid = Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT segment._create_assignments($1)::regclass::oid",
-            &[model.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            raise(
-                Code::ERRCODE_INTERNAL_ERROR,
-                format!("could not create the assignment table of model \"{model}\""),
-                None,
-            )
-        });
+        let oid = create_table(model, assignments, id_column, id_type_oid);
         // SAFETY: getBaseType/getTypeInputInfo read the syscache of an existing type.
         let id_datum = unsafe {
             match pg_sys::getBaseType(id_type_oid) {
@@ -197,8 +240,8 @@ impl AssignWriter {
         };
         AssignWriter {
             model: model.to_string(),
-            table: format!("segment.{}", quote_identifier(assignments)),
-            id_column: quote_identifier(id_column),
+            table: format!("segment.{}", spi::ident(assignments)),
+            id_column: spi::ident(id_column),
             id_type: id_type.to_string(),
             version,
             id_datum,
@@ -346,26 +389,26 @@ impl AssignWriter {
                     return;
                 }
                 let (ids, array_type): (pgrx::datum::DatumWithOid, &str) = if ids_text.is_empty() {
-                    (std::mem::take(ids_int).into(), "int8[]")
+                    (std::mem::take(ids_int).into(), "pg_catalog.int8[]")
                 } else {
-                    (std::mem::take(ids_text).into(), "text[]")
+                    (std::mem::take(ids_text).into(), "pg_catalog.text[]")
                 };
-                Spi::run_with_args(
-                    &format!(
+                let sql = format!(
                         // unnest in the target list streams (ProjectSet); in FROM it
                         // would materialize into a tuplestore first.
                         "INSERT INTO {} ({}, segment, distance, version)
-                         SELECT unnest($1::{array_type})::{}, unnest($2::int[]), unnest($3::float8[]), $4",
+                         SELECT pg_catalog.unnest($1::{array_type})::{}, pg_catalog.unnest($2::pg_catalog.int4[]),
+                                pg_catalog.unnest($3::pg_catalog.float8[]), $4",
                         self.table, self.id_column, self.id_type
-                    ),
-                    &[
-                        ids,
-                        std::mem::take(segs).into(),
-                        std::mem::take(dists).into(),
-                        self.version.into(),
-                    ],
-                )
-                .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+                );
+                let args = [
+                    ids,
+                    std::mem::take(segs).into(),
+                    std::mem::take(dists).into(),
+                    self.version.into(),
+                ];
+                // The table belongs to the extension's owner (see create_table).
+                spi::as_extension_owner(&[], || spi::run(&sql, &args));
             }
         }
     }
@@ -407,11 +450,16 @@ impl AssignWriter {
                 pg_sys::CommandCounterIncrement();
             }
         }
-        Spi::run_with_args(
-            "SELECT segment._add_assignments_key($1)",
-            &[self.model.as_str().into()],
-        )
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None));
+        // Creating an index needs CREATE on schema segment, and the table belongs to the
+        // extension's owner. Serially: the rows arrive in id order where ids are
+        // integers, and a parallel build would only add worker start-up.
+        let sql = format!(
+            "ALTER TABLE {} ADD PRIMARY KEY ({})",
+            self.table, self.id_column
+        );
+        spi::as_extension_owner(&[(c"max_parallel_maintenance_workers", c"0")], || {
+            spi::run(&sql, &[])
+        });
         debug2!(
             "segment_train(\"{}\"): primary key of {}: {:.3} s",
             self.model,

@@ -86,13 +86,14 @@ SELECT segment_label('m', 7, 'x');
 SELECT segment_label('nope', 1, 'x');
 SELECT segment_drop('nope');
 
--- the catalog cannot be abused to make the SECURITY DEFINER helpers touch other tables
+-- the catalog cannot be abused to make the delete trigger (the one SECURITY DEFINER
+-- action left) touch other tables, or to act on other roles' models
 SET ROLE analyst;
 INSERT INTO segment.models (name, source, source_oid, id_column, id_type, spec, params, assignments)
 VALUES ('evil', 'x', 0, 'id', 'int', '{}', '{}', 'models');
 INSERT INTO segment.models (name, owner, source, source_oid, id_column, id_type, spec, params, assignments)
 VALUES ('evil', 'postgres', 'x', 0, 'id', 'int', '{}', '{}', 'evil_assignments');
-SELECT segment._drop_assignments('m');
+SELECT segment._grant('m', 'analyst'::regrole, true);
 DELETE FROM segment.models WHERE name = 'm';
 RESET ROLE;
 SELECT count(*) AS models_intact FROM segment.models WHERE name = 'm';
@@ -103,7 +104,8 @@ GRANT SELECT ON people TO analyst;
 SET ROLE analyst;
 SELECT model, k, rows_used FROM segment_train('mine', 'people', 'id', '{"age": "standard"}', k => 2, seed => 1);
 SELECT name, owner FROM segment.models WHERE name = 'mine';
-SELECT tableowner, has_table_privilege('public', 'segment.mine_assignments', 'SELECT') AS public_reads
+SELECT tableowner, has_table_privilege('public', 'segment.mine_assignments', 'SELECT') AS public_reads,
+       has_table_privilege('analyst', 'segment.mine_assignments', 'SELECT') AS owner_reads
 FROM pg_tables WHERE schemaname = 'segment' AND tablename = 'mine_assignments';
 SELECT segment_label('mine', 1, 'young');
 SELECT segment_assign('mine', p) IS NOT NULL AS assigns FROM people p WHERE id = 1;
@@ -127,3 +129,39 @@ SELECT tableowner FROM pg_tables WHERE schemaname = 'segment' AND tablename = 'm
 SELECT segment_drop('mine_big');
 RESET ROLE;
 DROP TABLE many_people;
+
+-- bad input never ends in XX000: JSON nested beyond reason, numbers beyond float8
+SELECT segment_train('bad', 'people', 'id', (repeat('{"a":', 200) || '1' || repeat('}', 200))::jsonb, k => 2);
+SELECT segment_train('bad', 'people', 'id', (repeat('[', 3000) || repeat(']', 3000))::jsonb, k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": {"standard": {}, "weight": 1e309}}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": {"standard": {}, "null": {"constant": 1e400}}}', k => 2);
+SELECT segment_train('bad', 'people', 'id', '{"age": {"standard": {}, "weight": 1e308}}', k => 2);
+-- a jsonb row: keys the model does not read are ignored however deep they nest; a
+-- feature's number beyond float8 follows its NULL policy
+SELECT segment_assign('m', ('{"age": 30, "notes": ' || repeat('[', 3000) || repeat(']', 3000) || '}')::jsonb) IS NOT NULL AS deep_ignored;
+SELECT segment_assign('m', '{"age": 1e309}'::jsonb);
+-- values at float8's limits: every encoder's statistics and encoded values stay finite
+-- and bounded, or the feature is named
+CREATE TABLE extremes (id int, v float8);
+INSERT INTO extremes VALUES (1, 1e308), (2, -1e308), (3, 5e-324), (4, 0), (5, 1), (6, 2);
+SELECT segment_train('bad', 'extremes', 'id', '{"v": "min_max"}', k => 2);
+SELECT segment_train('bad', 'extremes', 'id', '{"v": "standard"}', k => 2);
+SELECT segment_train('bad', 'extremes', 'id', '{"v": "passthrough"}', k => 2);
+SELECT segment_train('bad', 'extremes', 'id', '{"v": "robust"}', k => 2);
+SELECT k, rows_used FROM segment_train('ext_bins', 'extremes', 'id', '{"v": {"quantile_bins": {"bins": 3}}}', k => 2);
+SELECT segment_drop('ext_bins');
+-- limits on the work asked for
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 150000);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => NULL, k_min => 2, k_max => 1000000);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2, n_init => 2147483647);
+SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2, max_iter => 2147483647);
+-- a forged catalog row is refused when loaded, never used
+UPDATE segment.versions SET centroids = '{{NaN},{2}}' WHERE model = 'm';
+SELECT segment_assign('m', '{"age": 30}'::jsonb);
+UPDATE segment.versions SET centroids = '{1}' WHERE model = 'm';
+SELECT segment_assign('m', '{"age": 30}'::jsonb);
+UPDATE segment.versions SET centroids = '{{1e300},{2}}' WHERE model = 'm';
+SELECT segment_assign('m', '{"age": 30}'::jsonb);
+UPDATE segment.versions SET encoder = '{"version": 1}' WHERE model = 'm';
+SELECT segment_assign('m', '{"age": 30}'::jsonb);
+SELECT count(*) AS leftover FROM segment.models WHERE name LIKE 'bad%' OR name LIKE 'ext%';
