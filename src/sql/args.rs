@@ -37,19 +37,29 @@ impl FromDatum for RawJsonb {
     }
 }
 
-// SAFETY: the argument is a jsonb Datum, read through FromDatum like pgrx's own types.
-unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        // SAFETY: as for pgrx's own FromDatum argument types.
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
+/// Makes a `FromDatum` type usable as a `#[pg_extern]` argument of SQL type `$sql`, the
+/// way pgrx does for its own types (`argue_from_datum!`). Declare such arguments as
+/// `Option<T>`: a NULL then arrives as `None` instead of failing inside pgrx.
+macro_rules! argument_type {
+    ($ty:ty, $sql:literal) => {
+        // SAFETY: the argument is a Datum of SQL type $sql, read through FromDatum like
+        // pgrx's own argument types.
+        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                // SAFETY: as for pgrx's own FromDatum argument types.
+                unsafe {
+                    arg.unbox_arg_using_from_datum()
+                        .unwrap_or_else(|| panic!("argument {index} must not be null"))
+                }
+            }
         }
-    }
+        pgrx::impl_sql_translatable!($ty, arg_only = $sql);
+    };
 }
 
-pgrx::impl_sql_translatable!(RawJsonb, arg_only = "jsonb");
+argument_type!(RawJsonb, "jsonb");
+argument_type!(RegClass, "regclass");
 
 /// One key's value in a jsonb object.
 pub enum Scalar<'a> {
@@ -183,17 +193,3 @@ impl FromDatum for RegClass {
         (!is_null).then(|| RegClass(pg_sys::Oid::from(datum.value() as u32)))
     }
 }
-
-// SAFETY: a regclass Datum is an OID by value.
-unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        // SAFETY: as for pgrx's own FromDatum argument types.
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
-        }
-    }
-}
-
-pgrx::impl_sql_translatable!(RegClass, arg_only = "regclass");

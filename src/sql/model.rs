@@ -122,10 +122,23 @@ fn fetch(model: &str, version: Option<i32>) -> Result<Stored, bool> {
     })
 }
 
-/// Whether `model` at `version` exists and the current role may read it (the planner
-/// leaves calls alone otherwise, so that the plain function raises the error).
-pub fn readable(model: &str, version: Option<i32>) -> bool {
-    fetch(model, version).is_ok()
+/// `model` at `version` when it exists and the current role may read it, else None
+/// (the planner then leaves the call alone, so that the plain function raises the
+/// error when it runs).
+pub fn load_if_readable(model: &str, version: Option<i32>) -> Option<LoadedModel> {
+    let row = fetch(model, version).ok()?;
+    Some(decode(model, row).unwrap_or_else(|reason| unusable(model, &reason)))
+}
+
+fn unusable(model: &str, reason: &str) -> ! {
+    raise(
+        Code::ERRCODE_DATA_CORRUPTED,
+        format!("model \"{model}\": stored model is unusable: {reason}"),
+        Some(
+            "The catalog row was not written by segment_train. Drop the model and train it again."
+                .into(),
+        ),
+    )
 }
 
 /// Load `model` at `version` (None = its current version). A stored row that does not
@@ -143,13 +156,7 @@ pub fn load(model: &str, version: Option<i32>) -> LoadedModel {
             )),
         ),
     };
-    decode(model, row).unwrap_or_else(|reason| {
-        raise(
-            Code::ERRCODE_DATA_CORRUPTED,
-            format!("model \"{model}\": stored model is unusable: {reason}"),
-            Some("The catalog row was not written by segment_train. Drop the model and train it again.".into()),
-        )
-    })
+    decode(model, row).unwrap_or_else(|reason| unusable(model, &reason))
 }
 
 fn decode(model: &str, row: Stored) -> Result<LoadedModel, String> {

@@ -140,10 +140,8 @@ unsafe fn simplify(
         } else {
             None
         };
-        if !model::readable(&name, version) {
-            return None; // the plain function raises the error when it runs
-        }
-        let m = model::load(&name, version);
+        // None: the plain function raises the error when it runs.
+        let m = model::load_if_readable(&name, version)?;
         let target = assign_planned_oid()?;
         let mut new_args: *mut pg_sys::List = std::ptr::null_mut();
         let text_const = |s: &str| -> Option<*mut pg_sys::Node> {

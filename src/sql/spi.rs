@@ -24,7 +24,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError};
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 
 /// The search_path every internal statement runs with.
 pub const SAFE_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
@@ -148,15 +148,4 @@ pub fn as_extension_owner<R>(extra: &[(&CStr, &CStr)], f: impl FnOnce() -> R) ->
 /// A quoted identifier (`"Name"`), as `format('%I')` would write it.
 pub fn ident(name: &str) -> String {
     pgrx::spi::quote_identifier(name)
-}
-
-/// A C string for a GUC value built at run time.
-pub fn cstring(s: &str) -> CString {
-    CString::new(s).unwrap_or_else(|_| {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "value contains a NUL byte",
-            None,
-        )
-    })
 }
