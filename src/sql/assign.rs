@@ -141,7 +141,7 @@ impl AssignCache {
             let natts = (*td).natts as usize;
             let mut names = Vec::with_capacity(natts);
             for i in 0..natts {
-                let att = (*td).attrs.as_ptr().add(i);
+                let att = super::pg_compat::tupdesc_attr(td, i);
                 let name = std::ffi::CStr::from_ptr((*att).attname.data.as_ptr())
                     .to_string_lossy()
                     .into_owned();

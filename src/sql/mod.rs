@@ -13,6 +13,7 @@ pub mod call_site;
 pub mod error;
 pub mod model;
 pub mod pages;
+pub mod pg_compat;
 pub mod planner;
 pub mod reader;
 pub mod spi;

@@ -60,9 +60,12 @@ impl Layout {
     /// # Safety
     /// `desc` must be a valid tuple descriptor.
     unsafe fn of(desc: pg_sys::TupleDesc) -> Option<Layout> {
-        // SAFETY: the caller passes a valid descriptor; attrs has natts entries.
-        let attrs =
-            unsafe { std::slice::from_raw_parts((*desc).attrs.as_ptr(), (*desc).natts as usize) };
+        // SAFETY: the caller passes a valid descriptor; it has natts attributes.
+        let attrs: Vec<&pg_sys::FormData_pg_attribute> = unsafe {
+            (0..(*desc).natts as usize)
+                .map(|i| &*super::pg_compat::tupdesc_attr(desc, i))
+                .collect()
+        };
         let mut atts = Vec::with_capacity(attrs.len());
         let mut off = 0usize;
         for a in attrs {

@@ -171,7 +171,7 @@ pub fn for_each_row(
             }
             if convs.is_empty() {
                 for (i, kind) in kinds.iter().enumerate() {
-                    let att = (*td).attrs.as_ptr().add(i + 1);
+                    let att = super::pg_compat::tupdesc_attr(td, i + 1);
                     convs.push(match kind {
                         ColumnKind::Numeric => conv_for((*att).atttypid),
                         ColumnKind::Bool => Conv::Bool,

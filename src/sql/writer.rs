@@ -13,6 +13,7 @@
 //! whatever was attached still runs.
 use super::error::{raise, Code};
 use super::pages::PageWriter;
+use super::pg_compat::PAGE_WRITER_PROVEN;
 use super::reader::Id;
 use super::spi;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -32,7 +33,8 @@ pub fn define_gucs() {
         c"segment_train lays out the pages of a new assignment table itself and logs each \
           as a full-page image, instead of inserting row by row with heap_multi_insert. \
           Used only for a table created in the same transaction, with wal_level below \
-          logical. Turn off to use heap_multi_insert.",
+          logical, on PostgreSQL 15 and 18 (where it is proven). Turn off to use \
+          heap_multi_insert.",
         &DIRECT_PAGES,
         GucContext::Userset,
         GucFlags::default(),
@@ -200,7 +202,7 @@ impl AssignWriter {
                 && (*(*rel).rd_att).natts == 4;
             let by_value = matches!(id_datum, IdDatum::Int(_));
             let cid = pg_sys::GetCurrentCommandId(true);
-            let pages = if plain && by_value && DIRECT_PAGES.get() {
+            let pages = if plain && by_value && DIRECT_PAGES.get() && PAGE_WRITER_PROVEN {
                 PageWriter::new(rel, cid, expected_rows)
             } else {
                 None
