@@ -1024,6 +1024,16 @@ fn segment_train(
 
     // The model's row first: creating its assignment table needs it.
     check_fit(model, &r.centroids, r.inertia);
+    // A model that would not load back is never stored: the encoder is read back from
+    // the JSON the catalog will hold, as segment_assign will read it.
+    let encoder_json = encoder.to_json();
+    if let Err(e) = encode::FittedEncoder::from_json(&encoder_json) {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("{c}: the fitted encoder would not load back: {e}"),
+            None,
+        );
+    }
     let inserted = spi::one::<bool>(
         "INSERT INTO segment.models (name, source, source_oid, id_column, id_type, features, spec, params, current_version, assignments)
          VALUES ($1, $2, $3::pg_catalog.regclass, $4, $5::pg_catalog.regtype, $6, $7, $8, $9, $10)
@@ -1176,7 +1186,7 @@ fn segment_train(
             (kk as i32).into(),
             (dim as i32).into(),
             encoder.output_names().into(),
-            JsonB(encoder.to_json()).into(),
+            JsonB(encoder_json).into(),
             matrix_literal(&r.centroids).into(),
             (read.rows_read as i64).into(),
             (n_used as i64).into(),
