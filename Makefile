@@ -17,12 +17,12 @@ bench-engine: ## engine vs scikit-learn: k-means fit and silhouette, prints rati
 	bash bench/engine_bench.sh
 bench:        ## end-to-end SQL benchmark vs the export-to-Python path, prints ratios
 	bash bench/sql_bench.sh
-fixtures:     ## regenerate the scikit-learn fixtures under tests/fixtures/
-	for f in tests/fixtures/make_*.py; do python3 $$f || exit 1; done
+fixtures:     ## regenerate the scikit-learn fixtures under crates/engine/fixtures/
+	for f in crates/engine/fixtures/make_*.py; do python3 $$f || exit 1; done
 fmt:
 	cargo fmt --all
 lint:
-	cargo fmt --all --check && cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+	cargo fmt --all --check && cargo clippy --workspace --all-targets --features "pg_segment/pg_test" -- -D warnings
 clean:           ## stop throwaway clusters, remove their data (owned by postgres) and target/
 	bash -c 'source scripts/common.sh && for c in regress demo bench; do cluster_stop $$c; done; as_root rm -rf "$$ROOT/target/pg" "/tmp/pg_segment-$$(id -u)"'
 	cargo clean

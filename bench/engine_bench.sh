@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Engine benchmark: pg_segment's k-means fit (src/engine/kmeans.rs, built from
+# Engine benchmark: pg_segment's k-means fit (crates/engine/src/kmeans.rs, built from
 # bench/engine in release) against scikit-learn's KMeans(algorithm="lloyd") on the SAME
 # matrix, the SAME initial centroids and the SAME number of iterations, measured in the
 # same run. Never a test: it prints numbers (copy them into docs/benchmarks.md).

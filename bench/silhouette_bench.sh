@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exact silhouette: pg_segment's engine (src/engine/metrics.rs, bench/engine in release) vs
+# Exact silhouette: pg_segment's engine (crates/engine/src/metrics.rs, bench/engine in release) vs
 # sklearn.metrics.silhouette_score on the SAME 20k x d standardized blobs (k = 8), d = 8
 # and 16. Runs are interleaved (ours, sklearn, ours, ...) so background load hits both
 # alike. Prints one line per d: median ms of each, the ratio of medians, the ratio of the

@@ -37,6 +37,8 @@ if [ -n "$FROM_010" ]; then
   log "building the 0.1.0 library for PostgreSQL $PG_MAJOR from $V010_COMMIT"
   rm -rf "$STASH/src" && mkdir -p "$STASH/src"
   git archive "$V010_COMMIT" | tar -x -C "$STASH/src"
+  # It sits inside this checkout's workspace directory: make it a workspace of its own.
+  printf '\n[workspace]\n' >>"$STASH/src/Cargo.toml"
   # In this checkout's target directory, so that every dependency built for this version
   # is reused (0.1.0 has the same lockfile); only pg_segment 0.1.0 itself is compiled.
   # Its library overwrites target/release/libpg_segment.so, which cargo links anew from

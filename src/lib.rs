@@ -1,11 +1,14 @@
 //! pg_segment: customer segmentation inside PostgreSQL.
 //!
-//! Wiring only. The numeric work lives in [`engine`] (pure Rust, no pgrx); the SQL
+//! Wiring only. The numeric work lives in [`engine`] (the `pg_segment_engine` crate,
+//! pure Rust, no pgrx); the SQL
 //! surface lives in [`sql`] (thin pgrx wrappers); hand-written SQL (catalog tables,
 //! views, aggregates) lives in `sql/` and is pulled in with `extension_sql_file!`.
 pub(crate) mod alloc;
-pub mod engine;
 pub mod sql;
+/// The numeric core, a crate of its own (`crates/engine`) with no pgrx in its
+/// dependency tree.
+pub use pg_segment_engine as engine;
 
 #[global_allocator]
 static ALLOCATOR: alloc::HugePageHint = alloc::HugePageHint;

@@ -11,13 +11,13 @@ use linfa::prelude::*;
 use linfa::DatasetBase;
 use linfa_clustering::{KMeans, KMeansInit};
 use ndarray::{Array2, Axis};
-use pg_segment_engine_bench::kmeans::{fit, Algorithm, Init, KMeansParams, NoHooks};
+use pg_segment_engine::kmeans::{fit, Algorithm, Init, KMeansParams, NoHooks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn fixture(name: &str) -> (Array2<f64>, Array2<f64>, usize) {
     let path = format!(
-        "{}/../../tests/fixtures/kmeans/{name}.json",
+        "{}/../../crates/engine/fixtures/kmeans/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let v: serde_json::Value =
@@ -131,8 +131,7 @@ fn linfa_keeps_an_empty_cluster_where_we_relocate_like_sklearn() {
     };
     assert_eq!(used(&mut theirs.iter().copied()), k - 1);
     assert_eq!(used(&mut ours.labels.iter().map(|&l| l as usize)), k);
-    let (_, linfa_inertia) =
-        pg_segment_engine_bench::kmeans::assign(x.view(), model.centroids().view());
+    let (_, linfa_inertia) = pg_segment_engine::kmeans::assign(x.view(), model.centroids().view());
     assert!(ours.inertia < linfa_inertia);
 }
 

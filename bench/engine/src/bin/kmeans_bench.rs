@@ -5,8 +5,8 @@
 //!              [--algorithm auto|lloyd|hamerly|elkan] [--threads T] [--repeat R]
 
 use ndarray::Array2;
-use pg_segment_engine_bench::error::EngineError;
-use pg_segment_engine_bench::kmeans::{fit, Algorithm, Hooks, Init, KMeansParams, Progress};
+use pg_segment_engine::error::EngineError;
+use pg_segment_engine::kmeans::{fit, Algorithm, Hooks, Init, KMeansParams, Progress};
 use std::time::Instant;
 
 fn read_f64(path: &str, len: usize) -> Vec<f64> {

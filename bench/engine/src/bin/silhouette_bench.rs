@@ -6,7 +6,7 @@
 //! `--threads 0` (default) uses the engine's default (up to 2 threads).
 
 use ndarray::Array2;
-use pg_segment_engine_bench::metrics::{
+use pg_segment_engine::metrics::{
     silhouette_kernel, silhouette_memory_bytes, silhouette_samples, silhouette_samples_threads,
 };
 use std::time::Instant;

@@ -2430,46 +2430,43 @@ mod tests {
     const CASES: &[(&str, &str)] = &[
         (
             "separated_blobs",
-            include_str!("../../tests/fixtures/metrics/separated_blobs.json"),
+            include_str!("../fixtures/metrics/separated_blobs.json"),
         ),
         (
             "overlapping_blobs",
-            include_str!("../../tests/fixtures/metrics/overlapping_blobs.json"),
+            include_str!("../fixtures/metrics/overlapping_blobs.json"),
         ),
         (
             "anisotropic",
-            include_str!("../../tests/fixtures/metrics/anisotropic.json"),
+            include_str!("../fixtures/metrics/anisotropic.json"),
         ),
         (
             "duplicates",
-            include_str!("../../tests/fixtures/metrics/duplicates.json"),
+            include_str!("../fixtures/metrics/duplicates.json"),
         ),
         (
             "one_feature",
-            include_str!("../../tests/fixtures/metrics/one_feature.json"),
+            include_str!("../fixtures/metrics/one_feature.json"),
         ),
-        (
-            "wide_64",
-            include_str!("../../tests/fixtures/metrics/wide_64.json"),
-        ),
+        ("wide_64", include_str!("../fixtures/metrics/wide_64.json")),
         (
             "singleton_cluster",
-            include_str!("../../tests/fixtures/metrics/singleton_cluster.json"),
+            include_str!("../fixtures/metrics/singleton_cluster.json"),
         ),
         (
             "unequal_sizes",
-            include_str!("../../tests/fixtures/metrics/unequal_sizes.json"),
+            include_str!("../fixtures/metrics/unequal_sizes.json"),
         ),
         (
             "sparse_labels",
-            include_str!("../../tests/fixtures/metrics/sparse_labels.json"),
+            include_str!("../fixtures/metrics/sparse_labels.json"),
         ),
         (
             "blocked_1300",
-            include_str!("../../tests/fixtures/metrics/blocked_1300.json"),
+            include_str!("../fixtures/metrics/blocked_1300.json"),
         ),
     ];
-    const LABELINGS: &str = include_str!("../../tests/fixtures/metrics/labelings.json");
+    const LABELINGS: &str = include_str!("../fixtures/metrics/labelings.json");
 
     struct Case {
         name: String,

@@ -229,10 +229,8 @@ mod tests {
 
     #[test]
     fn hungarian_agrees_with_scipy_linear_sum_assignment() {
-        let cases: Vec<ScipyCase> = serde_json::from_str(include_str!(
-            "../../tests/fixtures/kmeans/hungarian_scipy.json"
-        ))
-        .unwrap();
+        let cases: Vec<ScipyCase> =
+            serde_json::from_str(include_str!("../fixtures/kmeans/hungarian_scipy.json")).unwrap();
         assert!(cases.len() >= 5);
         for (t, c) in cases.iter().enumerate() {
             let (n, m) = (c.cost.len(), c.cost[0].len());

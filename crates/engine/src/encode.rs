@@ -6,8 +6,8 @@
 //! Layout: this file holds raw column storage, fit, transform and the inverse map;
 //! `encode/spec.rs` the spec types and grammar, `encode/stats.rs` the scikit-learn /
 //! numpy compatible statistics, `encode/stored.rs` the catalog JSON. Tests live here and
-//! compare against `tests/fixtures/encode/*.json` (written by
-//! `tests/fixtures/make_encode_fixtures.py`).
+//! compare against `crates/engine/fixtures/encode/*.json` (written by
+//! `crates/engine/fixtures/make_encode_fixtures.py`).
 //!
 //! Threads: from [`PARALLEL_MIN_ROWS`] rows, [`fit`] fits the features on two threads
 //! and [`FittedEncoder::transform`] encodes two halves of the rows on two threads
@@ -1839,7 +1839,7 @@ mod tests {
 
     #[test]
     fn fixture_scalers_and_imputers_match_sklearn() {
-        let f = fixture(include_str!("../../tests/fixtures/encode/scalers.json"));
+        let f = fixture(include_str!("../fixtures/encode/scalers.json"));
         let cases = f["cases"].as_array().unwrap();
         assert!(cases.len() > 50);
         for (i, c) in cases.iter().enumerate() {
@@ -1853,7 +1853,7 @@ mod tests {
 
     #[test]
     fn fixture_one_hot_matches_pandas_and_sklearn() {
-        let f = fixture(include_str!("../../tests/fixtures/encode/onehot.json"));
+        let f = fixture(include_str!("../fixtures/encode/onehot.json"));
         for (i, c) in f["cases"].as_array().unwrap().iter().enumerate() {
             run_fixture_case(c, &format!("onehot case {i} {}", c["spec"]));
         }
@@ -1865,7 +1865,7 @@ mod tests {
 
     #[test]
     fn fixture_ordinal_matches_sklearn() {
-        let f = fixture(include_str!("../../tests/fixtures/encode/ordinal.json"));
+        let f = fixture(include_str!("../fixtures/encode/ordinal.json"));
         for (i, c) in f["cases"].as_array().unwrap().iter().enumerate() {
             run_fixture_case(c, &format!("ordinal case {i} {}", c["spec"]));
         }
@@ -1877,7 +1877,7 @@ mod tests {
 
     #[test]
     fn fixture_quantile_bins_match_kbinsdiscretizer() {
-        let f = fixture(include_str!("../../tests/fixtures/encode/bins.json"));
+        let f = fixture(include_str!("../fixtures/encode/bins.json"));
         for (i, c) in f["cases"].as_array().unwrap().iter().enumerate() {
             let label = format!("bins case {i} {}", c["spec"]);
             let enc = run_fixture_case(c, &label);
@@ -1898,7 +1898,7 @@ mod tests {
 
     #[test]
     fn fixture_combined_spec_end_to_end() {
-        let c = fixture(include_str!("../../tests/fixtures/encode/combined.json"));
+        let c = fixture(include_str!("../fixtures/encode/combined.json"));
         let specs = parse_spec(&c["spec"]).unwrap();
         let raw = raw_from(&specs, &c["columns"]);
         let enc = fit(&specs, &raw).unwrap();
@@ -2441,7 +2441,7 @@ mod tests {
     // ---------------------------------------------------------------- JSON
 
     fn sample_encoder() -> FittedEncoder {
-        let c = fixture(include_str!("../../tests/fixtures/encode/combined.json"));
+        let c = fixture(include_str!("../fixtures/encode/combined.json"));
         let mut spec = c["spec"].clone();
         spec["tier"]["null"] = json!({"constant": "gold"});
         spec["region"]["null"] = json!("mode");

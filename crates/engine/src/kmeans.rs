@@ -3290,19 +3290,19 @@ mod tests {
 
     fn fixtures() -> Vec<Fixture> {
         [
-            include_str!("../../tests/fixtures/kmeans/separated_blobs.json"),
-            include_str!("../../tests/fixtures/kmeans/anisotropic_blobs.json"),
-            include_str!("../../tests/fixtures/kmeans/unequal_variance_blobs.json"),
-            include_str!("../../tests/fixtures/kmeans/many_duplicates.json"),
-            include_str!("../../tests/fixtures/kmeans/one_feature.json"),
-            include_str!("../../tests/fixtures/kmeans/features_64.json"),
-            include_str!("../../tests/fixtures/kmeans/k_is_1.json"),
-            include_str!("../../tests/fixtures/kmeans/k_is_distinct_count.json"),
-            include_str!("../../tests/fixtures/kmeans/constant_column.json"),
-            include_str!("../../tests/fixtures/kmeans/empty_cluster.json"),
-            include_str!("../../tests/fixtures/kmeans/overlapping_tol0.json"),
-            include_str!("../../tests/fixtures/kmeans/max_iter_hit.json"),
-            include_str!("../../tests/fixtures/kmeans/loose_tol.json"),
+            include_str!("../fixtures/kmeans/separated_blobs.json"),
+            include_str!("../fixtures/kmeans/anisotropic_blobs.json"),
+            include_str!("../fixtures/kmeans/unequal_variance_blobs.json"),
+            include_str!("../fixtures/kmeans/many_duplicates.json"),
+            include_str!("../fixtures/kmeans/one_feature.json"),
+            include_str!("../fixtures/kmeans/features_64.json"),
+            include_str!("../fixtures/kmeans/k_is_1.json"),
+            include_str!("../fixtures/kmeans/k_is_distinct_count.json"),
+            include_str!("../fixtures/kmeans/constant_column.json"),
+            include_str!("../fixtures/kmeans/empty_cluster.json"),
+            include_str!("../fixtures/kmeans/overlapping_tol0.json"),
+            include_str!("../fixtures/kmeans/max_iter_hit.json"),
+            include_str!("../fixtures/kmeans/loose_tol.json"),
         ]
         .iter()
         .map(|s| serde_json::from_str(s).unwrap())
