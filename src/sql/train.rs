@@ -11,17 +11,16 @@ use super::values::kind_of_category;
 use super::writer::AssignWriter;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
 use crate::engine::hash::FxHashSet;
-use crate::engine::{kmeans, metrics, report, sample, EngineError};
-use ndarray::{Array2, ArrayView2, Axis};
+use crate::engine::quality::{nearest_all, quality, silhouette_sample, Quality};
+use crate::engine::{kmeans, sample, EngineError};
+use ndarray::{Array2, ArrayView2};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Silhouette is exact up to this many training rows and sampled (seeded) above.
-pub const SILHOUETTE_SAMPLE: usize = 10_000;
 /// k-means++ seeds come from a seeded uniform sample of this many rows when the
 /// training set has more than twice as many (the Lloyd iterations use every row).
 pub const INIT_SAMPLE: usize = 100_000;
@@ -542,128 +541,6 @@ fn fit_k(
         .tol(tol)
         .init_sample(INIT_SAMPLE);
     kmeans::fit(x, &params, &mut PgHooks).or_raise(&ctx(model))
-}
-
-/// Silhouette on a seeded sample of at most [`SILHOUETTE_SAMPLE`] rows:
-/// (sample row indices, per-row values, mean). None when undefined (one cluster, or
-/// every sampled row its own cluster).
-fn silhouette_sample(
-    x: ArrayView2<f64>,
-    labels: &[u32],
-    seed: u64,
-    interrupt: &mut dyn FnMut() -> Result<(), EngineError>,
-) -> Option<(Vec<usize>, Vec<f64>, f64)> {
-    let n = x.nrows();
-    let idx = if n > SILHOUETTE_SAMPLE {
-        sample::sample_indices(n, SILHOUETTE_SAMPLE, seed ^ 0x5111_0e77)
-    } else {
-        (0..n).collect()
-    };
-    let sub = x.select(Axis(0), &idx);
-    let sub_labels: Vec<i64> = idx.iter().map(|&i| i64::from(labels[i])).collect();
-    let distinct: HashSet<i64> = sub_labels.iter().copied().collect();
-    if distinct.len() < 2 || distinct.len() >= idx.len() {
-        return None;
-    }
-    let vals = metrics::silhouette_samples(sub.view(), &sub_labels, interrupt).ok()?;
-    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-    Some((idx, vals, mean))
-}
-
-/// Every row's nearest centroid and its (Euclidean) distance, through the packed
-/// centroid layout on two threads for large inputs (each row's result has the same bits
-/// as a serial [`kmeans::nearest`]).
-fn nearest_all(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<(u32, f64)> {
-    let n = x.nrows();
-    let index = kmeans::CentroidIndex::new(centroids);
-    let index = &index;
-    let mut out = vec![(0u32, 0.0f64); n];
-    let chunk = if n >= 50_000 { n.div_ceil(2) } else { n.max(1) };
-    std::thread::scope(|scope| {
-        for (t, part) in out.chunks_mut(chunk).enumerate() {
-            scope.spawn(move || {
-                for (j, o) in part.iter_mut().enumerate() {
-                    let row = x.row(t * chunk + j);
-                    let (i, dist_sq) = index.nearest(row.as_slice().expect("row-major"));
-                    *o = (i as u32, dist_sq.sqrt());
-                }
-            });
-        }
-    });
-    out
-}
-
-/// A fitted model's quality figures, computed off the main thread.
-struct Quality {
-    silhouette: Option<(Vec<usize>, Vec<f64>, f64)>,
-    davies_bouldin: Option<f64>,
-    calinski_harabasz: Option<f64>,
-    facts: Vec<report::SegmentFacts>,
-    profiles: Vec<report::ProfileRow>,
-    /// Seconds per step, for DEBUG2.
-    timings: Vec<(&'static str, f64)>,
-}
-
-/// Silhouette (sampled), Davies–Bouldin, Calinski–Harabasz, per-segment facts and
-/// profiles. Pure engine code: it runs on a worker thread and must not call Postgres;
-/// it stops early with `Canceled` once `cancel` is set.
-#[allow(clippy::too_many_arguments)]
-fn quality(
-    x: ArrayView2<f64>,
-    labels: &[u32],
-    centroids: ArrayView2<f64>,
-    raw: &RawColumns,
-    names: &[&str],
-    kept_rows: &[usize],
-    seed: u64,
-    cancel: &AtomicBool,
-) -> Result<Quality, EngineError> {
-    let mut stop = || {
-        if cancel.load(Ordering::Relaxed) {
-            Err(EngineError::Canceled)
-        } else {
-            Ok(())
-        }
-    };
-    let k = centroids.nrows();
-    let mut timings = Vec::new();
-    let mut at = Instant::now();
-    let mut lap = |what: &'static str| {
-        timings.push((what, at.elapsed().as_secs_f64()));
-        at = Instant::now();
-    };
-    let labels_i64: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
-    let silhouette = silhouette_sample(x, labels, seed, &mut stop);
-    lap("silhouette");
-    stop()?;
-    let (davies_bouldin, calinski_harabasz) = if k >= 2 {
-        let (db, ch) = metrics::davies_bouldin_calinski_harabasz(x, &labels_i64);
-        (db.ok(), ch.ok())
-    } else {
-        (None, None)
-    };
-    lap("Davies-Bouldin, Calinski-Harabasz");
-    stop()?;
-    let facts = report::segment_facts(
-        x,
-        labels,
-        centroids,
-        silhouette
-            .as_ref()
-            .map(|(i, v, _)| (i.as_slice(), v.as_slice())),
-    )?;
-    lap("segment facts");
-    stop()?;
-    let profiles = report::profiles(raw, names, kept_rows, labels, k)?;
-    lap("profiles");
-    Ok(Quality {
-        silhouette,
-        davies_bouldin,
-        calinski_harabasz,
-        facts,
-        profiles,
-        timings,
-    })
 }
 
 /// Sets the flag when dropped, also while unwinding from an error.

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod kmeans;
 pub mod matching;
 pub mod metrics;
+pub mod quality;
 pub mod report;
 pub mod sample;
 
