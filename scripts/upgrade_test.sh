@@ -39,13 +39,13 @@ if [ -n "$FROM_010" ]; then
   git archive "$V010_COMMIT" | tar -x -C "$STASH/src"
   # It sits inside this checkout's workspace directory: make it a workspace of its own.
   printf '\n[workspace]\n' >>"$STASH/src/Cargo.toml"
-  # In this checkout's target directory, so that every dependency built for this version
-  # is reused (0.1.0 has the same lockfile); only pg_segment 0.1.0 itself is compiled.
-  # Its library overwrites target/release/libpg_segment.so, which cargo links anew from
-  # its own cache on the next build of this checkout (the installed one is untouched).
-  (cd "$STASH/src" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --lib \
+  # In a target directory of its own for each PostgreSQL version: sharing this
+  # checkout's would let the two versions' libraries overwrite each other at
+  # target/release/libpg_segment.so, which cargo does not copy again for a build it finds
+  # up to date (so a later build could pick up the wrong one).
+  (cd "$STASH/src" && CARGO_TARGET_DIR="$STASH/target-pg$PG_MAJOR" cargo build --release --lib \
      --no-default-features --features "pg$PG_MAJOR" --quiet)
-  cp "$ROOT/target/release/libpg_segment.so" "$OLD_LIB"
+  cp "$STASH/target-pg$PG_MAJOR/release/libpg_segment.so" "$OLD_LIB"
 else
   log "0.1.0 was never built for PostgreSQL $PG_MAJOR: no upgrade path to test here, only dump and restore"
 fi
