@@ -70,7 +70,7 @@ pub fn unreadable_model(model: &str) -> ! {
 /// The catalog row of a model version, as stored.
 struct Stored {
     version: i32,
-    encoder: String,
+    encoder: serde_json::Value,
     centroids: Vec<Option<f64>>,
     k: i32,
     dim: i32,
@@ -82,19 +82,6 @@ struct Stored {
 /// such version.
 fn fetch(model: &str, version: Option<i32>) -> Result<Stored, bool> {
     spi::connect(|client| {
-        let visible = client
-            .select(
-                "SELECT true FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-                None,
-                &[model.into()],
-            )?
-            .first()
-            .get_one::<bool>();
-        match visible {
-            Ok(Some(true)) => {}
-            Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => return Ok(Err(true)),
-            Err(e) => return Err(e),
-        }
         let t = client
             .select(
                 "SELECT v.version, v.encoder::pg_catalog.text, v.centroids, v.k, v.dim,
@@ -109,11 +96,22 @@ fn fetch(model: &str, version: Option<i32>) -> Result<Stored, bool> {
             )?
             .first();
         if t.is_empty() {
-            return Ok(Err(false));
+            // No row: either the model is not visible, or it has no such version.
+            let invisible = client
+                .select(
+                    "SELECT true FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[model.into()],
+                )?
+                .is_empty();
+            return Ok(Err(invisible));
         }
+        let encoder: String = t.get::<String>(2)?.unwrap_or_default();
         Ok(Ok(Stored {
             version: t.get::<i32>(1)?.unwrap_or(0),
-            encoder: t.get::<String>(2)?.unwrap_or_default(),
+            // A jsonb column always holds valid JSON; anything unreadable (nesting past
+            // serde_json's limit) decodes as null, which the encoder refuses.
+            encoder: serde_json::from_str(&encoder).unwrap_or(serde_json::Value::Null),
             centroids: t.get::<Vec<Option<f64>>>(3)?.unwrap_or_default(),
             k: t.get::<i32>(4)?.unwrap_or(0),
             dim: t.get::<i32>(5)?.unwrap_or(0),
@@ -161,9 +159,8 @@ pub fn load(model: &str, version: Option<i32>) -> LoadedModel {
 
 fn decode(model: &str, row: Stored) -> Result<LoadedModel, String> {
     let version = row.version;
-    let json: serde_json::Value = serde_json::from_str(&row.encoder)
-        .map_err(|e| format!("version {version}: encoder: {e}"))?;
-    let encoder = FittedEncoder::from_json(&json).map_err(|e| format!("version {version}: {e}"))?;
+    let encoder =
+        FittedEncoder::from_json(&row.encoder).map_err(|e| format!("version {version}: {e}"))?;
     let (k, dim) = (row.k, row.dim);
     if k < 1 || dim < 1 || encoder.dim() != dim as usize {
         return Err(format!(
@@ -222,7 +219,7 @@ impl LoadedModel {
     pub fn from_plan_text(model: &str, text: &str) -> LoadedModel {
         let parsed = serde_json::from_str::<serde_json::Value>(text)
             .map_err(|e| e.to_string())
-            .and_then(|v| {
+            .and_then(|mut v| {
                 let centroids = v["centroids"]
                     .as_array()
                     .ok_or("no centroids")?
@@ -237,7 +234,7 @@ impl LoadedModel {
                     .collect();
                 Ok(Stored {
                     version: v["version"].as_i64().unwrap_or(0) as i32,
-                    encoder: v["encoder"].to_string(),
+                    encoder: v["encoder"].take(),
                     centroids,
                     k: v["k"].as_i64().unwrap_or(0) as i32,
                     dim: v["dim"].as_i64().unwrap_or(0) as i32,
@@ -330,19 +327,25 @@ fn segment_label(model: Option<&str>, segment: Option<i32>, label: Option<&str>)
 /// Raise 42501 unless the current role is a member of the model's owner (42704 when
 /// there is no such model).
 pub fn check_owner(model: &str, action: &str) {
-    let owner = spi::one::<String>(
-        "SELECT pg_catalog.pg_get_userbyid(segment._model_owner($1))::pg_catalog.text",
-        &[model.into()],
-    )
-    .unwrap_or_else(|| no_such_model(model));
-    let owns = spi::one::<bool>("SELECT segment._owns($1)", &[model.into()]);
-    if owns != Some(true) {
+    let (owner, owns) = ownership(model).unwrap_or_else(|| no_such_model(model));
+    if !owns {
         raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("must be a member of role \"{owner}\" to {action} model \"{model}\""),
             Some("Only the role that trained a model (or its members) may change it.".into()),
         )
     }
+}
+
+/// The owner of `model` and whether the current role is a member of it; None when
+/// there is no such model (readable or not).
+fn ownership(model: &str) -> Option<(String, bool)> {
+    let (owner, owns) = spi::two::<String, bool>(
+        "SELECT pg_catalog.pg_get_userbyid(o)::pg_catalog.text, pg_catalog.pg_has_role(o, 'MEMBER')
+           FROM segment._model_owner($1) o WHERE o IS NOT NULL",
+        &[model.into()],
+    )?;
+    Some((owner?, owns.unwrap_or(false)))
 }
 
 /// Drop `model`: its catalog rows (every version, segment, profile and grant) and its
@@ -357,15 +360,8 @@ fn segment_drop(model: Option<&str>, if_exists: default!(Option<bool>, false)) -
     let model = require(model, "segment_drop", "model");
     let if_exists = require(if_exists, "segment_drop", "if_exists");
     check_catalog_version();
-    let exists = spi::one::<bool>(
-        "SELECT segment._model_owner($1) IS NOT NULL",
-        &[model.into()],
-    );
-    if exists != Some(true) {
-        if if_exists {
-            return false;
-        }
-        no_such_model(model);
+    if if_exists && ownership(model).is_none() {
+        return false;
     }
     check_owner(model, "drop");
     // The trigger on segment.models drops the assignment table with the row.

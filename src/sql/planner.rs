@@ -141,8 +141,8 @@ unsafe fn simplify(
             None
         };
         // None: the plain function raises the error when it runs.
+        let (target, models) = planned_target()?;
         let m = model::load_if_readable(&name, version)?;
-        let target = assign_planned_oid()?;
         let mut new_args: *mut pg_sys::List = std::ptr::null_mut();
         let text_const = |s: &str| -> Option<*mut pg_sys::Node> {
             Some(
@@ -179,7 +179,7 @@ unsafe fn simplify(
         // this role may read: a cached plan is not reused by another role.
         let glob = (*root).glob;
         if !glob.is_null() {
-            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, models_oid()?);
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, models);
             (*glob).dependsOnRole = true;
         }
         let out = pg_sys::makeFuncExpr(
@@ -195,23 +195,16 @@ unsafe fn simplify(
     }
 }
 
-/// The oid of `segment._assign_planned(text, text, VARIADIC "any")`; None before
-/// `ALTER EXTENSION pg_segment UPDATE` has created it (the call is then left alone).
-fn assign_planned_oid() -> Option<pg_sys::Oid> {
-    spi::one::<pg_sys::Oid>(
-        "SELECT pg_catalog.to_regprocedure('segment._assign_planned(text, text, \"any\")')::pg_catalog.oid",
+/// The oids of `segment._assign_planned(text, text, VARIADIC "any")` and of
+/// segment.models; None before `ALTER EXTENSION pg_segment UPDATE` has created the
+/// function (the call is then left alone).
+fn planned_target() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    let (func, models) = spi::two::<pg_sys::Oid, pg_sys::Oid>(
+        "SELECT pg_catalog.to_regprocedure('segment._assign_planned(text, text, \"any\")')::pg_catalog.oid,
+                pg_catalog.to_regclass('segment.models')::pg_catalog.oid",
         &[],
-    )
-    .filter(|&oid| oid != pg_sys::InvalidOid)
-}
-
-/// The oid of segment.models.
-fn models_oid() -> Option<pg_sys::Oid> {
-    spi::one::<pg_sys::Oid>(
-        "SELECT pg_catalog.to_regclass('segment.models')::pg_catalog.oid",
-        &[],
-    )
-    .filter(|&oid| oid != pg_sys::InvalidOid)
+    )?;
+    Some((func?, models?)).filter(|&(f, m)| f != pg_sys::InvalidOid && m != pg_sys::InvalidOid)
 }
 
 pgrx::extension_sql!(

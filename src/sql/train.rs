@@ -99,26 +99,26 @@ fn describe_source(oid: pg_sys::Oid) -> Source {
 /// Training reads exactly the id and feature columns, with the caller's privileges: a
 /// column grant on those suffices (as for any SELECT), and a missing one is named.
 fn check_column_privileges(model: &str, source: &Source, columns: &[&str]) {
-    for col in columns {
-        let ok = spi::one::<bool>(
-            "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
-            &[source.oid.into(), (*col).into()],
+    let columns: Vec<&str> = columns.to_vec();
+    let missing = spi::one::<String>(
+        "SELECT u.c FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY u(c, i)
+          WHERE NOT pg_catalog.has_column_privilege($1, u.c, 'SELECT') ORDER BY u.i LIMIT 1",
+        &[source.oid.into(), columns.into()],
+    );
+    if let Some(col) = missing {
+        raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "{}: permission denied for column \"{col}\" of relation {}",
+                ctx(model),
+                source.qualified
+            ),
+            Some(format!(
+                "segment_train reads the id and feature columns with your privileges: GRANT SELECT ({}) ON {} TO the role that trains the model.",
+                spi::ident(&col),
+                source.qualified
+            )),
         );
-        if ok != Some(true) {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "{}: permission denied for column \"{col}\" of relation {}",
-                    ctx(model),
-                    source.qualified
-                ),
-                Some(format!(
-                    "segment_train reads the id and feature columns with your privileges: GRANT SELECT ({}) ON {} TO the role that trains the model.",
-                    spi::ident(col),
-                    source.qualified
-                )),
-            );
-        }
     }
 }
 
