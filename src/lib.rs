@@ -1,28 +1,56 @@
 //! pg_segment: customer segmentation inside PostgreSQL.
 //!
-//! Wiring only. The numeric work lives in [`engine`] (the `pg_segment_engine` crate,
-//! pure Rust, no pgrx); the SQL
-//! surface lives in [`sql`] (thin pgrx wrappers); hand-written SQL (catalog tables,
-//! views, aggregates) lives in `sql/` and is pulled in with `extension_sql_file!`.
-pub(crate) mod alloc;
-pub mod sql;
+//! Where things live:
+//! - [`engine`]: the numeric core (encoders, k-means, metrics, matching), the
+//!   `pg_segment_engine` crate in `crates/engine`, pure Rust with no pgrx in its
+//!   dependency tree.
+//! - The SQL surface, one module per area as users see it, each a set of thin
+//!   `#[pg_extern]` wrappers: [`train`] (`segment_train`), [`assign`] (`segment_assign`,
+//!   `segment_assign_detail`, `segment_encode`: the per-row path), [`lifecycle`]
+//!   (`segment_label`, `segment_drop`, `segment_grant`, `segment_revoke`), [`aggregates`]
+//!   (the metric and k-means aggregates) and [`adhoc`] (`segment_nearest`).
+//! - [`catalog`]: every read and write of the `segment` schema's tables.
+//! - [`error`]: engine errors to SQLSTATEs, and `raise`.
+//! - [`pg`]: all PostgreSQL plumbing that needs `unsafe` (SPI under a fixed
+//!   search_path, the source reader, the assignment writer and its page writer, Datum
+//!   decoding, aggregate states, memory contexts, the planner support function, the
+//!   allocator). Its module header states the invariants it relies on.
+//! - Hand-written SQL (catalog tables and views, aggregates, wrappers, comments) lives in
+//!   `sql/*.sql`, included below in a stated order.
+#![deny(unsafe_code)]
+
+pub mod adhoc;
+pub mod aggregates;
+pub mod assign;
+pub mod catalog;
+pub mod error;
+pub mod lifecycle;
+#[allow(unsafe_code)]
+pub mod pg;
+pub mod train;
+
 /// The numeric core, a crate of its own (`crates/engine`) with no pgrx in its
 /// dependency tree.
 pub use pg_segment_engine as engine;
 
 #[global_allocator]
-static ALLOCATOR: alloc::HugePageHint = alloc::HugePageHint;
+static ALLOCATOR: pg::alloc::HugePageHint = pg::alloc::HugePageHint;
 
 ::pgrx::pg_module_magic!(name, version);
 
 /// Library load: defines pg_segment's settings (`pg_segment.huge_pages`,
 /// `pg_segment.direct_writes`).
 #[pgrx::pg_guard]
-#[allow(non_snake_case)]
+#[allow(non_snake_case, unsafe_code)]
 pub extern "C-unwind" fn _PG_init() {
-    alloc::define_gucs();
-    sql::writer::define_gucs();
+    pg::alloc::define_gucs();
+    pg::writer::define_gucs();
 }
+
+// Hand-written SQL, in this order: the catalog first (bootstrap: schema `segment`, its
+// tables, views and policies), then the pieces that need functions pgrx generates, the
+// aggregates and the comments last.
+pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
 
 #[cfg(test)]
 pub mod pg_test {

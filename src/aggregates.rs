@@ -8,74 +8,20 @@
 //! `CREATE AGGREGATE` statements are written by hand (pgrx 0.18 generates a wrong
 //! deserialize signature for `internal` states). The support functions live in schema
 //! `segment` with a leading underscore: they are not for direct use.
-use super::arrays::Matrix;
-use super::error::{raise, raise_engine, Code};
 use crate::engine::kmeans::{self, StepState};
 use crate::engine::metrics::{self, ClusterStats, Contingency, Reservoir};
 use crate::engine::EngineError;
+use crate::error::{raise, raise_engine, Code};
+use crate::pg::agg_state::{
+    combine_states, deserialize_state, serialize_state, state_mut, state_ref, AggState,
+};
+use crate::pg::arrays::Matrix;
 use ndarray::{Array2, ArrayView2};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Internal};
 
 /// Exact silhouette up to this many rows; a seeded uniform sample of this size above.
 pub const SILHOUETTE_MAX_SAMPLE: i32 = 20_000;
-
-/// The aggregate memory context of this call, or an error when not called as an
-/// aggregate support function.
-fn agg_context(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> pg_sys::MemoryContext {
-    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
-    // SAFETY: fcinfo is this call's; AggCheckCallContext only inspects it.
-    let is_agg = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) };
-    if is_agg == 0 {
-        raise(
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{what} can only be called as part of an aggregate"),
-            None,
-        );
-    }
-    ctx
-}
-
-/// Move `value` into the aggregate memory context (dropped when that context goes).
-fn into_agg<T>(value: T, fcinfo: pg_sys::FunctionCallInfo, what: &str) -> Internal {
-    let ctx = agg_context(fcinfo, what);
-    // SAFETY: switching to a valid context for the allocation, then back.
-    unsafe {
-        let old = pg_sys::MemoryContextSwitchTo(ctx);
-        let internal = Internal::new(value);
-        pg_sys::MemoryContextSwitchTo(old);
-        internal
-    }
-}
-
-/// The state behind `state`, created by `init` in the aggregate context on first use.
-fn state_mut<'a, T>(
-    state: &'a mut Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-    what: &str,
-    init: impl FnOnce() -> T,
-) -> &'a mut T {
-    if !state.initialized() {
-        *state = into_agg(init(), fcinfo, what);
-    }
-    // SAFETY: every Internal handed to this aggregate's support functions was made by
-    // this module for this T (the CREATE AGGREGATE statements pair them).
-    unsafe { state.get_mut::<T>().expect("initialized above") }
-}
-
-/// An aggregate state that crosses process boundaries (parallel workers, Citus) and
-/// merges exactly: what the generic combine / serialize / deserialize below need.
-trait AggState: Sized {
-    /// Context for error messages.
-    const WHAT: &'static str;
-    fn serialize(&self) -> Vec<u8>;
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError>;
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError>;
-    /// A copy in the current memory context (the bytes round trip is exact).
-    fn duplicate(&self) -> Self {
-        Self::deserialize(&self.serialize()).expect("own bytes")
-    }
-}
 
 impl AggState for ClusterStats {
     const WHAT: &'static str = "cluster metric aggregate";
@@ -156,41 +102,6 @@ impl AggState for StepCarry {
     }
 }
 
-/// Combine two states: merge `b` into `a`, with either side possibly NULL.
-fn combine_states<T: AggState>(
-    a: Internal,
-    b: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    let mut a = a;
-    // SAFETY: see state_mut.
-    unsafe {
-        match (a.initialized(), b.get::<T>()) {
-            (_, None) => a,
-            (false, Some(bs)) => into_agg(bs.duplicate(), fcinfo, T::WHAT),
-            (true, Some(bs)) => {
-                let st = a.get_mut::<T>().expect("initialized");
-                st.absorb(bs).unwrap_or_else(|e| raise_engine(e, T::WHAT));
-                a
-            }
-        }
-    }
-}
-
-/// The bytes of a state, for the leader process.
-fn serialize_state<T: AggState>(state: Internal) -> Vec<u8> {
-    // SAFETY: see state_mut.
-    unsafe { state.get::<T>() }
-        .map(T::serialize)
-        .unwrap_or_default()
-}
-
-/// A state rebuilt from its bytes, in the aggregate memory context.
-fn deserialize_state<T: AggState>(bytes: &[u8], fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let st = T::deserialize(bytes).unwrap_or_else(|e| raise_engine(e, T::WHAT));
-    into_agg(st, fcinfo, T::WHAT)
-}
-
 /// The combine, serialize and deserialize support functions of one state type.
 macro_rules! state_support {
     ($ty:ty, $combine:ident, $serial:ident, $deserial:ident) => {
@@ -219,7 +130,7 @@ macro_rules! state_support {
 }
 
 fn vector<'a>(v: &'a Array<'_, f64>, what: &str) -> &'a [f64] {
-    super::arrays::vector(v, what)
+    crate::pg::arrays::vector(v, what)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -261,15 +172,13 @@ mod segment {
     /// Final: within-segment sum of squared distances to the segment means.
     #[pg_extern(immutable, parallel_safe)]
     fn _inertia_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        unsafe { state.get::<ClusterStats>() }.map(ClusterStats::within_ss)
+        state_ref::<ClusterStats>(&state, ClusterStats::WHAT).map(ClusterStats::within_ss)
     }
 
     /// Final: the Calinski-Harabasz index.
     #[pg_extern(immutable, parallel_safe)]
     fn _calinski_harabasz_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<ClusterStats>() }?;
+        let st = state_ref::<ClusterStats>(&state, ClusterStats::WHAT)?;
         Some(
             st.calinski_harabasz()
                 .unwrap_or_else(|e| raise_engine(e, "segment_calinski_harabasz")),
@@ -306,16 +215,14 @@ mod segment {
     /// Final: adjusted Rand index.
     #[pg_extern(immutable, parallel_safe)]
     fn _ari_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Contingency>() }?;
+        let st = state_ref::<Contingency>(&state, Contingency::WHAT)?;
         Some(st.ari().unwrap_or_else(|e| raise_engine(e, "segment_ari")))
     }
 
     /// Final: normalized mutual information (arithmetic normalization).
     #[pg_extern(immutable, parallel_safe)]
     fn _nmi_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Contingency>() }?;
+        let st = state_ref::<Contingency>(&state, Contingency::WHAT)?;
         Some(st.nmi().unwrap_or_else(|e| raise_engine(e, "segment_nmi")))
     }
 
@@ -372,8 +279,7 @@ mod segment {
     /// Final: the Davies-Bouldin index of the gathered rows.
     #[pg_extern(immutable, parallel_safe)]
     fn _davies_bouldin_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Collected>() }?;
+        let st = state_ref::<Collected>(&state, Collected::WHAT)?;
         let x = st.view();
         Some(
             metrics::davies_bouldin(x, &st.labels)
@@ -384,8 +290,7 @@ mod segment {
     /// Final: k-means centroids (seeded k-means++, 4 restarts) as float8[][].
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_final(state: Internal) -> Option<Matrix> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Collected>() }?;
+        let st = state_ref::<Collected>(&state, Collected::WHAT)?;
         let k = st.k.unwrap_or_else(|| {
             raise(
                 Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -403,7 +308,7 @@ mod segment {
         let params = kmeans::KMeansParams::new(k as usize)
             .seed(st.seed as u64)
             .n_init(4);
-        let r = kmeans::fit(st.view(), &params, &mut crate::sql::train::PgHooks)
+        let r = kmeans::fit(st.view(), &params, &mut crate::pg::PgHooks)
             .unwrap_or_else(|e| raise_engine(e, "segment_kmeans"));
         Some(Matrix::from_array(&r.centroids))
     }
@@ -463,8 +368,7 @@ mod segment {
     /// Final: mean silhouette of the sample (exact when it holds every row).
     #[pg_extern(immutable, parallel_safe)]
     fn _silhouette_final(state: Internal) -> Option<f64> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<Sample>() }?;
+        let st = state_ref::<Sample>(&state, Sample::WHAT)?;
         let s = metrics::silhouette_of_reservoir(st, &mut || {
             check_for_interrupts!();
             Ok(())
@@ -497,7 +401,7 @@ mod segment {
             return state;
         };
         let x = vector(&vec, "vec");
-        let (c, k, d) = crate::sql::arrays::matrix(centroids, "centroids");
+        let (c, k, d) = crate::pg::arrays::matrix(centroids, "centroids");
         let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || StepCarry {
             step: StepState::new(k, d),
             centroids: c.clone(),
@@ -519,8 +423,7 @@ mod segment {
     /// Final: the new centroids (empty clusters keep their centroid).
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_step_final(state: Internal) -> Option<Matrix> {
-        // SAFETY: see state_mut.
-        let st = unsafe { state.get::<StepCarry>() }?;
+        let st = state_ref::<StepCarry>(&state, StepCarry::WHAT)?;
         let (k, d) = (st.step.k(), st.step.d());
         let old = ArrayView2::from_shape((k, d), &st.centroids).expect("matrix shape");
         let new: Array2<f64> = st.step.new_centroids(old);
@@ -684,8 +587,7 @@ impl StepCarry {
 
 /// Raise 54000 when gathered rows would exceed `maintenance_work_mem`.
 fn check_budget(bytes: usize) {
-    // SAFETY: reading a GUC of this backend.
-    let budget = unsafe { pg_sys::maintenance_work_mem } as usize * 1024;
+    let budget = crate::pg::maintenance_work_mem();
     if bytes > budget {
         raise(
             Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -695,113 +597,5 @@ fn check_budget(bytes: usize) {
     }
 }
 
-pgrx::extension_sql!(
-    r#"
-CREATE AGGREGATE segment_inertia(vec float8[], seg bigint) (
-    SFUNC = segment._cluster_stats_trans, STYPE = internal,
-    FINALFUNC = segment._inertia_final,
-    COMBINEFUNC = segment._cluster_stats_combine,
-    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_inertia(float8[], bigint) IS
-    'Within-segment sum of squared distances to each segment''s mean';
-
-CREATE AGGREGATE segment_calinski_harabasz(vec float8[], seg bigint) (
-    SFUNC = segment._cluster_stats_trans, STYPE = internal,
-    FINALFUNC = segment._calinski_harabasz_final,
-    COMBINEFUNC = segment._cluster_stats_combine,
-    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_calinski_harabasz(float8[], bigint) IS
-    'Calinski-Harabasz index (as sklearn.metrics.calinski_harabasz_score)';
-
-CREATE AGGREGATE segment_ari(a bigint, b bigint) (
-    SFUNC = segment._contingency_trans, STYPE = internal,
-    FINALFUNC = segment._ari_final,
-    COMBINEFUNC = segment._contingency_combine,
-    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_ari(bigint, bigint) IS
-    'Adjusted Rand index of two labelings (as sklearn.metrics.adjusted_rand_score)';
-
-CREATE AGGREGATE segment_nmi(a bigint, b bigint) (
-    SFUNC = segment._contingency_trans, STYPE = internal,
-    FINALFUNC = segment._nmi_final,
-    COMBINEFUNC = segment._contingency_combine,
-    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_nmi(bigint, bigint) IS
-    'Normalized mutual information, arithmetic normalization (as sklearn.metrics.normalized_mutual_info_score)';
-
-CREATE AGGREGATE segment_davies_bouldin(vec float8[], seg bigint) (
-    SFUNC = segment._collect_trans, STYPE = internal,
-    FINALFUNC = segment._davies_bouldin_final,
-    COMBINEFUNC = segment._collect_combine,
-    SERIALFUNC = segment._collect_serial, DESERIALFUNC = segment._collect_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_davies_bouldin(float8[], bigint) IS
-    'Davies-Bouldin index (as sklearn.metrics.davies_bouldin_score); holds its rows, within maintenance_work_mem';
-
-CREATE AGGREGATE segment_silhouette(vec float8[], seg bigint) (
-    SFUNC = segment._silhouette_default_trans, STYPE = internal,
-    FINALFUNC = segment._silhouette_final,
-    COMBINEFUNC = segment._silhouette_combine,
-    SERIALFUNC = segment._silhouette_serial, DESERIALFUNC = segment._silhouette_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_silhouette(float8[], bigint) IS
-    'Mean silhouette (as sklearn.metrics.silhouette_score): exact up to 20000 rows, a seeded uniform sample of 20000 above';
-
-CREATE AGGREGATE segment_silhouette(vec float8[], seg bigint, max_sample int, seed bigint) (
-    SFUNC = segment._silhouette_trans, STYPE = internal,
-    FINALFUNC = segment._silhouette_final,
-    COMBINEFUNC = segment._silhouette_combine,
-    SERIALFUNC = segment._silhouette_serial, DESERIALFUNC = segment._silhouette_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_silhouette(float8[], bigint, int, bigint) IS
-    'Mean silhouette: exact up to max_sample rows, a uniform sample of max_sample rows (seeded) above';
-
-CREATE AGGREGATE segment_kmeans(vec float8[], k int, seed bigint) (
-    SFUNC = segment._collect_kmeans_trans, STYPE = internal,
-    FINALFUNC = segment._kmeans_final,
-    COMBINEFUNC = segment._collect_combine,
-    SERIALFUNC = segment._collect_serial, DESERIALFUNC = segment._collect_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_kmeans(float8[], int, bigint) IS
-    'k-means centroids (float8[][], one row per centroid) of the vectors: seeded k-means++, 4 restarts';
-
-CREATE AGGREGATE segment_kmeans_step(vec float8[], centroids float8[]) (
-    SFUNC = segment._kmeans_step_trans, STYPE = internal,
-    FINALFUNC = segment._kmeans_step_final,
-    COMBINEFUNC = segment._kmeans_step_combine,
-    SERIALFUNC = segment._kmeans_step_serial, DESERIALFUNC = segment._kmeans_step_deserial,
-    PARALLEL = SAFE);
-COMMENT ON AGGREGATE segment_kmeans_step(float8[], float8[]) IS
-    'One Lloyd iteration: the means of the vectors nearest each centroid (empty clusters keep their centroid)';
-
--- Comments for \df+ on the functions pgrx generated above.
-COMMENT ON FUNCTION segment_train(text, regclass, text, jsonb, int, int, int, bigint, int, int, float8) IS
-    'Train a k-means segmentation model on a table or view; stores it in schema segment and writes segment.<model>_assignments';
-COMMENT ON FUNCTION segment_assign(text, anyelement, int) IS
-    'Segment (1-based) of a row, columns mapped to the model''s features by name';
-COMMENT ON FUNCTION segment_assign(text, jsonb, int) IS
-    'Segment (1-based) of a jsonb object keyed by feature name';
-COMMENT ON FUNCTION segment_assign(text, float8[], int) IS
-    'Segment (1-based) of an already-encoded vector';
-COMMENT ON FUNCTION segment_assign_detail(text, anyelement, int) IS
-    'Segment, label, distance, runner-up segment and margin of a row';
-COMMENT ON FUNCTION segment_assign_detail(text, jsonb, int) IS
-    'Segment, label, distance, runner-up segment and margin of a jsonb object';
-COMMENT ON FUNCTION segment_encode(text, anyelement, int) IS
-    'The encoded feature vector of a row (segment.versions.feature_names order)';
-COMMENT ON FUNCTION segment_encode(text, jsonb, int) IS
-    'The encoded feature vector of a jsonb object';
-COMMENT ON FUNCTION segment_label(text, int, text) IS
-    'Label a segment of the current version of a model (owner only)';
-COMMENT ON FUNCTION segment_drop(text, boolean) IS
-    'Drop a model, its versions and its assignment table (owner only)';
-COMMENT ON FUNCTION segment_nearest(float8[], float8[]) IS
-    '1-based index of the nearest row of a centroid matrix';
-"#,
-    name = "aggregates",
-    finalize,
-);
+// CREATE AGGREGATE statements and comments: sql/aggregates.sql, after every function.
+pgrx::extension_sql_file!("../sql/aggregates.sql", name = "aggregates", finalize);

@@ -1,8 +1,8 @@
 //! `segment_nearest`: nearest centroid of an ad-hoc centroid matrix, no catalog needed.
-use super::arrays;
-use super::call_site;
-use super::error::{raise, Code};
 use crate::engine::kmeans;
+use crate::error::{raise, Code};
+use crate::pg::arrays;
+use crate::pg::call_site;
 use ndarray::ArrayView2;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -27,8 +27,7 @@ fn segment_nearest(
     centroids: Array<'_, f64>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> i32 {
-    // SAFETY: this call's fcinfo; segment_nearest always keeps a CentroidCache.
-    let (cache, _) = unsafe { call_site::slot::<CentroidCache>(fcinfo) };
+    let (cache, _) = call_site::slot::<CentroidCache>(fcinfo);
     let same = match (cache.as_ref(), centroids.as_slice()) {
         (Some(c), Ok(s)) => c.raw.as_slice() == s,
         _ => false,

@@ -1,10 +1,13 @@
-//! Loading a trained model version from the catalog (as the current role may see it),
-//! and the model-lifecycle functions `segment_label`, `segment_drop`, `segment_grant`
-//! and `segment_revoke`.
-use super::error::{raise, Code};
-use super::spi;
+//! The catalog (schema `segment`, see sql/catalog.sql) as the Rust side reads and
+//! writes it: loading a trained model version (as the current role may see it), model
+//! names, ownership, and the catalog's version check.
 use crate::engine::encode::{FittedEncoder, MAX_ENCODED};
+use crate::engine::report::{ProfileRow, SegmentFacts};
+use crate::error::{raise, Code};
+use crate::pg::spi;
+use ndarray::Array2;
 use pgrx::prelude::*;
+use pgrx::JsonB;
 
 /// A model version as the assignment functions need it.
 pub struct LoadedModel {
@@ -252,18 +255,6 @@ impl LoadedModel {
     }
 }
 
-/// Raise 22004 for a NULL argument that needs a value.
-#[track_caller]
-pub fn require<T>(value: Option<T>, function: &str, argument: &str) -> T {
-    value.unwrap_or_else(|| {
-        raise(
-            Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{function}: argument \"{argument}\" must not be NULL"),
-            None,
-        )
-    })
-}
-
 /// Raise 55000 when the installed SQL objects are older than this library (the package
 /// was upgraded but `ALTER EXTENSION pg_segment UPDATE` has not run yet): writing the
 /// catalog through an older layout could store what this library cannot read back.
@@ -283,47 +274,6 @@ pub fn check_catalog_version() {
     }
 }
 
-/// Name segment `segment` (1-based) of the current version of `model`. The label is
-/// kept by later versions that inherit the segment. Only members of the model's owner
-/// role may relabel it. Returns the label; a NULL label removes it.
-///
-/// ```sql
-/// SELECT segment_label('customers', 3, 'loyal big spenders');
-/// ```
-#[pg_extern(volatile)]
-fn segment_label(model: Option<&str>, segment: Option<i32>, label: Option<&str>) -> Option<String> {
-    let model = require(model, "segment_label", "model");
-    let segment = require(segment, "segment_label", "segment");
-    check_catalog_version();
-    check_owner(model, "relabel");
-    let version = spi::one::<i32>(
-        "SELECT m.current_version FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-        &[model.into()],
-    )
-    .unwrap_or_else(|| no_such_model(model));
-    let updated = spi::one::<i32>(
-        "UPDATE segment.segments s SET label = $4
-          WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.version OPERATOR(pg_catalog.=) $2
-            AND s.segment OPERATOR(pg_catalog.=) $3
-         RETURNING s.segment",
-        &[model.into(), version.into(), segment.into(), label.into()],
-    );
-    if updated.is_none() {
-        let k = spi::one::<i32>(
-            "SELECT v.k FROM segment.versions v
-              WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
-            &[model.into(), version.into()],
-        )
-        .unwrap_or(0);
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("model \"{model}\" has no segment {segment}"),
-            Some(format!("Segments are numbered 1 to {k}.")),
-        )
-    }
-    label.map(str::to_string)
-}
-
 /// Raise 42501 unless the current role is a member of the model's owner (42704 when
 /// there is no such model).
 pub fn check_owner(model: &str, action: &str) {
@@ -339,7 +289,7 @@ pub fn check_owner(model: &str, action: &str) {
 
 /// The owner of `model` and whether the current role is a member of it; None when
 /// there is no such model (readable or not).
-fn ownership(model: &str) -> Option<(String, bool)> {
+pub fn ownership(model: &str) -> Option<(String, bool)> {
     let (owner, owns) = spi::two::<String, bool>(
         "SELECT pg_catalog.pg_get_userbyid(o)::pg_catalog.text, pg_catalog.pg_has_role(o, 'MEMBER')
            FROM segment._model_owner($1) o WHERE o IS NOT NULL",
@@ -348,133 +298,189 @@ fn ownership(model: &str) -> Option<(String, bool)> {
     Some((owner?, owns.unwrap_or(false)))
 }
 
-/// Drop `model`: its catalog rows (every version, segment, profile and grant) and its
-/// assignment table. Only members of the owner role may. Returns true when dropped;
-/// with `if_exists => true` a missing model returns false instead of an error.
-///
-/// ```sql
-/// SELECT segment_drop('customers');
-/// ```
-#[pg_extern(volatile)]
-fn segment_drop(model: Option<&str>, if_exists: default!(Option<bool>, false)) -> bool {
-    let model = require(model, "segment_drop", "model");
-    let if_exists = require(if_exists, "segment_drop", "if_exists");
-    check_catalog_version();
-    if if_exists && ownership(model).is_none() {
-        return false;
+/// A trained model's row in `segment.models`.
+pub struct NewModel<'a> {
+    pub name: &'a str,
+    /// The source as `schema.relation`, quoted where needed.
+    pub source: &'a str,
+    pub source_oid: pg_sys::Oid,
+    pub id_column: &'a str,
+    pub id_type: pg_sys::Oid,
+    /// The features argument as given (NULL for the default spec).
+    pub features: Option<serde_json::Value>,
+    /// The resolved spec.
+    pub spec: serde_json::Value,
+    pub params: serde_json::Value,
+    pub version: i32,
+    pub assignments: &'a str,
+}
+
+/// Insert the model's row (first: creating its assignment table needs it). False when
+/// the name is taken.
+pub fn insert_model(m: &NewModel) -> bool {
+    spi::one::<bool>(
+        "INSERT INTO segment.models (name, source, source_oid, id_column, id_type, features, spec, params, current_version, assignments)
+         VALUES ($1, $2, $3::pg_catalog.regclass, $4, $5::pg_catalog.regtype, $6, $7, $8, $9, $10)
+         ON CONFLICT DO NOTHING RETURNING true",
+        &[
+            m.name.into(),
+            m.source.into(),
+            m.source_oid.into(),
+            m.id_column.into(),
+            m.id_type.into(),
+            m.features.clone().map(JsonB).into(),
+            JsonB(m.spec.clone()).into(),
+            JsonB(m.params.clone()).into(),
+            m.version.into(),
+            m.assignments.into(),
+        ],
+    ) == Some(true)
+}
+
+/// The fitted encoder as the catalog stores it, read back first as `segment_assign`
+/// will read it: a model that would not load back is never stored (XX000).
+pub fn encoder_json(context: &str, encoder: &FittedEncoder) -> serde_json::Value {
+    let json = encoder.to_json();
+    if let Err(e) = FittedEncoder::from_json(&json) {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("{context}: the fitted encoder would not load back: {e}"),
+            None,
+        );
     }
-    check_owner(model, "drop");
-    // The trigger on segment.models drops the assignment table with the row.
+    json
+}
+
+/// One version of a model with its segments and profiles.
+pub struct NewVersion<'a> {
+    pub model: &'a str,
+    pub version: i32,
+    pub encoder: &'a FittedEncoder,
+    pub encoder_json: serde_json::Value,
+    pub centroids: &'a Array2<f64>,
+    pub rows_read: u64,
+    pub rows_used: u64,
+    pub rows_skipped: u64,
+    pub skipped: &'a serde_json::Value,
+    pub sampled: bool,
+    pub iterations: usize,
+    pub converged: bool,
+    pub inertia: f64,
+    pub silhouette: Option<f64>,
+    pub silhouette_sample: Option<usize>,
+    pub davies_bouldin: Option<f64>,
+    pub calinski_harabasz: Option<f64>,
+    pub k_selection: Option<&'a serde_json::Value>,
+    pub seed: i64,
+    pub facts: &'a [SegmentFacts],
+    pub profiles: &'a [ProfileRow],
+}
+
+/// Insert a version's rows: `segment.versions`, one `segment.segments` row per segment
+/// and its `segment.profile_data` (its `seconds` are set last, by [`set_seconds`]).
+pub fn insert_version(v: &NewVersion) {
+    let (model, version) = (v.model, v.version);
     spi::run(
-        "DELETE FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-        &[model.into()],
+        "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
+            rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
+            inertia, silhouette, silhouette_sample, davies_bouldin, calinski_harabasz, k_selection,
+            seed, seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18, $19, $20, $21, $22, 0)",
+        &[
+            model.into(),
+            version.into(),
+            (v.centroids.nrows() as i32).into(),
+            (v.encoder.dim() as i32).into(),
+            v.encoder.output_names().into(),
+            JsonB(v.encoder_json.clone()).into(),
+            matrix_literal(v.centroids).into(),
+            (v.rows_read as i64).into(),
+            (v.rows_used as i64).into(),
+            (v.rows_skipped as i64).into(),
+            JsonB(v.skipped.clone()).into(),
+            v.sampled.into(),
+            (v.rows_used as i64).into(),
+            (v.iterations as i32).into(),
+            v.converged.into(),
+            v.inertia.into(),
+            v.silhouette.into(),
+            v.silhouette_sample.map(|n| n as i32).into(),
+            v.davies_bouldin.into(),
+            v.calinski_harabasz.into(),
+            v.k_selection.cloned().map(JsonB).into(),
+            v.seed.into(),
+        ],
     );
-    invalidate_plans();
-    true
+    for f in v.facts {
+        let centroid: Vec<f64> = v.centroids.row(f.segment).to_vec();
+        spi::run(
+            "INSERT INTO segment.segments (model, version, segment, size, share, mean_distance, silhouette,
+                nearest_segment, separation, centroid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                model.into(),
+                version.into(),
+                (f.segment as i32 + 1).into(),
+                (f.size as i64).into(),
+                f.share.into(),
+                f.mean_distance.into(),
+                f.silhouette.into(),
+                f.nearest.map(|s| s as i32 + 1).into(),
+                f.separation.into(),
+                centroid.into(),
+            ],
+        );
+    }
+    let profiles = v.profiles;
+    let p_seg: Vec<i32> = profiles.iter().map(|p| p.segment as i32 + 1).collect();
+    let p_feat: Vec<String> = profiles.iter().map(|p| p.feature.clone()).collect();
+    let p_cat: Vec<Option<String>> = profiles.iter().map(|p| p.category.clone()).collect();
+    let p_sv: Vec<Option<f64>> = profiles.iter().map(|p| p.segment_value).collect();
+    let p_ov: Vec<Option<f64>> = profiles.iter().map(|p| p.overall_value).collect();
+    spi::run(
+        "INSERT INTO segment.profile_data (model, version, segment, feature, category, segment_value, overall_value)
+         SELECT $1, $2, u.* FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.int4[]),
+                                             pg_catalog.unnest($4::pg_catalog.text[]),
+                                             pg_catalog.unnest($5::pg_catalog.text[]),
+                                             pg_catalog.unnest($6::pg_catalog.float8[]),
+                                             pg_catalog.unnest($7::pg_catalog.float8[])) u",
+        &[
+            model.into(),
+            version.into(),
+            p_seg.into(),
+            p_feat.into(),
+            p_cat.into(),
+            p_sv.into(),
+            p_ov.into(),
+        ],
+    );
 }
 
-#[pg_schema]
-mod segment {
-    use super::*;
-
-    /// `segment_grant` (grant = true) and `segment_revoke`: let `role` (and its members)
-    /// read `model` (its catalog rows, its assignment table, and assigning with it), or no
-    /// longer. Only members of the model's owner role may. Returns true when something
-    /// changed.
-    #[pg_extern(volatile)]
-    fn _grant(model: Option<&str>, role: Option<pg_sys::Oid>, grant: Option<bool>) -> bool {
-        let grant = require(grant, "segment._grant", "grant");
-        let function = if grant {
-            "segment_grant"
-        } else {
-            "segment_revoke"
-        };
-        let model = require(model, function, "model");
-        let role = require(role, function, "role");
-        check_catalog_version();
-        check_owner(model, if grant { "grant" } else { "revoke" });
-        let role_name = spi::one::<String>(
-            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
-            &[role.into()],
-        )
-        .filter(|n| !n.starts_with("unknown (OID="))
-        .unwrap_or_else(|| {
-            raise(
-                Code::ERRCODE_UNDEFINED_OBJECT,
-                format!("{function}: role with OID {} does not exist", role.to_u32()),
-                None,
-            )
-        });
-        let table = spi::one::<String>(
-            "SELECT m.assignments FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-            &[model.into()],
-        )
-        .unwrap_or_else(|| no_such_model(model));
-        let changed = if grant {
-            spi::one::<bool>(
-                "INSERT INTO segment.grants (model, grantee) VALUES ($1, $2::pg_catalog.regrole)
-                 ON CONFLICT DO NOTHING RETURNING true",
-                &[model.into(), role.into()],
-            )
-        } else {
-            spi::one::<bool>(
-                "DELETE FROM segment.grants g
-                  WHERE g.model OPERATOR(pg_catalog.=) $1 AND g.grantee OPERATOR(pg_catalog.=) $2::pg_catalog.regrole
-                 RETURNING true",
-                &[model.into(), role.into()],
-            )
-        }
-        .is_some();
-        let sql = if grant {
-            format!(
-                "GRANT SELECT ON segment.{} TO {}",
-                spi::ident(&table),
-                spi::ident(&role_name)
-            )
-        } else {
-            format!(
-                "REVOKE SELECT ON segment.{} FROM {}",
-                spi::ident(&table),
-                spi::ident(&role_name)
-            )
-        };
-        // The assignment table belongs to the extension's owner (see catalog.sql); the caller
-        // was checked to own the model above.
-        spi::as_extension_owner(&[], || spi::run(&sql, &[]));
-        invalidate_plans();
-        changed
-    }
+/// Record how long the training of a version took.
+pub fn set_seconds(model: &str, version: i32, seconds: f64) {
+    spi::run(
+        "UPDATE segment.versions v SET seconds = $3
+          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+        &[model.into(), version.into(), seconds.into()],
+    );
 }
 
-pgrx::extension_sql!(
-    r#"
-CREATE FUNCTION segment_grant(model text, role regrole) RETURNS boolean
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segment._grant(model, role::oid, true) $$;
-COMMENT ON FUNCTION segment_grant(text, regrole) IS
-    'Let a role (and its members) read a model: catalog rows, assignment table, segment_assign. Owner only.';
-CREATE FUNCTION segment_revoke(model text, role regrole) RETURNS boolean
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segment._grant(model, role::oid, false) $$;
-COMMENT ON FUNCTION segment_revoke(text, regrole) IS
-    'Take back segment_grant: the role no longer reads the model. Owner only.';
-COMMENT ON FUNCTION segment._grant(text, oid, boolean) IS
-    'internal: segment_grant (true) and segment_revoke (false)';
-"#,
-    name = "grant_wrappers",
-    requires = [segment::_grant],
-);
-
-/// Make every cached plan that may have read a model be planned again: plans that
-/// rewrote `segment_assign` record segment.models among their relations (planner.rs),
-/// so a relcache invalidation of that table, sent when this transaction commits,
-/// reaches every session.
-pub fn invalidate_plans() {
-    if let Some(oid) = spi::one::<pg_sys::Oid>(
-        "SELECT 'segment.models'::pg_catalog.regclass::pg_catalog.oid",
-        &[],
-    ) {
-        // SAFETY: registers an invalidation message for an existing relation.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
-    }
+/// A float8[][] literal of a matrix. float8 text output round-trips exactly
+/// (extra_float_digits default 1 gives the shortest exact form), and so does this.
+fn matrix_literal(m: &Array2<f64>) -> String {
+    let rows: Vec<String> = m
+        .rows()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{{{}}}",
+                r.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    format!("{{{}}}", rows.join(","))
 }

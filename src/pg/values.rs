@@ -59,6 +59,64 @@ pub fn conv_for(type_oid: pg_sys::Oid) -> Conv {
     }
 }
 
+/// For each model feature, where its Datum is (attribute or argument number) and how it
+/// reads. Built only in this module tree, from the types PostgreSQL reports for exactly
+/// those Datums, so reading through it ([`Features`]) is safe.
+#[derive(Debug, Clone)]
+pub struct ColumnMap(Vec<(usize, Conv)>);
+
+impl ColumnMap {
+    pub(in crate::pg) fn new(map: Vec<(usize, Conv)>) -> Self {
+        ColumnMap(map)
+    }
+}
+
+/// Where a row's Datums are: a deformed tuple (values and NULL flags apart) or a
+/// function call's arguments.
+#[derive(Clone, Copy)]
+pub(in crate::pg) enum Datums<'a> {
+    Split(&'a [pg_sys::Datum], &'a [bool]),
+    Args(&'a [pg_sys::NullableDatum]),
+}
+
+/// The model's features of one row, read on demand.
+pub struct Features<'a> {
+    map: &'a ColumnMap,
+    datums: Datums<'a>,
+}
+
+impl<'a> Features<'a> {
+    /// `datums` must be the Datums whose types `map` was built from.
+    pub(in crate::pg) fn new(map: &'a ColumnMap, datums: Datums<'a>) -> Self {
+        Features { map, datums }
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.map.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.0.is_empty()
+    }
+
+    /// Feature `f`'s value ([`Value::Null`] for SQL NULL).
+    #[inline(always)]
+    pub fn get(&self, f: usize) -> Value<'static> {
+        let (i, conv) = self.map.0[f];
+        let (datum, null) = match self.datums {
+            Datums::Split(d, n) => (d[i], n[i]),
+            Datums::Args(a) => (a[i].value, a[i].isnull),
+        };
+        if null {
+            return Value::Null;
+        }
+        // SAFETY: the map was built from this Datum's type (see ColumnMap), and it is
+        // not NULL.
+        unsafe { value_of(conv, datum) }
+    }
+}
+
 /// Read a non-NULL Datum as a [`Value`]. Borrowed text lives in the current memory
 /// context, which outlives the engine call that consumes the value.
 ///

@@ -22,8 +22,12 @@
 //! join could null the whole row, which the plain function reports as NULL), or a query
 //! that groups, is DISTINCT or has window functions (see [`simplify`]). `EXPLAIN
 //! VERBOSE` shows it.
-use super::model;
-use super::spi;
+use crate::assign::AssignCache;
+use crate::catalog;
+use crate::error::{raise, Code};
+use crate::pg::call_site;
+use crate::pg::spi;
+use crate::pg::values::{conv_for, text_str, ColumnMap, Datums, Features};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -38,7 +42,6 @@ macro_rules! function_info_v1 {
         }
     };
 }
-pub(crate) use function_info_v1;
 
 function_info_v1!(pg_finfo_segment_assign_support);
 
@@ -104,7 +107,7 @@ unsafe fn simplify(
         if (*model_const).constisnull || (*model_const).consttype != pg_sys::TEXTOID {
             return None;
         }
-        let name = super::values::text_str((*model_const).constvalue)?.to_string();
+        let name = crate::pg::values::text_str((*model_const).constvalue)?.to_string();
         // The row: a whole-row Var of a plain table of this query level.
         let row = arg(1);
         if (*row).type_ != pg_sys::NodeTag::T_Var {
@@ -142,7 +145,7 @@ unsafe fn simplify(
         };
         // None: the plain function raises the error when it runs.
         let (target, models) = planned_target()?;
-        let m = model::load_if_readable(&name, version)?;
+        let m = catalog::load_if_readable(&name, version)?;
         let mut new_args: *mut pg_sys::List = std::ptr::null_mut();
         let text_const = |s: &str| -> Option<*mut pg_sys::Node> {
             Some(
@@ -207,19 +210,91 @@ fn planned_target() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
     Some((func?, models?)).filter(|&(f, m)| f != pg_sys::InvalidOid && m != pg_sys::InvalidOid)
 }
 
-pgrx::extension_sql!(
-    r#"
-CREATE FUNCTION segment._assign_planned(model text, planned text, VARIADIC cols "any")
-RETURNS integer LANGUAGE c STABLE PARALLEL SAFE COST 25
-AS 'MODULE_PATHNAME', 'segment_assign_planned';
-COMMENT ON FUNCTION segment._assign_planned(text, text, "any") IS
-    'internal: segment_assign(model, row) as the planner rewrites it: the model as planned, and only the feature columns';
-CREATE FUNCTION segment._assign_support(internal) RETURNS internal
-LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_assign_support';
-COMMENT ON FUNCTION segment._assign_support(internal) IS
-    'internal: planner support for segment_assign(model, row) (passes only the feature columns)';
-ALTER FUNCTION segment_assign(text, anyelement, integer) SUPPORT segment._assign_support;
-"#,
-    name = "assign_support",
-    requires = [sql::assign::segment_assign_row],
-);
+function_info_v1!(pg_finfo_segment_assign_cols);
+
+/// `segment._assign_cols`, the planner's target in 0.1.0. Kept only so that the 0.1.0
+/// install script still loads with this library; `ALTER EXTENSION pg_segment UPDATE`
+/// drops the function.
+///
+/// # Safety
+/// Called by fmgr.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn segment_assign_cols(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    crate::catalog::check_catalog_version();
+    raise(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "segment._assign_cols is no longer used",
+        Some("Run ALTER EXTENSION pg_segment UPDATE;".into()),
+    )
+}
+
+function_info_v1!(pg_finfo_segment_assign_planned);
+
+/// `segment._assign_planned(model text, planned text, VARIADIC cols "any")`: what the
+/// planner turns `segment_assign(model, row)` into (see above). `planned` is the model
+/// as it was when the query was planned (so planning and execution can never disagree
+/// about it), and the feature columns arrive as separate arguments in the order of its
+/// features. The assignment itself is [`crate::assign::AssignCache::assign_planned`].
+///
+/// # Safety
+/// Called by fmgr with this signature (at least 2 arguments).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn segment_assign_planned(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr passes nargs arguments; argument types are read from the call's
+    // expression (get_fn_expr_argtype), so each Datum is converted as what it is.
+    unsafe {
+        let nargs = (*fcinfo).nargs as usize;
+        let args = (*fcinfo).args.as_slice(nargs);
+        if nargs < 2 || args[0].isnull || args[1].isnull {
+            (*fcinfo).isnull = true;
+            return pg_sys::Datum::from(0);
+        }
+        let (slot, mcxt) = call_site::slot::<AssignCache>(fcinfo);
+        if slot.is_none() {
+            // The planner writes both as constants, so they are read once per call site.
+            let name = text_str(args[0].value).unwrap_or_default();
+            let planned = text_str(args[1].value).unwrap_or_default();
+            let mut c = AssignCache::planned(mcxt, name, planned, nargs);
+            c.cols = Some(ColumnMap::new(
+                (2..nargs)
+                    .map(|i| {
+                        let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32);
+                        (i, conv_for(typ))
+                    })
+                    .collect(),
+            ));
+            *slot = Some(c);
+        }
+        let c = slot.as_mut().expect("filled above");
+        let cols = c.cols.take().expect("set with the cache");
+        let segment = c.assign_planned(&Features::new(&cols, Datums::Args(args)));
+        c.cols = Some(cols);
+        match segment {
+            Some(segment) => pg_sys::Datum::from(segment),
+            None => {
+                (*fcinfo).isnull = true;
+                pg_sys::Datum::from(0)
+            }
+        }
+    }
+}
+
+/// Make every cached plan that may have read a model be planned again: plans that
+/// rewrote `segment_assign` record segment.models among their relations (planner.rs),
+/// so a relcache invalidation of that table, sent when this transaction commits,
+/// reaches every session.
+pub fn invalidate_plans() {
+    if let Some(oid) = spi::one::<pg_sys::Oid>(
+        "SELECT 'segment.models'::pg_catalog.regclass::pg_catalog.oid",
+        &[],
+    ) {
+        // SAFETY: registers an invalidation message for an existing relation.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
+    }
+}

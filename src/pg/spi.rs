@@ -19,7 +19,7 @@
 //!   runs maintenance commands as a table's owner: `SECURITY_LOCAL_USERID_CHANGE |
 //!   SECURITY_RESTRICTED_OPERATION`, undone on return and by transaction abort on error.
 //!   There is no SQL-callable SECURITY DEFINER function that creates anything.
-use super::error::{raise, Code};
+use crate::error::{raise, Code};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -8,8 +8,8 @@
 //! keys in the binary container (other keys are never looked at, however deep they
 //! nest), and `segment_train`'s features spec is parsed with errors that say what is
 //! wrong (22023) instead of failing inside the conversion.
-use super::error::{raise, Code};
-use super::values::numeric_to_f64;
+use crate::error::{raise, Code};
+use crate::pg::values::numeric_to_f64;
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -1,6 +1,6 @@
 //! Reading float8[] and float8[][] arguments without copying where possible, with clear
 //! errors for NULL elements, wrong dimensionality and empty arrays.
-use super::error::{raise, Code};
+use crate::error::{raise, Code};
 use pgrx::array::RawArray;
 use pgrx::prelude::*;
 use std::ptr::NonNull;

@@ -69,3 +69,15 @@ impl<T> OrRaise<T> for Result<T, EngineError> {
         }
     }
 }
+
+/// Raise 22004 for a NULL argument that needs a value.
+#[track_caller]
+pub fn require<T>(value: Option<T>, function: &str, argument: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{function}: argument \"{argument}\" must not be NULL"),
+            None,
+        )
+    })
+}

@@ -9,9 +9,9 @@
 //! functions must behave as they do for the caller. Its text names only the quoted
 //! relation, quoted columns and `pg_catalog`-qualified types, so nothing on that path
 //! can stand in for anything it names.
-use super::error::{raise, Code};
-use super::values::{conv_for, text_str, value_of, Conv};
 use crate::engine::encode::{ColumnKind, Value};
+use crate::error::{raise, Code};
+use crate::pg::values::{conv_for, text_str, value_of, Conv};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -171,7 +171,7 @@ pub fn for_each_row(
             }
             if convs.is_empty() {
                 for (i, kind) in kinds.iter().enumerate() {
-                    let att = super::pg_compat::tupdesc_attr(td, i + 1);
+                    let att = crate::pg::compat::tupdesc_attr(td, i + 1);
                     convs.push(match kind {
                         ColumnKind::Numeric => conv_for((*att).atttypid),
                         ColumnKind::Bool => Conv::Bool,

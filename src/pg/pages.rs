@@ -14,7 +14,7 @@
 //! descriptor of by-value fixed-length columns with no dropped or missing attributes.
 //! Anything else goes through `heap_multi_insert` (see `writer.rs`). The regression
 //! suite checks the pages with `amcheck` and against pages PostgreSQL wrote itself.
-use super::error::{raise, Code};
+use crate::error::{raise, Code};
 use pgrx::pg_sys;
 
 const BLCKSZ: usize = pg_sys::BLCKSZ as usize;
@@ -63,7 +63,7 @@ impl Layout {
         // SAFETY: the caller passes a valid descriptor; it has natts attributes.
         let attrs: Vec<&pg_sys::FormData_pg_attribute> = unsafe {
             (0..(*desc).natts as usize)
-                .map(|i| &*super::pg_compat::tupdesc_attr(desc, i))
+                .map(|i| &*crate::pg::compat::tupdesc_attr(desc, i))
                 .collect()
         };
         let mut atts = Vec::with_capacity(attrs.len());

@@ -11,11 +11,11 @@
 //! A table that gained indexes, triggers or row-level security between its creation and
 //! the load (an event trigger could do that) is written with plain `INSERT`s instead, so
 //! whatever was attached still runs.
-use super::error::{raise, Code};
-use super::pages::PageWriter;
-use super::pg_compat::PAGE_WRITER_PROVEN;
-use super::reader::Id;
-use super::spi;
+use crate::error::{raise, Code};
+use crate::pg::compat::PAGE_WRITER_PROVEN;
+use crate::pg::pages::PageWriter;
+use crate::pg::reader::Id;
+use crate::pg::spi;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -1,0 +1,437 @@
+//! `segment_train`: read a source through SPI with the caller's privileges, encode it per
+//! the features spec, fit k-means (choosing k when asked), store the model in the
+//! catalog and materialize every row's assignment. Everything happens in the caller's
+//! transaction, so an error anywhere leaves nothing behind.
+//!
+//! [`segment_train`] is the sequence of steps: check the arguments, take the model's
+//! name, describe the source and resolve the features ([`source`]), read, encode, fit
+//! ([`fit`]), store the model's row, write the assignments while the metrics are
+//! computed on a second thread ([`write`]), store the version.
+mod fit;
+mod source;
+mod write;
+
+use crate::catalog::{self, check_catalog_version, check_model_name, NewModel, NewVersion};
+use crate::engine::encode::{self, Encoded, FeatureSpec, FittedEncoder};
+use crate::engine::{kmeans, EngineError};
+use crate::error::{raise, raise_detail, require, Code, OrRaise};
+use crate::pg::args::{RawJsonb, RegClass};
+use crate::pg::planner::invalidate_plans;
+use crate::pg::reader::IdKind;
+use crate::pg::spi;
+use fit::{check_fit, choose_k, fit_k, Fit, INIT_SAMPLE};
+use ndarray::ArrayView2;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::json;
+use source::{Read, Source};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+fn ctx(model: &str) -> String {
+    format!("segment_train(\"{model}\")")
+}
+
+/// Phase timings, reported at DEBUG1 (`SET client_min_messages = debug1`).
+struct Phase {
+    model: String,
+    at: Instant,
+}
+
+impl Phase {
+    fn new(model: &str) -> Self {
+        Phase {
+            model: model.to_string(),
+            at: Instant::now(),
+        }
+    }
+
+    fn done(&mut self, what: &str) {
+        debug1!(
+            "segment_train(\"{}\"): {what}: {:.3} s",
+            self.model,
+            self.at.elapsed().as_secs_f64()
+        );
+        self.at = Instant::now();
+    }
+}
+
+/// The fit's parameters, checked.
+struct Params {
+    k: Option<usize>,
+    k_min: usize,
+    k_max: usize,
+    seed: i64,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+}
+
+/// Check the numeric arguments (22023 with the argument's name and limits).
+#[allow(clippy::too_many_arguments)]
+fn check_params(
+    model: &str,
+    k: Option<i32>,
+    k_min: i32,
+    k_max: i32,
+    seed: i64,
+    n_init: i32,
+    max_iter: i32,
+    tol: f64,
+) -> Params {
+    let c = ctx(model);
+    let bad = |name: &str, reason: String| -> ! {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{c}: invalid parameter \"{name}\": {reason}"),
+            None,
+        )
+    };
+    let max_k = kmeans::MAX_K as i32;
+    if let Some(k) = k {
+        if k < 1 {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{c}: k must be at least 1, got {k}"),
+                Some("Pass k => NULL to choose k between k_min and k_max.".into()),
+            );
+        }
+        if k > max_k {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{c}: k must be at most {max_k}, got {k}"),
+                Some(
+                    "Customer segments are few (3 to 20 is usual); pg_segment caps k at 1000."
+                        .into(),
+                ),
+            );
+        }
+    } else if k_min < 1 || k_max < k_min || k_max > max_k {
+        bad(
+            "k_min",
+            format!("need 1 <= k_min <= k_max <= {max_k}, got k_min = {k_min}, k_max = {k_max}"),
+        );
+    }
+    if !(1..=kmeans::MAX_N_INIT as i32).contains(&n_init) {
+        bad(
+            "n_init",
+            format!("must be between 1 and {}, got {n_init}", kmeans::MAX_N_INIT),
+        );
+    }
+    if !(1..=kmeans::MAX_ITER as i32).contains(&max_iter) {
+        bad(
+            "max_iter",
+            format!("must be between 1 and {}, got {max_iter}", kmeans::MAX_ITER),
+        );
+    }
+    if !(tol >= 0.0 && tol.is_finite()) {
+        bad("tol", format!("must be a finite number >= 0, got {tol}"));
+    }
+    Params {
+        k: k.map(|k| k as usize),
+        k_min: k_min as usize,
+        k_max: k_max as usize,
+        seed,
+        n_init: n_init as usize,
+        max_iter: max_iter as usize,
+        tol,
+    }
+}
+
+fn already_exists(model: &str) -> ! {
+    raise(
+        Code::ERRCODE_DUPLICATE_OBJECT,
+        format!("model \"{model}\" already exists"),
+        Some(format!(
+            "Drop it first with SELECT segment_drop('{model}'), or choose another name."
+        )),
+    )
+}
+
+/// Concurrent trainings of one name queue here (until the first commits or aborts), so
+/// the second sees the first's model and gets 42710, not a key violation.
+fn take_name(model: &str) {
+    spi::run(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_segment.model'), pg_catalog.hashtext($1))",
+        &[model.into()],
+    );
+    if spi::one::<bool>(
+        "SELECT segment._model_owner($1) IS NOT NULL",
+        &[model.into()],
+    ) == Some(true)
+    {
+        already_exists(model);
+    }
+}
+
+/// Fit the encoder on what was read and encode it. Engine errors about a row name the
+/// row's id rather than the engine's internal row number.
+fn encode_rows(
+    model: &str,
+    id_column: &str,
+    specs: &[FeatureSpec],
+    read: &Read,
+) -> (FittedEncoder, Encoded) {
+    let c = ctx(model);
+    let with_id = |e: EngineError| -> ! {
+        if let EngineError::Encode {
+            row: Some(r),
+            feature,
+            reason,
+        } = &e
+        {
+            if let Some(idv) = read.ids.get(*r) {
+                // The engine's row number is internal (0-based, read order): name the id.
+                let reason = reason.replace(&format!(" in row {r}"), "");
+                raise_detail(
+                    crate::error::code_of(&e),
+                    format!("{c}: feature \"{feature}\": {reason}"),
+                    format!("First offending row: {id_column} = {idv}."),
+                    e.hint(),
+                );
+            }
+        }
+        crate::error::raise_engine(e, &c)
+    };
+    let encoder = encode::fit(specs, &read.raw).unwrap_or_else(|e| with_id(e));
+    let encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
+    if encoded.kept_rows.is_empty() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!("{c}: every row was skipped by a NULL policy \"skip\""),
+            Some("Use another NULL policy, or filter the source.".into()),
+        );
+    }
+    (encoder, encoded)
+}
+
+/// k-means with the given k (checked against the distinct rows), or the best k of the
+/// range.
+fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
+    let seed = p.seed as u64;
+    let Some(k) = p.k else {
+        return choose_k(
+            model, x, p.k_min, p.k_max, seed, p.n_init, p.max_iter, p.tol,
+        );
+    };
+    let distinct = kmeans::count_distinct_rows(x, k);
+    if distinct < k {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{}: k = {k} exceeds the number of distinct rows ({distinct})",
+                ctx(model)
+            ),
+            Some(format!(
+                "Choose k between 1 and {distinct}, or add more distinct rows."
+            )),
+        );
+    }
+    Fit {
+        result: fit_k(model, x, k, seed, p.n_init, p.max_iter, p.tol),
+        k_selection: None,
+    }
+}
+
+/// Rows left out, by reason (NULL id, NULL policy "skip" per feature).
+fn skipped_rows(id_column: &str, read: &Read, encoded: &Encoded) -> BTreeMap<String, u64> {
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    if read.null_ids > 0 {
+        skipped.insert(format!("NULL {id_column}"), read.null_ids);
+    }
+    for (_, feature) in &encoded.skipped {
+        *skipped
+            .entry(format!("NULL {feature} (null policy skip)"))
+            .or_default() += 1;
+    }
+    skipped
+}
+
+/// Train a k-means segmentation model on `source` and store it as `model`.
+///
+/// Reads `source` (table, view or materialized view) with the caller's privileges,
+/// encodes the features per `features` (NULL: every numeric column standardized, every
+/// text/bool column one-hot with the top 20 categories, the id column excluded), fits
+/// k-means (`k => NULL`: tries k_min..k_max and keeps the k with the highest mean
+/// silhouette), stores spec, fitted encoder, centroids, metrics and lineage in the
+/// catalog, and writes every row's segment to `segment.<model>_assignments`, keyed by
+/// the source's own id type.
+///
+/// ```sql
+/// SELECT * FROM segment_train('customers', 'crm.customer_features'::regclass,
+///                             'customer_id', k => 5, seed => 42);
+/// ```
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn segment_train(
+    model: Option<&str>,
+    source: Option<RegClass>,
+    id_column: Option<&str>,
+    features: default!(Option<RawJsonb>, "NULL"),
+    k: default!(Option<i32>, "NULL"),
+    k_min: default!(Option<i32>, 2),
+    k_max: default!(Option<i32>, 8),
+    seed: default!(Option<i64>, 0),
+    n_init: default!(Option<i32>, 4),
+    max_iter: default!(Option<i32>, 300),
+    tol: default!(Option<f64>, 1e-4),
+) -> TableIterator<
+    'static,
+    (
+        name!(model, String),
+        name!(version, i32),
+        name!(k, i32),
+        name!(rows_used, i64),
+        name!(rows_skipped, i64),
+        name!(skipped, JsonB),
+        name!(sampled, bool),
+        name!(iterations, i32),
+        name!(inertia, f64),
+        name!(silhouette, Option<f64>),
+        name!(silhouette_sample, i32),
+        name!(davies_bouldin, Option<f64>),
+        name!(calinski_harabasz, Option<f64>),
+        name!(seconds, f64),
+    ),
+> {
+    let started = Instant::now();
+    let f = "segment_train";
+    let model = require(model, f, "model");
+    let source = require(source, f, "source").0;
+    let id_column = require(id_column, f, "id_column");
+    let (k_min, k_max) = (require(k_min, f, "k_min"), require(k_max, f, "k_max"));
+    let seed = require(seed, f, "seed");
+    let n_init = require(n_init, f, "n_init");
+    let max_iter = require(max_iter, f, "max_iter");
+    let tol = require(tol, f, "tol");
+    check_model_name(model);
+    check_catalog_version();
+    let params = check_params(model, k, k_min, k_max, seed, n_init, max_iter, tol);
+    let c = ctx(model);
+    take_name(model);
+
+    // The source, the features and the caller's right to read them.
+    let src = Source::describe(source);
+    let id = src.id_column(id_column);
+    let features_json = features.as_ref().map(|j| j.parse(f, "features"));
+    let specs = source::resolve_spec(model, features_json.as_ref(), id_column, &src);
+    let mut read_columns = vec![id_column];
+    read_columns.extend(specs.iter().map(|s| s.name.as_str()));
+    source::check_column_privileges(model, &src, &read_columns);
+
+    let mut phase = Phase::new(model);
+    let id_kind = IdKind::of(id.type_oid);
+    let budget = crate::pg::maintenance_work_mem();
+    let mut read =
+        source::read_source(model, &src, id_column, id_kind, &specs, budget, seed as u64);
+    phase.done("read source");
+    let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read);
+    let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
+    let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
+        .map_err(|e| EngineError::Internal(e.to_string()))
+        .or_raise(&c);
+    phase.done("encode");
+    let fit = fit_model(model, x, &params);
+    let r = &fit.result;
+    check_fit(model, &r.centroids, r.inertia);
+    phase.done("k-means");
+    // A model that would not load back is never stored.
+    let encoder_json = catalog::encoder_json(&c, &encoder);
+
+    // The model's row first: creating its assignment table needs it.
+    let version = 1i32;
+    let assignments = format!("{model}_assignments");
+    let inserted = catalog::insert_model(&NewModel {
+        name: model,
+        source: &src.qualified,
+        source_oid: src.oid,
+        id_column,
+        id_type: id.type_oid,
+        features: features_json,
+        spec: encode::spec_to_json(&specs),
+        params: json!({
+            "k": k, "k_min": k_min, "k_max": k_max, "seed": seed, "n_init": n_init,
+            "max_iter": max_iter, "tol": tol, "init_sample": INIT_SAMPLE
+        }),
+        version,
+        assignments: &assignments,
+    });
+    if !inserted {
+        already_exists(model);
+    }
+    let skipped = skipped_rows(id_column, &read, &encoded);
+    let written = write::assignments_and_metrics(
+        &write::Target {
+            model,
+            table: &assignments,
+            id_column,
+            id_type: id.type_oid,
+            id_type_name: &id.type_name,
+            version,
+            source: &src,
+            id_kind,
+            specs: &specs,
+        },
+        &mut read,
+        &mut encoded,
+        &encoder,
+        r,
+        seed as u64,
+    );
+    phase.done("write assignments (and metrics)");
+
+    let rows_skipped: u64 = skipped.values().sum();
+    let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
+    let q = &written.quality;
+    catalog::insert_version(&NewVersion {
+        model,
+        version,
+        encoder: &encoder,
+        encoder_json,
+        centroids: &r.centroids,
+        rows_read: read.rows_read,
+        rows_used: n_used as u64,
+        rows_skipped,
+        skipped: &skipped_json,
+        sampled: read.sampled,
+        iterations: r.n_iter,
+        converged: r.converged,
+        inertia: r.inertia,
+        silhouette: q.silhouette.as_ref().map(|s| s.2),
+        silhouette_sample: q.silhouette.as_ref().map(|s| s.0.len()),
+        davies_bouldin: q.davies_bouldin,
+        calinski_harabasz: q.calinski_harabasz,
+        k_selection: fit.k_selection.as_ref(),
+        seed,
+        facts: &q.facts,
+        profiles: &q.profiles,
+    });
+    phase.done("store catalog");
+    let seconds = started.elapsed().as_secs_f64();
+    catalog::set_seconds(model, version, seconds);
+    invalidate_plans();
+
+    TableIterator::once((
+        model.to_string(),
+        version,
+        r.centroids.nrows() as i32,
+        n_used as i64,
+        rows_skipped as i64,
+        JsonB(skipped_json),
+        read.sampled,
+        r.n_iter as i32,
+        r.inertia,
+        q.silhouette.as_ref().map(|s| s.2),
+        q.silhouette.as_ref().map_or(0, |s| s.0.len() as i32),
+        q.davies_bouldin,
+        q.calinski_harabasz,
+        seconds,
+    ))
+}
+
+// Comment on segment_train: sql/train.sql.
+pgrx::extension_sql_file!(
+    "../../sql/train.sql",
+    name = "train",
+    requires = [segment_train]
+);

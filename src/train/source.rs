@@ -1,0 +1,493 @@
+//! The training source: its columns as the catalog describes them, the features spec
+//! resolved against them, the caller's column privileges, and the read itself (with a
+//! seeded row sample past the memory budget, duplicate and NULL id checks). Also the
+//! second pass that assigns every row when the fit saw a sample.
+use super::ctx;
+use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
+use crate::engine::hash::FxHashSet;
+use crate::engine::kmeans;
+use crate::engine::sample;
+use crate::error::{raise, raise_detail, Code, OrRaise};
+use crate::pg::reader::{self, Id, IdKind, Ids};
+use crate::pg::spi;
+use crate::pg::values::kind_of_category;
+use crate::pg::writer::AssignWriter;
+use ndarray::ArrayView2;
+use pgrx::prelude::*;
+
+pub(super) struct SourceColumn {
+    pub(super) name: String,
+    pub(super) type_oid: pg_sys::Oid,
+    pub(super) type_name: String,
+    pub(super) kind: Option<ColumnKind>,
+}
+
+pub(super) struct Source {
+    pub(super) oid: pg_sys::Oid,
+    pub(super) qualified: String,
+    pub(super) columns: Vec<SourceColumn>,
+}
+
+impl Source {
+    /// The relation `oid` and its columns (a table, view, materialized view, partitioned
+    /// or foreign table).
+    pub(super) fn describe(oid: pg_sys::Oid) -> Source {
+        describe_source(oid)
+    }
+
+    /// The id column (42703 naming the source's columns when there is none).
+    pub(super) fn id_column(&self, name: &str) -> &SourceColumn {
+        self.columns
+            .iter()
+            .find(|col| col.name == name)
+            .unwrap_or_else(|| undefined_column(name, self))
+    }
+}
+
+fn describe_source(oid: pg_sys::Oid) -> Source {
+    let (qualified, relkind) = spi::two::<String, String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::pg_catalog.text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+             ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .map(|(a, b)| (a.unwrap_or_default(), b.unwrap_or_default()))
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", oid.to_u32()),
+            None,
+        )
+    });
+    if !matches!(relkind.as_str(), "r" | "v" | "m" | "p" | "f") {
+        raise(
+            Code::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{qualified}\" is not a table, view or materialized view"),
+            None,
+        );
+    }
+    let columns = spi::connect(|client| {
+        let rows = client.select(
+            "SELECT a.attname::pg_catalog.text, a.atttypid,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory::pg_catalog.text
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t
+                 ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[oid.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let cat: String = r.get(4)?.unwrap_or_default();
+            out.push(SourceColumn {
+                name: r.get(1)?.unwrap_or_default(),
+                type_oid: r.get(2)?.unwrap_or(pg_sys::Oid::INVALID),
+                type_name: r.get(3)?.unwrap_or_default(),
+                kind: kind_of_category(&cat),
+            });
+        }
+        Ok(out)
+    });
+    Source {
+        oid,
+        qualified,
+        columns,
+    }
+}
+
+/// Training reads exactly the id and feature columns, with the caller's privileges: a
+/// column grant on those suffices (as for any SELECT), and a missing one is named.
+pub(super) fn check_column_privileges(model: &str, source: &Source, columns: &[&str]) {
+    let columns: Vec<&str> = columns.to_vec();
+    let missing = spi::one::<String>(
+        "SELECT u.c FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY u(c, i)
+          WHERE NOT pg_catalog.has_column_privilege($1, u.c, 'SELECT') ORDER BY u.i LIMIT 1",
+        &[source.oid.into(), columns.into()],
+    );
+    if let Some(col) = missing {
+        raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "{}: permission denied for column \"{col}\" of relation {}",
+                ctx(model),
+                source.qualified
+            ),
+            Some(format!(
+                "segment_train reads the id and feature columns with your privileges: GRANT SELECT ({}) ON {} TO the role that trains the model.",
+                spi::ident(&col),
+                source.qualified
+            )),
+        );
+    }
+}
+
+pub(super) fn undefined_column(col: &str, source: &Source) -> ! {
+    let names: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
+    raise(
+        Code::ERRCODE_UNDEFINED_COLUMN,
+        format!(
+            "column \"{col}\" of relation {} does not exist",
+            source.qualified
+        ),
+        Some(format!("Its columns are: {}.", names.join(", "))),
+    )
+}
+
+/// Resolve the features spec against the source's columns.
+pub(super) fn resolve_spec(
+    model: &str,
+    features: Option<&serde_json::Value>,
+    id_column: &str,
+    source: &Source,
+) -> Vec<FeatureSpec> {
+    let usable: Vec<(String, ColumnKind)> = source
+        .columns
+        .iter()
+        .filter_map(|c| c.kind.map(|k| (c.name.clone(), k)))
+        .collect();
+    let specs = match features {
+        None | Some(serde_json::Value::Null) => {
+            let specs = encode::default_spec(&usable, id_column);
+            let ignored: Vec<String> = source
+                .columns
+                .iter()
+                .filter(|c| c.kind.is_none() && c.name != id_column)
+                .map(|c| format!("{} ({})", c.name, c.type_name))
+                .collect();
+            if !ignored.is_empty() {
+                notice!(
+                    "segment_train(\"{model}\"): default features leave out columns of other types: {}",
+                    ignored.join(", ")
+                );
+            }
+            specs
+        }
+        Some(v) => encode::parse_spec(v).or_raise(&ctx(model)),
+    };
+    if specs.is_empty() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{}: no features to train on", ctx(model)),
+            Some("Name features in the features argument, or give the source numeric, text or boolean columns besides the id.".into()),
+        );
+    }
+    for s in &specs {
+        if s.name == id_column {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "{}: the id column \"{id_column}\" cannot also be a feature",
+                    ctx(model)
+                ),
+                None,
+            );
+        }
+        match source.columns.iter().find(|c| c.name == s.name) {
+            None => undefined_column(&s.name, source),
+            Some(c) if c.kind.is_none() => raise(
+                Code::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "{}: feature \"{}\" has type {}, which pg_segment cannot encode",
+                    ctx(model),
+                    s.name,
+                    c.type_name
+                ),
+                Some(
+                    "Use numeric, text, enum or boolean columns; cast other types in a view."
+                        .into(),
+                ),
+            ),
+            _ => {}
+        }
+    }
+    encode::check_kinds(&specs, &usable).unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!("{}: {e}", ctx(model)),
+            e.hint(),
+        )
+    });
+    specs
+}
+
+/// What was read from the source.
+pub(super) struct Read {
+    pub(super) raw: RawColumns,
+    pub(super) ids: Ids,
+    pub(super) rows_read: u64,
+    pub(super) null_ids: u64,
+    pub(super) sampled: bool,
+    /// Integer ids not read in increasing order: row positions sorted by id.
+    pub(super) id_sorted: Option<Vec<u32>>,
+}
+
+impl Read {
+    /// The positions into `kept` (rows kept for training, increasing) in id order for
+    /// integer ids (so the assignment table's primary key builds from sorted input),
+    /// else in read order.
+    pub(super) fn id_order(&self, kept: &[usize]) -> Vec<usize> {
+        let Some(sorted) = &self.id_sorted else {
+            return (0..kept.len()).collect();
+        };
+        let mut pos = vec![u32::MAX; self.ids.len()];
+        for (i, &r) in kept.iter().enumerate() {
+            pos[r] = i as u32;
+        }
+        sorted
+            .iter()
+            .map(|&r| pos[r as usize])
+            .filter(|&i| i != u32::MAX)
+            .map(|i| i as usize)
+            .collect()
+    }
+}
+
+/// Integer ids: None when strictly increasing (so unique), else row positions sorted by
+/// id; Err(id) names a duplicate.
+fn sort_int_ids(ids: &[i64]) -> Result<Option<Vec<u32>>, i64> {
+    if ids.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(None);
+    }
+    let mut pairs: Vec<(i64, u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u32))
+        .collect();
+    pairs.sort_unstable();
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(w[0].0);
+    }
+    Ok(Some(pairs.into_iter().map(|(_, i)| i).collect()))
+}
+
+pub(super) fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
+    specs
+        .iter()
+        .map(|s| {
+            source
+                .columns
+                .iter()
+                .find(|c| c.name == s.name)
+                .and_then(|c| c.kind)
+                .expect("features were checked against the source")
+        })
+        .collect()
+}
+
+fn feature_query(
+    source: &Source,
+    id_column: &str,
+    id_kind: IdKind,
+    specs: &[FeatureSpec],
+) -> String {
+    let features: Vec<(&str, ColumnKind, pg_sys::Oid)> = specs
+        .iter()
+        .map(|s| {
+            let c = source
+                .columns
+                .iter()
+                .find(|c| c.name == s.name)
+                .expect("checked");
+            (s.name.as_str(), c.kind.expect("checked"), c.type_oid)
+        })
+        .collect();
+    reader::select_query(&source.qualified, id_column, id_kind, &features)
+}
+
+pub(super) fn read_source(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    id_kind: IdKind,
+    specs: &[FeatureSpec],
+    budget: usize,
+    seed: u64,
+) -> Read {
+    let kinds = feature_kinds(source, specs);
+    let query = feature_query(source, id_column, id_kind, specs);
+
+    // Rows beyond the memory budget: train on a seeded uniform sample of row positions.
+    // The exact count costs a scan, so tables whose planner estimate is well inside the
+    // budget skip it (the read itself still stops at twice the budget).
+    let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
+    let capacity = (budget / per_row.max(1)).max(1_000);
+    let estimate = spi::one::<f32>(
+        "SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[])
+                     THEN c.reltuples END
+           FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[source.oid.into()],
+    )
+    .unwrap_or(-1.0);
+    let total = if estimate >= 0.0 && (estimate as f64) * 2.0 < capacity as f64 {
+        estimate as usize
+    } else {
+        // Like the read itself (reader.rs), this runs with the caller's search_path, so
+        // that a view's functions behave as for the caller; everything it names is
+        // qualified. It reads no column, so the feature columns' grants suffice.
+        Spi::get_one::<i64>(&format!(
+            "SELECT pg_catalog.count(*) FROM {}",
+            source.qualified
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or(0) as usize
+    };
+    let keep: Option<Vec<usize>> =
+        (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
+    let sampled = keep.is_some();
+
+    let expected = keep.as_ref().map_or(total, Vec::len);
+    let mut raw = RawColumns::new(&kinds);
+    raw.reserve(expected);
+    let mut ids = Ids::new(id_kind, expected);
+    // Integer ids are checked for duplicates after the read (by sorting, which the
+    // assignment writer needs anyway); text ids as they come.
+    let mut seen_text: FxHashSet<String> = FxHashSet::default();
+    if !sampled && id_kind == IdKind::Text {
+        seen_text.reserve(expected);
+    }
+    let mut rows_read = 0u64;
+    let mut null_ids = 0u64;
+    let mut next_keep = 0usize;
+    // The columns' pages are faulted in on the second core while this one scans.
+    let mut spare = raw.spare_capacity();
+    spare.extend(ids.spare_capacity());
+    let prefault = std::thread::spawn(move || crate::pg::alloc::prefault(&spare));
+    reader::for_each_row(&query, id_kind, &kinds, |row| {
+        let pos = rows_read as usize;
+        rows_read += 1;
+        if let Some(k) = &keep {
+            if next_keep >= k.len() || k[next_keep] != pos {
+                return;
+            }
+            next_keep += 1;
+        }
+        let Some(id) = row.id else {
+            null_ids += 1;
+            return;
+        };
+        let fresh = sampled
+            || match id {
+                Id::Int(_) => true,
+                Id::Text(t) => seen_text.insert(t.to_string()),
+            };
+        if !fresh {
+            duplicate_id(model, id_column, id, source);
+        }
+        for (i, v) in row.values.iter().enumerate() {
+            match *v {
+                Value::Null => match kinds[i] {
+                    ColumnKind::Numeric => raw.push_num(i, None),
+                    _ => raw.push_text(i, None),
+                },
+                Value::Num(x) => raw.push_num(i, Some(x)),
+                Value::Bool(b) => raw.push_bool(i, Some(b)),
+                Value::Text(t) => raw.push_text(i, Some(t)),
+            }
+        }
+        ids.push(id);
+        if !sampled
+            && rows_read.is_multiple_of(100_000)
+            && raw.heap_bytes() > budget.saturating_mul(2)
+        {
+            raise(
+                Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "{}: the source grew past the memory budget while being read",
+                    ctx(model)
+                ),
+                Some("Raise maintenance_work_mem, or retry.".into()),
+            );
+        }
+    });
+    // Only madvise calls: it ends on its own even when the scan raised an error above.
+    let _ = prefault.join();
+    let id_sorted = match &ids {
+        Ids::Int(v) if !sampled => sort_int_ids(v)
+            .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Int(dup), source)),
+        _ => None,
+    };
+    if ids.is_empty() {
+        raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            format!(
+                "{}: {} has no rows to train on",
+                ctx(model),
+                source.qualified
+            ),
+            Some(if null_ids > 0 {
+                format!("All {null_ids} rows have a NULL {id_column}.")
+            } else {
+                "Load data into the source first.".into()
+            }),
+        );
+    }
+    Read {
+        raw,
+        ids,
+        rows_read,
+        null_ids,
+        sampled,
+        id_sorted,
+    }
+}
+
+pub(super) fn duplicate_id(model: &str, id_column: &str, id: Id<'_>, source: &Source) -> ! {
+    raise_detail(
+        Code::ERRCODE_UNIQUE_VIOLATION,
+        format!("{}: id column \"{id_column}\" is not unique", ctx(model)),
+        format!(
+            "{id_column} = {id} appears more than once in {}.",
+            source.qualified
+        ),
+        Some("Use a key column, or train on a view with one row per id.".into()),
+    )
+}
+
+/// Encoded columns a spec will produce, roughly (one-hot at its top-n bound).
+fn encode_width_estimate(specs: &[FeatureSpec]) -> usize {
+    specs
+        .iter()
+        .map(|s| match &s.encoder {
+            encode::Encoder::OneHot { top, .. } => top + 2,
+            _ => 2,
+        })
+        .sum()
+}
+
+/// Assign every row of the source by streaming it again (used when the fit saw a sample).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stream_assignments(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    id_kind: IdKind,
+    specs: &[FeatureSpec],
+    encoder: &encode::FittedEncoder,
+    centroids: ArrayView2<f64>,
+    target: &mut AssignWriter,
+) {
+    let kinds = feature_kinds(source, specs);
+    let query = feature_query(source, id_column, id_kind, specs);
+    let mut out = vec![0f64; encoder.dim()];
+    reader::for_each_row(&query, id_kind, &kinds, |row| {
+        let Some(id) = row.id else { return };
+        let keep = encoder
+            .transform_row(row.values, &mut out)
+            .unwrap_or_else(|e| {
+                raise_detail(
+                    crate::error::code_of(&e),
+                    format!("{}: {e}", ctx(model)),
+                    format!("Row with {id_column} = {id}."),
+                    e.hint(),
+                )
+            });
+        if keep {
+            let nr = kmeans::nearest(centroids, &out);
+            target.push(id, nr.index, nr.dist_sq.sqrt());
+        }
+    });
+}

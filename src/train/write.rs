@@ -1,0 +1,173 @@
+//! The write step of `segment_train`: every row's assignment goes into the model's
+//! assignment table on this thread (the only one that may call into PostgreSQL) while a
+//! second thread computes the quality figures (pure engine work). If writing fails, the
+//! worker is told to stop.
+use super::source::{self, Read, Source};
+use crate::engine::encode::{Encoded, FeatureSpec, FittedEncoder};
+use crate::engine::kmeans::KMeansResult;
+use crate::engine::quality::{nearest_all, quality, Quality};
+use crate::engine::EngineError;
+use crate::error::{raise, Code, OrRaise};
+use crate::pg::reader::IdKind;
+use crate::pg::writer::AssignWriter;
+use ndarray::ArrayView2;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Where and what the assignments are written.
+pub(super) struct Target<'a> {
+    pub model: &'a str,
+    pub table: &'a str,
+    pub id_column: &'a str,
+    pub id_type: pg_sys::Oid,
+    pub id_type_name: &'a str,
+    pub version: i32,
+    pub source: &'a Source,
+    pub id_kind: IdKind,
+    pub specs: &'a [FeatureSpec],
+}
+
+/// What the step produced: the quality figures, with each segment's size, share and
+/// mean distance over the whole population (the fit may have seen a sample).
+pub(super) struct Written {
+    pub quality: Quality,
+}
+
+/// Sets the flag when dropped, also while unwinding from an error.
+struct CancelOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Write every row's segment (all rows, also when trained on a sample) and compute the
+/// quality figures meanwhile. Takes the encoded matrix and the raw columns, the bulk of
+/// the memory, and frees them as soon as the metrics are done.
+pub(super) fn assignments_and_metrics(
+    t: &Target,
+    read: &mut Read,
+    encoded: &mut Encoded,
+    encoder: &FittedEncoder,
+    r: &KMeansResult,
+    seed: u64,
+) -> Written {
+    let c = super::ctx(t.model);
+    let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
+    let names = encoder.feature_names();
+    let cancel = AtomicBool::new(false);
+    // Every row's segment, before the metrics worker starts (both cores); with a sample,
+    // the rest of the source is streamed and assigned while writing.
+    let nearest = (!read.sampled).then(|| {
+        let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix).expect("rows x dim");
+        nearest_all(x, r.centroids.view())
+    });
+    // The worker takes the encoded matrix and the raw columns and frees them itself: this
+    // thread needs neither again.
+    let matrix = std::mem::take(&mut encoded.matrix);
+    let raw = std::mem::take(&mut read.raw);
+    let kept_rows = &encoded.kept_rows;
+    let (stats, sizes, mean_distances) = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let x = ArrayView2::from_shape((n_used, dim), &matrix)
+                .map_err(|e| EngineError::Internal(format!("encoded matrix: {e}")))?;
+            let q = quality(
+                x,
+                &r.labels,
+                r.centroids.view(),
+                &raw,
+                &names,
+                kept_rows,
+                seed,
+                &cancel,
+            );
+            drop(matrix);
+            drop(raw);
+            q
+        });
+        let _stop = CancelOnDrop(&cancel);
+        let mut target = AssignWriter::create(
+            t.model,
+            t.table,
+            t.id_column,
+            t.id_type,
+            t.id_type_name,
+            t.version,
+            r.centroids.nrows(),
+            if read.sampled {
+                read.rows_read as usize
+            } else {
+                n_used
+            },
+        );
+        if read.sampled {
+            source::stream_assignments(
+                t.model,
+                t.source,
+                t.id_column,
+                t.id_kind,
+                t.specs,
+                encoder,
+                r.centroids.view(),
+                &mut target,
+            );
+        } else {
+            // Everything is in memory. Integer ids are written in id order, so that the
+            // primary key's build finds them sorted.
+            let nearest = nearest.expect("computed when not sampled");
+            for i in read.id_order(kept_rows) {
+                let (segment, distance) = nearest[i];
+                target.push(
+                    read.ids.get(kept_rows[i]).expect("one id per row read"),
+                    segment as usize,
+                    distance,
+                );
+            }
+        }
+        // Segment sizes and mean distances over the whole population, as counted while
+        // writing.
+        let sizes: Vec<u64> = target.sizes.clone();
+        let mean_distances: Vec<Option<f64>> = target
+            .sizes
+            .iter()
+            .zip(&target.distance_sums)
+            .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
+            .collect();
+        target.finish();
+        let waited = Instant::now();
+        let stats = worker.join().unwrap_or_else(|_| {
+            raise(
+                Code::ERRCODE_INTERNAL_ERROR,
+                "metrics worker panicked",
+                None,
+            )
+        });
+        debug2!(
+            "segment_train(\"{}\"): waited {:.3} s for the metrics worker",
+            t.model,
+            waited.elapsed().as_secs_f64()
+        );
+        (stats, sizes, mean_distances)
+    });
+    let mut quality = stats.or_raise(&c);
+    for (what, secs) in &quality.timings {
+        debug2!(
+            "segment_train(\"{}\"): metrics worker: {what}: {secs:.3} s",
+            t.model
+        );
+    }
+    let total: u64 = sizes.iter().sum();
+    for f in &mut quality.facts {
+        f.size = sizes[f.segment];
+        f.share = if total > 0 {
+            sizes[f.segment] as f64 / total as f64
+        } else {
+            0.0
+        };
+        f.mean_distance = mean_distances[f.segment];
+    }
+    Written { quality }
+}
