@@ -147,3 +147,16 @@ CREATE TEMP TABLE pg_class (attacker int);
 CREATE TEMP TABLE models (attacker int);
 SELECT model, k FROM segment_train('temps', 'people', 'id', '{"a": "standard", "region": "one_hot"}', k => 2);
 SELECT segment_drop('temps');
+
+-- 8. An aggregate of one's own that pairs pg_segment's support functions differently
+--    cannot make a final function read another aggregate's state as its own.
+CREATE AGGREGATE mixed_up(bigint, bigint) (
+    SFUNC = segment._contingency_trans, STYPE = internal,
+    FINALFUNC = segment._inertia_final);
+SELECT mixed_up(id, id % 3) FROM people;
+CREATE AGGREGATE mixed_up_combine(float8[], bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    FINALFUNC = segment._ari_final);
+SELECT mixed_up_combine(ARRAY[a], id % 3) FROM people;
+DROP AGGREGATE mixed_up(bigint, bigint);
+DROP AGGREGATE mixed_up_combine(float8[], bigint);
