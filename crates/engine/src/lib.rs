@@ -5,6 +5,7 @@
 //! Postgres values to these types and maps [`EngineError`] to SQLSTATEs.
 #![deny(unsafe_code)]
 
+pub mod codec;
 pub mod encode;
 pub mod error;
 pub mod hash;
