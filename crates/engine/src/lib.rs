@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod quality;
 pub mod report;
 pub mod sample;
+mod simd;
 
 pub use error::{EngineError, ErrorKind};

@@ -4,22 +4,22 @@
 use super::*;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Lloyd,
     Hamerly,
     Elkan,
 }
 
 /// Per-block accumulator of one E-step.
-pub(super) struct Acc {
-    pub(super) sums: Vec<f64>,
-    pub(super) counts: Vec<u64>,
-    pub(super) inertia: f64,
-    pub(super) moved: usize,
+pub(crate) struct Acc {
+    pub(crate) sums: Vec<f64>,
+    pub(crate) counts: Vec<u64>,
+    pub(crate) inertia: f64,
+    pub(crate) moved: usize,
 }
 
 impl Acc {
-    pub(super) fn new(k: usize, d: usize) -> Self {
+    pub(crate) fn new(k: usize, d: usize) -> Self {
         Acc {
             sums: vec![0.0; k * d],
             counts: vec![0; k],
@@ -27,7 +27,7 @@ impl Acc {
             moved: 0,
         }
     }
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.sums.iter_mut().for_each(|v| *v = 0.0);
         self.counts.iter_mut().for_each(|v| *v = 0);
         self.inertia = 0.0;
@@ -36,43 +36,43 @@ impl Acc {
 }
 
 /// Everything an E-step block reads.
-pub(super) struct Ctx<'a> {
-    pub(super) x: &'a [f64],
-    pub(super) d: usize,
-    pub(super) k: usize,
-    pub(super) centers: &'a [f64],
+pub(crate) struct Ctx<'a> {
+    pub(crate) x: &'a [f64],
+    pub(crate) d: usize,
+    pub(crate) k: usize,
+    pub(crate) centers: &'a [f64],
     /// Inflated per-centre shift since the previous E-step.
-    pub(super) shift: &'a [f64],
+    pub(crate) shift: &'a [f64],
     /// Largest shift, its centre, and the second largest shift.
-    pub(super) smax: (f64, usize, f64),
+    pub(crate) smax: (f64, usize, f64),
     /// Deflated half distance from each centre to its nearest other centre.
-    pub(super) half: &'a [f64],
+    pub(crate) half: &'a [f64],
     /// Deflated half centre-centre distances, k x k (Elkan only).
-    pub(super) cc_half: &'a [f64],
+    pub(crate) cc_half: &'a [f64],
     /// Cumulative inflated shifts per epoch, (epoch + 1) x k (Elkan only).
-    pub(super) cum: &'a [f64],
+    pub(crate) cum: &'a [f64],
     /// Index of this E-step among the run's E-steps.
-    pub(super) epoch: usize,
-    pub(super) kind: Kind,
-    pub(super) first: bool,
-    pub(super) accumulate: bool,
+    pub(crate) epoch: usize,
+    pub(crate) kind: Kind,
+    pub(crate) first: bool,
+    pub(crate) accumulate: bool,
     /// Kernel of the all-centroid searches (chosen once per E-step).
-    pub(super) simd: Simd,
+    pub(crate) simd: Simd,
     /// `centers` in the AVX2 kernel's layout (empty for the portable kernel).
-    pub(super) packed: &'a Packed,
+    pub(crate) packed: &'a PackedCentroids,
 }
 
-pub(super) struct Block<'a> {
-    pub(super) start: usize,
-    pub(super) labels: &'a mut [u32],
-    pub(super) upper: &'a mut [f64],
-    pub(super) lower: &'a mut [f64],
-    pub(super) lowk: &'a mut [f32],
-    pub(super) stamp: &'a mut [u32],
+pub(crate) struct Block<'a> {
+    pub(crate) start: usize,
+    pub(crate) labels: &'a mut [u32],
+    pub(crate) upper: &'a mut [f64],
+    pub(crate) lower: &'a mut [f64],
+    pub(crate) lowk: &'a mut [f32],
+    pub(crate) stamp: &'a mut [u32],
 }
 
 #[inline(always)]
-pub(super) fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
+pub(crate) fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
     if cx.accumulate {
         let d = cx.d;
         for (s, v) in acc.sums[a * d..(a + 1) * d].iter_mut().zip(xi) {
@@ -83,27 +83,8 @@ pub(super) fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64)
     acc.inertia += da;
 }
 
-#[allow(unsafe_code)]
-pub(super) fn estep_block(cx: &Ctx, b: Block, acc: &mut Acc) {
-    acc.reset();
-    match cx.simd {
-        Simd::Portable => estep_rows(cx, b, acc),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Simd::Avx2` only exists after `is_x86_feature_detected!("avx2")`.
-        Simd::Avx2 => unsafe { estep_rows_avx2(cx, b, acc) },
-    }
-}
-
-/// [`estep_rows`] compiled with AVX2 enabled, so that the AVX2 kernel inlines into the
-/// row loop. Same operations in the same order as the portable instance.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(super) fn estep_rows_avx2(cx: &Ctx, b: Block, acc: &mut Acc) {
-    estep_rows(cx, b, acc)
-}
-
 #[inline(always)]
-pub(super) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
+pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
     let d = cx.d;
     let k = cx.k;
     let Block {

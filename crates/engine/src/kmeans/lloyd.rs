@@ -150,7 +150,7 @@ pub(super) fn run_estep(
         })
         .collect();
     let simd = Simd::detect();
-    let packed = Packed::new(simd, centers, k, d);
+    let packed = PackedCentroids::new(simd, centers, k, d);
     let cx = Ctx {
         x,
         d,

@@ -28,8 +28,8 @@
 //!   [`MAX_ITER`].
 //! - `nearest.rs`: the scalar distance kernel (`sqdist`, `argmin`, `argmin2`),
 //!   [`nearest`] and [`CentroidIndex`] (nearest-centroid search).
-//! - `dispatch.rs`: run-time choice between the portable and the AVX2 kernels;
-//!   `avx2.rs`: the AVX2 kernels.
+//! - The AVX2 kernels and their run-time dispatch live in `crate::simd`
+//!   (`simd/kmeans.rs`, `simd/kmeans_avx2.rs`).
 //! - `threads.rs`: the deterministic block-parallel driver (`run_blocks`, block sizes).
 //! - `estep.rs`: one E-step block (Lloyd, Hamerly and Elkan bound tests).
 //! - `lloyd.rs`: one run of Lloyd iterations (`run_once`), centre geometry for the
@@ -41,17 +41,14 @@
 //! - `distinct.rs`: [`count_distinct_rows`].
 //! - `tests/`: the tests, one file per topic.
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-mod dispatch;
 mod distinct;
-mod estep;
+pub(crate) mod estep;
 mod fit;
 mod init;
 mod lloyd;
-mod nearest;
+pub(crate) mod nearest;
 mod params;
-mod plusplus;
+pub(crate) mod plusplus;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -64,10 +61,14 @@ pub use nearest::{nearest, CentroidIndex, Nearest};
 pub use params::{Algorithm, Init, KMeansParams, MAX_ITER, MAX_K, MAX_N_INIT};
 pub use step::StepState;
 
+#[cfg(test)]
+use crate::simd::FORCE_PORTABLE;
+#[allow(unused_imports)]
+use crate::simd::{kmeans::*, prefetch_row, Simd};
 #[allow(unused_imports)]
 use {
-    dispatch::*, distinct::*, estep::*, fit::*, init::*, lloyd::*, nearest::*, params::*,
-    plusplus::*, step::*, threads::*,
+    distinct::*, estep::*, fit::*, init::*, lloyd::*, nearest::*, params::*, plusplus::*, step::*,
+    threads::*,
 };
 
 use crate::error::EngineError;

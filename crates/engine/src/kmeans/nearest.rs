@@ -21,7 +21,7 @@ pub struct Nearest {
 /// Squared euclidean distance with four interleaved accumulators (vectorisable). The
 /// one distance used everywhere, so every code path makes the same decisions.
 #[inline(always)]
-pub(super) fn sqdist(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn sqdist(a: &[f64], b: &[f64]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f64; 4];
     let ac = a.chunks_exact(4);
@@ -41,18 +41,18 @@ pub(super) fn sqdist(a: &[f64], b: &[f64]) -> f64 {
 }
 
 #[inline(always)]
-pub(super) fn up(v: f64) -> f64 {
+pub(crate) fn up(v: f64) -> f64 {
     v * (1.0 + DELTA)
 }
 
 #[inline(always)]
-pub(super) fn down(v: f64) -> f64 {
+pub(crate) fn down(v: f64) -> f64 {
     v * (1.0 - DELTA)
 }
 
 /// Largest f32 <= v (0 for v <= 0 or NaN).
 #[inline(always)]
-pub(super) fn down32(v: f64) -> f32 {
+pub(crate) fn down32(v: f64) -> f32 {
     if v.is_nan() || v <= 0.0 {
         return 0.0;
     }
@@ -66,7 +66,7 @@ pub(super) fn down32(v: f64) -> f32 {
 
 /// First index of the minimum distance and that distance.
 #[inline(always)]
-pub(super) fn argmin(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) {
+pub(crate) fn argmin(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) {
     let mut best = f64::INFINITY;
     let mut bi = 0;
     // Plain index arithmetic: `chunks_exact(d)` would divide by d on every call.
@@ -84,7 +84,7 @@ pub(super) fn argmin(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64) 
 /// update `second = min(second, max(best, v))` equals the branchy "if v < best {second =
 /// best} else if v < second {second = v}" and keeps the dependency chains short.
 #[inline(always)]
-pub(super) fn argmin2(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64, f64) {
+pub(crate) fn argmin2(c: &[f64], k: usize, d: usize, xi: &[f64]) -> (usize, f64, f64) {
     #[inline(always)]
     fn fmin(a: f64, b: f64) -> f64 {
         if a < b {
@@ -135,11 +135,8 @@ pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
         #[cfg(target_arch = "x86_64")]
         // Small problems stay scalar: measured, the AVX2 set-up does not pay off below
         // ~128 products (k = 3, d = 3: 33 vs 44 ns). Both give the same bits.
-        Some(c) if k * d >= 128 && k <= avx2::NEAREST_MAX_K && Simd::detect() == Simd::Avx2 => {
-            // SAFETY: `Simd::Avx2` means `is_x86_feature_detected!("avx2")` held.
-            #[allow(unsafe_code)]
-            let fast = unsafe { avx2::nearest(c, k, d, x) };
-            match fast {
+        Some(c) if k * d >= 128 && k <= NEAREST_MAX_K && Simd::detect() != Simd::Portable => {
+            match nearest_with(Simd::detect(), c, k, d, x) {
                 Some(nb) => return nb,
                 None => {
                     for (j, cj) in c.chunks_exact(d).enumerate() {
@@ -187,11 +184,11 @@ pub fn nearest(centroids: ArrayView2<f64>, x: &[f64]) -> Nearest {
 /// once. For rows whose distances are all finite (every encoded row), `index(x)` equals
 /// `nearest(centroids, x).index`: the same distance bits, the same first minimum.
 pub struct CentroidIndex {
-    pub(super) simd: Simd,
-    pub(super) packed: Packed,
-    pub(super) c: Vec<f64>,
-    pub(super) k: usize,
-    pub(super) d: usize,
+    pub(crate) simd: Simd,
+    pub(crate) packed: PackedCentroids,
+    pub(crate) c: Vec<f64>,
+    pub(crate) k: usize,
+    pub(crate) d: usize,
 }
 
 impl CentroidIndex {
@@ -203,7 +200,7 @@ impl CentroidIndex {
         assert!(k > 0, "CentroidIndex: no centroids");
         let simd = Simd::detect();
         let c = contiguous(centroids).into_owned();
-        let packed = Packed::new(simd, &c, k, d);
+        let packed = PackedCentroids::new(simd, &c, k, d);
         CentroidIndex {
             simd,
             packed,

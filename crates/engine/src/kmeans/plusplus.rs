@@ -18,20 +18,20 @@ use super::*;
 /// Smallest positive `closest` value a row may be pruned with: far above the subnormal
 /// range, so the absolute underflow error of a distance (at most d * 2^-1075) is
 /// negligible next to the relative margin.
-pub(super) const PP_TINY: f64 = 1e-200;
+pub(crate) const PP_TINY: f64 = 1e-200;
 
 /// Candidates whose "strictly improves this row" bit a potentials pass records (one
 /// byte per row); a later winner (2 + ln k > 8 candidates: k >= 1097) is updated with
 /// the pruning test instead.
-pub(super) const PP_MASK_BITS: usize = 8;
+pub(crate) const PP_MASK_BITS: usize = 8;
 
 /// Rows per prefix-sum mark of the sampling scan.
-pub(super) const PP_SCAN: usize = 1024;
+pub(crate) const PP_SCAN: usize = 1024;
 
 /// Pruning thresholds of centre `c` against the chosen centres `chosen` (rows of the
 /// m x d matrix): `(1 - DELTA) |c - m_j|^2 / 4`, or -1 (never prune) when that distance
 /// is not finite.
-pub(super) fn pp_thresholds(c: &[f64], chosen: &[f64], d: usize, out: &mut [f64]) {
+pub(crate) fn pp_thresholds(c: &[f64], chosen: &[f64], d: usize, out: &mut [f64]) {
     for (h, mj) in out.iter_mut().zip(chosen.chunks_exact(d)) {
         let d2 = sqdist(c, mj);
         *h = if d2.is_finite() {
@@ -46,13 +46,13 @@ pub(super) fn pp_thresholds(c: &[f64], chosen: &[f64], d: usize, out: &mut [f64]
 /// threshold for the row's owner is `h`; `false` when it certainly keeps `v` (see the
 /// section comment). Branch-free: the pruning pattern of the rows is data dependent.
 #[inline(always)]
-pub(super) fn pp_need(v: f64, h: f64) -> bool {
+pub(crate) fn pp_need(v: f64, h: f64) -> bool {
     !((v == 0.0) | ((v <= h) & (v >= PP_TINY)))
 }
 
 /// Which rows [`pp_update`] recomputes.
 #[derive(Clone, Copy)]
-pub(super) enum PpRows<'a> {
+pub(crate) enum PpRows<'a> {
     /// Every row, writing unconditionally (the first centre).
     All,
     /// Rows whose `improves` byte has this bit set (the winner's potentials pass found
@@ -64,10 +64,10 @@ pub(super) enum PpRows<'a> {
 
 /// Rows `start..` of a k-means++ pass: their slices of `closest`, `owner` and
 /// `improves`.
-pub(super) type PpBlock<'a> = (usize, &'a mut [f64], &'a mut [u32], &'a mut [u8]);
+pub(crate) type PpBlock<'a> = (usize, &'a mut [f64], &'a mut [u32], &'a mut [u8]);
 
 /// Blocks of [`BLOCK`] rows over the per-row state.
-pub(super) fn pp_blocks<'a>(
+pub(crate) fn pp_blocks<'a>(
     closest: &'a mut [f64],
     owner: &'a mut [u32],
     improves: &'a mut [u8],
@@ -84,42 +84,16 @@ pub(super) fn pp_blocks<'a>(
 
 /// Rows per sub-chunk of a pruned pass: the rows to compute are listed first (from
 /// `closest`, `owner` and the thresholds alone), so the rows' data can be prefetched.
-pub(super) const PP_CHUNK: usize = 1024;
+pub(crate) const PP_CHUNK: usize = 1024;
 
 /// How many listed rows ahead a pruned pass prefetches.
-pub(super) const PP_AHEAD: usize = 8;
-
-/// Hints the CPU to bring every cache line of `row` into the cache. The rows a pruned
-/// pass computes are scattered, which the hardware prefetchers do not follow.
-#[inline(always)]
-#[allow(unsafe_code)]
-pub(super) fn prefetch_row(row: &[f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = row.as_ptr().cast::<i8>();
-        let bytes = std::mem::size_of_val(row);
-        let mut off = 0;
-        while off < bytes {
-            // SAFETY: a prefetch is only a hint: it never faults and has no effect on
-            // the program's memory; the address lies within `row` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
-            off += 64;
-        }
-        if bytes > 0 {
-            // SAFETY: as above (the last byte, whose line the loop may have missed).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(bytes - 1)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
+pub(crate) const PP_AHEAD: usize = 8;
 
 /// Squared distance of the selected rows (`which`) to `center`, min-ed into `closest`
 /// (replaced only when strictly smaller, or always for [`PpRows::All`]), `owner` set to
 /// `index` where it was. Deterministic.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn pp_update(
+pub(crate) fn pp_update(
     x: &[f64],
     center: &[f64],
     index: u32,
@@ -162,12 +136,12 @@ pub(super) fn pp_update(
 }
 
 /// Values of the per-chunk distance buffer of [`pp_potentials`] (on the stack).
-pub(super) const PP_SBUF: usize = 4096;
+pub(crate) const PP_SBUF: usize = 4096;
 
 /// `if c { a } else { b }` without a branch (the rows' pruning pattern is data
 /// dependent, so branches would be mispredicted).
 #[inline(always)]
-pub(super) fn pick(c: bool, a: f64, b: f64) -> f64 {
+pub(crate) fn pick(c: bool, a: f64, b: f64) -> f64 {
     let m = (c as u64).wrapping_neg();
     f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
 }
@@ -179,7 +153,7 @@ pub(super) fn pick(c: bool, a: f64, b: f64) -> f64 {
 /// skips rows), 3. the sums in row order. `ht` holds the thresholds owner-major.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn pp_pot_block<const N: usize>(
+pub(crate) fn pp_pot_block<const N: usize>(
     nc: usize,
     x: &[f64],
     d: usize,
@@ -253,7 +227,7 @@ pub(super) fn pp_pot_block<const N: usize>(
 /// `owner` are only read; they are borrowed mutably to share the blocks with
 /// [`pp_update`].)
 #[allow(clippy::too_many_arguments)]
-pub(super) fn pp_potentials(
+pub(crate) fn pp_potentials(
     x: &[f64],
     d: usize,
     cands: &[usize],
@@ -283,7 +257,7 @@ pub(super) fn pp_potentials(
         .iter()
         .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
         .collect();
-    let packed = Packed::new(simd, &cmat, nc, d);
+    let packed = PackedCentroids::new(simd, &cmat, nc, d);
     let hw = pp_lanes(simd, &packed, nc);
     let ht: Vec<f64> = (0..m * hw)
         .map(|i| match i % hw {
@@ -322,7 +296,7 @@ pub(super) fn pp_potentials(
 
 /// The sequential sum of `closest` (in row order, as `iter().sum()`), and the running
 /// sum after every [`PP_SCAN`] rows, for [`pp_sample`].
-pub(super) fn pp_total(closest: &[f64]) -> (f64, Vec<f64>) {
+pub(crate) fn pp_total(closest: &[f64]) -> (f64, Vec<f64>) {
     let mut ends = Vec::with_capacity(closest.len().div_ceil(PP_SCAN));
     let mut cum = 0.0;
     for ch in closest.chunks(PP_SCAN) {
@@ -339,7 +313,7 @@ pub(super) fn pp_total(closest: &[f64]) -> (f64, Vec<f64>) {
 /// target is never exceeded (rounding or NaN), it and all later ones take the last row
 /// with positive weight. Identical to one sequential scan (the running sum never
 /// decreases), but it only rescans the [`PP_SCAN`] rows where a target is crossed.
-pub(super) fn pp_sample(closest: &[f64], ends: &[f64], rv: &[(f64, usize)], cands: &mut [usize]) {
+pub(crate) fn pp_sample(closest: &[f64], ends: &[f64], rv: &[(f64, usize)], cands: &mut [usize]) {
     let n = closest.len();
     for (q, &(r, slot)) in rv.iter().enumerate() {
         // The first mark past the target (a NaN target is never passed).

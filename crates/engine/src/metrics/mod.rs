@@ -25,7 +25,8 @@
 //! - `dispersion.rs`: [`inertia`], [`davies_bouldin`], [`calinski_harabasz`],
 //!   [`cluster_summaries`].
 //! - `silhouette_kernel.rs`: the exact silhouette's packed panels and the portable
-//!   distance-tile kernel; `silhouette_avx2.rs`: its AVX2+FMA tile.
+//!   distance-tile kernel; its AVX2+FMA tile and the dispatch to it live in
+//!   `crate::simd` (`simd/silhouette_avx2.rs`).
 //! - `silhouette.rs`: the silhouette API (exact, sampled, of a reservoir), threads and
 //!   the memory estimate.
 //! - `agreement.rs`: [`adjusted_rand_index`], [`normalized_mutual_info`], [`Contingency`].
@@ -38,9 +39,7 @@ mod cluster_stats;
 mod dispersion;
 mod passes;
 mod silhouette;
-#[cfg(target_arch = "x86_64")]
-mod silhouette_avx2;
-mod silhouette_kernel;
+pub(crate) mod silhouette_kernel;
 #[cfg(test)]
 mod tests;
 

@@ -18,7 +18,7 @@ pub(super) enum WorkerOut {
 /// are bitwise reproducible). Row-wise schedule: blocks are handed out dynamically (each
 /// row's result is computed by one task, so the order does not matter).
 pub(super) fn run_worker(
-    p: &Packed,
+    p: &SilhouettePanels,
     simd: Simd,
     schedule: Schedule,
     (thread, threads): (usize, usize),
@@ -104,9 +104,9 @@ pub(super) fn symmetric_state_bytes(n: usize, k: usize) -> usize {
 /// "portable"), for benchmarks and diagnostics.
 pub fn silhouette_kernel() -> &'static str {
     match Simd::detect() {
-        Simd::Portable => "portable",
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2Fma => "avx2+fma",
+        Simd::Avx2 { fma: true } => "avx2+fma",
+        _ => "portable",
     }
 }
 
@@ -149,7 +149,7 @@ pub(super) fn silhouette_impl(
     let dense = Dense::new(labels);
     check_number_of_labels(dense.k(), x.nrows())?;
     interrupt()?;
-    let p = Packed::new(&x, &dense);
+    let p = SilhouettePanels::new(&x, &dense);
     let (n, k) = (p.n, p.k);
     let mut threads = threads.max(1).min(p.blocks.len());
     if n < PARALLEL_MIN_ROWS {

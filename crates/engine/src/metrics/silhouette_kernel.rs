@@ -3,28 +3,29 @@
 //! symmetric and row-wise task schedules, and the per-row silhouette value.
 
 use super::*;
+pub(crate) use crate::simd::Simd;
 
 /// Upper bound on the worker threads the exact silhouette uses by default (the calling
 /// thread counts as one). Use [`silhouette_samples_threads`] to choose explicitly.
 pub const DEFAULT_MAX_THREADS: usize = 2;
 
 /// Lanes of one column chunk in the packed panels.
-pub(super) const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 /// Rows per block (a block never straddles two clusters). Multiple of LANES.
-pub(super) const BLOCK_ROWS: usize = 64;
+pub(crate) const BLOCK_ROWS: usize = 64;
 /// Below this many rows a second thread costs more than it saves.
-pub(super) const PARALLEL_MIN_ROWS: usize = 1024;
+pub(crate) const PARALLEL_MIN_ROWS: usize = 1024;
 /// The symmetric schedule keeps an n x k table of sums per part; above this many bytes in
 /// total it switches to the row-wise schedule (2x the arithmetic, O(threads*64*k) state).
-pub(super) const SYMMETRIC_STATE_LIMIT: usize = 256 << 20;
+pub(crate) const SYMMETRIC_STATE_LIMIT: usize = 256 << 20;
 /// Fixed number of parts of the symmetric schedule (and so its maximum thread count).
 /// Fixed, not per-thread, so results do not depend on how many threads ran.
-pub(super) const SYMMETRIC_PARTS: usize = 2;
+pub(crate) const SYMMETRIC_PARTS: usize = 2;
 /// Relative guard of the ||a||^2 + ||b||^2 - 2ab expansion: a pair whose squared distance
 /// is below GUARD * (||a||^2 + ||b||^2) is recomputed exactly (scaled up for wide data).
-pub(super) const GUARD: f64 = 1e-4;
+pub(crate) const GUARD: f64 = 1e-4;
 
-pub(super) type Lane = [f64; LANES];
+pub(crate) type Lane = [f64; LANES];
 
 /// Result of [`silhouette_sampled`]: the mean silhouette and how it was obtained.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,44 +39,44 @@ pub struct Silhouette {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Schedule {
+pub(crate) enum Schedule {
     /// Each unordered pair once; per-thread n x k sums.
     Symmetric,
     /// Each ordered pair; per-task 64 x k sums, finalized immediately.
     RowWise,
 }
 
-pub(super) struct Block {
-    pub(super) start: usize,
-    pub(super) len: usize,
-    pub(super) cluster: usize,
-    pub(super) chunk0: usize,
-    pub(super) chunks: usize,
+pub(crate) struct Block {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) cluster: usize,
+    pub(crate) chunk0: usize,
+    pub(crate) chunks: usize,
 }
 
 /// Rows sorted by cluster and packed into 8-lane column chunks, once centered on the global
 /// mean (for pairs in different clusters) and once on each row's own cluster mean (for
 /// pairs in the same cluster): centering keeps the norms small relative to the distances,
 /// so the dot-product expansion loses almost nothing, and the guard catches the rest.
-pub(super) struct Packed {
-    pub(super) n: usize,
-    pub(super) d: usize,
-    pub(super) k: usize,
-    pub(super) counts: Vec<usize>,
-    pub(super) order: Vec<usize>,
-    pub(super) rows: Vec<f64>,
-    pub(super) blocks: Vec<Block>,
-    pub(super) gpanel: Vec<Lane>,
-    pub(super) cpanel: Vec<Lane>,
-    pub(super) gnorm: Vec<Lane>,
-    pub(super) cnorm: Vec<Lane>,
-    pub(super) mask: Vec<Lane>,
-    pub(super) full: Vec<bool>,
-    pub(super) guard: f64,
+pub(crate) struct SilhouettePanels {
+    pub(crate) n: usize,
+    pub(crate) d: usize,
+    pub(crate) k: usize,
+    pub(crate) counts: Vec<usize>,
+    pub(crate) order: Vec<usize>,
+    pub(crate) rows: Vec<f64>,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) gpanel: Vec<Lane>,
+    pub(crate) cpanel: Vec<Lane>,
+    pub(crate) gnorm: Vec<Lane>,
+    pub(crate) cnorm: Vec<Lane>,
+    pub(crate) mask: Vec<Lane>,
+    pub(crate) full: Vec<bool>,
+    pub(crate) guard: f64,
 }
 
-impl Packed {
-    pub(super) fn new(x: &ArrayView2<f64>, dense: &Dense) -> Packed {
+impl SilhouettePanels {
+    pub(super) fn new(x: &ArrayView2<f64>, dense: &Dense) -> SilhouettePanels {
         let (n, d, k) = (x.nrows(), x.ncols(), dense.k());
         let mut starts = vec![0usize; k + 1];
         for c in 0..k {
@@ -153,7 +154,7 @@ impl Packed {
                 }
             }
         }
-        Packed {
+        SilhouettePanels {
             n,
             d,
             k,
@@ -172,7 +173,7 @@ impl Packed {
     }
 
     #[inline]
-    pub(super) fn exact(&self, p: usize, q: usize) -> f64 {
+    pub(crate) fn exact(&self, p: usize, q: usize) -> f64 {
         let d = self.d;
         euclid(
             &self.rows[p * d..(p + 1) * d],
@@ -180,44 +181,8 @@ impl Packed {
         )
     }
 
-    /// Runs one task (row block `bi`) with the best kernel this CPU offers. Symmetric
-    /// tasks add into `sums`; row-wise tasks return their rows' silhouettes.
-    #[allow(unsafe_code)]
-    pub(super) fn run_task(
-        &self,
-        simd: Simd,
-        schedule: Schedule,
-        bi: usize,
-        sums: &mut [f64],
-        rowacc: &mut [f64],
-        colacc: &mut [f64],
-    ) -> Option<Vec<f64>> {
-        #[cfg(target_arch = "x86_64")]
-        if simd == Simd::Avx2Fma {
-            // SAFETY: `Simd::Avx2Fma` is only ever chosen by `Simd::detect` after
-            // `is_x86_feature_detected!` confirmed AVX2 and FMA on this CPU. The callee is
-            // ordinary safe code compiled with those features enabled.
-            return unsafe { self.run_task_avx2(schedule, bi, sums, rowacc, colacc) };
-        }
-        let _ = simd;
-        self.run_task_generic::<KERNEL_PORTABLE>(schedule, bi, sums, rowacc, colacc)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn run_task_avx2(
-        &self,
-        schedule: Schedule,
-        bi: usize,
-        sums: &mut [f64],
-        rowacc: &mut [f64],
-        colacc: &mut [f64],
-    ) -> Option<Vec<f64>> {
-        self.run_task_generic::<KERNEL_AVX2>(schedule, bi, sums, rowacc, colacc)
-    }
-
     #[inline(always)]
-    pub(super) fn run_task_generic<const K: u8>(
+    pub(crate) fn run_task_generic<const K: u8>(
         &self,
         schedule: Schedule,
         bi: usize,
@@ -234,27 +199,6 @@ impl Packed {
         }
     }
 
-    /// One tile with kernel `K` (always inlined into `run_task_avx2` / `run_task`).
-    #[inline(always)]
-    #[allow(unsafe_code)]
-    pub(super) fn tile_k<const K: u8>(
-        &self,
-        bi: usize,
-        bj: usize,
-        with_cols: bool,
-        rowacc: &mut [f64],
-        colacc: &mut [f64],
-        strip: &mut [Strip],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if K == KERNEL_AVX2 {
-            // SAFETY: K == KERNEL_AVX2 is instantiated only by `run_task_avx2`, which
-            // `run_task` calls only after run-time detection of AVX2 and FMA.
-            return unsafe { self.tile_avx2(bi, bj, with_cols, rowacc, colacc, strip) };
-        }
-        self.tile::<PORTABLE_MR>(bi, bj, with_cols, rowacc, colacc, strip)
-    }
-
     /// Distances between the rows of block `bi` and the rows of block `bj`: their sum over
     /// `bj` is added to `rowacc[row of bi]`; with `with_cols`, their sum over `bi` is
     /// added to `colacc[row of bj]`. Micro-tiles of M x 8 pairs: dot products (register
@@ -262,7 +206,7 @@ impl Packed {
     /// the guard flags, one sqrt per pair.
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
-    pub(super) fn tile<const M: usize>(
+    pub(crate) fn tile<const M: usize>(
         &self,
         bi: usize,
         bj: usize,
@@ -340,7 +284,7 @@ impl Packed {
     /// padding lanes become 0, pairs the guard flags are recomputed exactly.
     #[cold]
     #[inline(never)]
-    pub(super) fn slow_dist<const M: usize>(
+    pub(crate) fn slow_dist<const M: usize>(
         &self,
         d2: &mut [Lane; M],
         (a, ca, r0): (&Block, usize, usize),
@@ -364,7 +308,7 @@ impl Packed {
         }
     }
 
-    pub(super) fn flush_rows(
+    pub(crate) fn flush_rows(
         &self,
         block: &Block,
         rowacc: &[f64],
@@ -379,7 +323,7 @@ impl Packed {
 
     /// Symmetric task: row block `bi` against blocks `bi..`, into the n x k `sums`.
     #[inline(always)]
-    pub(super) fn task_symmetric<const K: u8>(
+    pub(crate) fn task_symmetric<const K: u8>(
         &self,
         bi: usize,
         sums: &mut [f64],
@@ -411,7 +355,7 @@ impl Packed {
 
     /// Row-wise task: row block `bi` against every block; returns its rows' silhouettes.
     #[inline(always)]
-    pub(super) fn task_rowwise<const K: u8>(
+    pub(crate) fn task_rowwise<const K: u8>(
         &self,
         bi: usize,
         rowacc: &mut [f64],
@@ -438,7 +382,7 @@ impl Packed {
 
 /// M x 8 dot products between the strip of M rows (feature-major) and one 8-row chunk.
 #[inline(always)]
-pub(super) fn micro<const M: usize>(a: &[Strip], b: &[Lane]) -> [Lane; M] {
+pub(crate) fn micro<const M: usize>(a: &[Strip], b: &[Lane]) -> [Lane; M] {
     let mut acc = [[0.0f64; LANES]; M];
     for (av, bv) in a.iter().zip(b) {
         for (acc_row, &s) in acc.iter_mut().zip(av) {
@@ -450,38 +394,18 @@ pub(super) fn micro<const M: usize>(a: &[Strip], b: &[Lane]) -> [Lane; M] {
     acc
 }
 
-/// Which distance kernel the CPU supports (detected once per call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Simd {
-    /// Baseline code (SSE2 on x86-64, NEON on aarch64) as the compiler vectorizes it.
-    Portable,
-    /// x86-64 with AVX2 and FMA, detected at run time.
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-}
-
-impl Simd {
-    pub(super) fn detect() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Simd::Avx2Fma;
-        }
-        Simd::Portable
-    }
-}
-
 /// Micro-tile height of the portable kernel (keeps the accumulators in 16 SSE registers).
-pub(super) const PORTABLE_MR: usize = 2;
+pub(crate) const PORTABLE_MR: usize = 2;
 /// Micro-tile height of the AVX2 kernel, and the width of the A-row strip buffer.
-pub(super) const STRIP: usize = 4;
+pub(crate) const STRIP: usize = 4;
 /// Rows of one micro-tile strip, feature-major (only the first M lanes are used).
-pub(super) type Strip = [f64; STRIP];
-pub(super) const KERNEL_PORTABLE: u8 = 0;
+pub(crate) type Strip = [f64; STRIP];
+pub(crate) const KERNEL_PORTABLE: u8 = 0;
 #[cfg(target_arch = "x86_64")]
-pub(super) const KERNEL_AVX2: u8 = 1;
+pub(crate) const KERNEL_AVX2: u8 = 1;
 
 /// sklearn's per-sample silhouette from the sums of distances to each cluster.
-pub(super) fn sil_value(sums: &[f64], own: usize, counts: &[usize]) -> f64 {
+pub(crate) fn sil_value(sums: &[f64], own: usize, counts: &[usize]) -> f64 {
     if counts[own] <= 1 {
         return 0.0;
     }

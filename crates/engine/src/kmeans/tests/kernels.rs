@@ -77,7 +77,7 @@ fn avx2_and_portable_searches_agree_bit_for_bit() {
         for k in [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 64, 65, 70] {
             let c = tricky(k, d, (d * 100 + k) as u64);
             let x = tricky(300, d, (d * 1000 + k) as u64);
-            let p = Packed::new(simd, &c, k, d);
+            let p = PackedCentroids::new(simd, &c, k, d);
             let cm = Array2::from_shape_vec((k, d), c.clone()).unwrap();
             let mut out = vec![0.0; k];
             for xi in x.chunks_exact(d).chain(c.chunks_exact(d)) {

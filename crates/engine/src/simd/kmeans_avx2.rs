@@ -8,6 +8,11 @@
 
 use std::arch::x86_64::*;
 
+use super::kmeans::{PackedCentroids, PACK_MAX_CHUNKS};
+use super::{lanes, prefetch_row};
+use crate::kmeans::plusplus::{PP_AHEAD, PP_TINY};
+use crate::kmeans::Nearest;
+
 // The hot helpers are macros: `#[inline(always)]` is not allowed on `#[target_feature]`
 // functions, and LLVM does not always inline a plain `#[inline]` one into the loops.
 
@@ -178,10 +183,10 @@ fn rows4(c: &[f64], k: usize, d: usize, g: usize) -> [&[f64]; 4] {
     [row(0), row(1), row(2), row(3)]
 }
 
-/// `super::argmin2` over centroids packed by `super::Packed::new` (`p.chunks > 0`).
+/// `crate::kmeans::argmin2` over centroids packed by `PackedCentroids::new` (`p.chunks > 0`).
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) fn argmin2_packed(p: &super::Packed, k: usize, x: &[f64]) -> (usize, f64, f64) {
+pub(crate) fn argmin2_packed(p: &PackedCentroids, k: usize, x: &[f64]) -> (usize, f64, f64) {
     match p.chunks {
         1 => search_packed!(p, k, [chunk(x, 0)]),
         2 => search_packed!(p, k, [chunk(x, 0), chunk(x, 1)]),
@@ -239,7 +244,7 @@ pub(super) fn argmin2_packed(p: &super::Packed, k: usize, x: &[f64]) -> (usize, 
             ]
         ),
         q => {
-            let mut buf = [_mm256_setzero_pd(); super::PACK_MAX_CHUNKS];
+            let mut buf = [_mm256_setzero_pd(); PACK_MAX_CHUNKS];
             for (i, v) in buf[..q].iter_mut().enumerate() {
                 *v = chunk(x, i);
             }
@@ -248,9 +253,9 @@ pub(super) fn argmin2_packed(p: &super::Packed, k: usize, x: &[f64]) -> (usize, 
     }
 }
 
-/// `super::argmin2` on the k x d matrix `c` (rows too wide to pack).
+/// `crate::kmeans::argmin2` on the k x d matrix `c` (rows too wide to pack).
 #[target_feature(enable = "avx2")]
-pub(super) fn argmin2(c: &[f64], k: usize, d: usize, x: &[f64]) -> (usize, f64, f64) {
+pub(crate) fn argmin2(c: &[f64], k: usize, d: usize, x: &[f64]) -> (usize, f64, f64) {
     let inf = _mm256_set1_pd(f64::INFINITY);
     let (mut best, mut second, mut bi) = (inf, inf, _mm256_setzero_pd());
     let mut jv = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
@@ -262,7 +267,7 @@ pub(super) fn argmin2(c: &[f64], k: usize, d: usize, x: &[f64]) -> (usize, f64, 
     merge_lanes!(best, second, bi)
 }
 
-/// [`super::nearest`] on the k x d matrix `c` for 1 <= k <= [`NEAREST_MAX_K`]:
+/// [`crate::kmeans::nearest`] on the k x d matrix `c` for 1 <= k <= [`NEAREST_MAX_K`]:
 /// `None` when a distance is NaN (the caller then runs the scalar decisions, whose
 /// NaN behaviour is the reference). Otherwise the index is the first minimum (as
 /// the scalar loop), and the runner-up is the first index other than it holding
@@ -270,7 +275,7 @@ pub(super) fn argmin2(c: &[f64], k: usize, d: usize, x: &[f64]) -> (usize, f64, 
 /// the second smallest value of the multiset, replaced only by a strictly smaller one
 /// or handed down from an earlier best (itself a first occurrence).
 #[target_feature(enable = "avx2")]
-pub(super) fn nearest(c: &[f64], k: usize, d: usize, x: &[f64]) -> Option<super::Nearest> {
+pub(crate) fn nearest(c: &[f64], k: usize, d: usize, x: &[f64]) -> Option<Nearest> {
     let mut dv = [_mm256_setzero_pd(); NEAREST_MAX_K / 4];
     let groups = k.div_ceil(4);
     let dv = &mut dv[..groups];
@@ -310,29 +315,15 @@ pub(super) fn nearest(c: &[f64], k: usize, d: usize, x: &[f64]) -> Option<super:
             jv = _mm256_add_pd(jv, _mm256_set1_pd(4.0));
         }
     }
-    Some(super::Nearest {
+    Some(Nearest {
         index: a,
         dist_sq,
         runner_up,
     })
 }
 
-/// The four lanes of `v`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn lanes(v: __m256d) -> [f64; 4] {
-    let lo = _mm256_castpd256_pd128(v);
-    let hi = _mm256_extractf128_pd::<1>(v);
-    [
-        _mm_cvtsd_f64(lo),
-        _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)),
-        _mm_cvtsd_f64(hi),
-        _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)),
-    ]
-}
-
 /// `[sqdist(rows[i], c)]`: four rows against one centre, each accumulated exactly
-/// as [`super::sqdist`] with the same operand order (row minus centre).
+/// as [`crate::kmeans::sqdist`] with the same operand order (row minus centre).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn rows_dist4(rows: [&[f64]; 4], c: &[f64]) -> __m256d {
@@ -359,9 +350,9 @@ fn rows_dist4(rows: [&[f64]; 4], c: &[f64]) -> __m256d {
     reduce4!(acc)
 }
 
-/// `super::pp_center_rows_with` on AVX2.
+/// `crate::kmeans::pp_center_rows_with` on AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) fn center_rows(
+pub(crate) fn center_rows(
     c: &[f64],
     x: &[f64],
     start: usize,
@@ -374,7 +365,7 @@ pub(super) fn center_rows(
         if ahead > 0 {
             for &r in list.iter().skip(4 * g + ahead).take(4) {
                 let r = start + r as usize;
-                super::prefetch_row(&x[r * d..(r + 1) * d]);
+                prefetch_row(&x[r * d..(r + 1) * d]);
             }
         }
         let last = four[four.len() - 1];
@@ -397,7 +388,7 @@ pub(super) fn center_rows(
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 fn cand_rows<const G: usize>(
-    p: &super::Packed,
+    p: &PackedCentroids,
     w: usize,
     x: &[f64],
     d: usize,
@@ -411,7 +402,7 @@ fn cand_rows<const G: usize>(
         if ahead > 0 {
             if let Some(&ra) = list.get(j + ahead) {
                 let ra = start + ra as usize;
-                super::prefetch_row(&x[ra * d..(ra + 1) * d]);
+                prefetch_row(&x[ra * d..(ra + 1) * d]);
             }
         }
         let r = start + r as usize;
@@ -449,15 +440,15 @@ fn cand_rows<const G: usize>(
     }
 }
 
-/// `super::pp_pot_block` on AVX2 for at most `4 * G` candidates (`nc`) packed in
+/// `crate::kmeans::pp_pot_block` on AVX2 for at most `4 * G` candidates (`nc`) packed in
 /// `p`: the pruning tests, the sums and the improvement bits work on four
 /// candidates per vector (lane t sums candidate t in row order, so the sums are
 /// those of the scalar code), and each listed row is read once for all candidates.
 /// `ht` holds the thresholds owner-major with a stride of `4 * G` lanes.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-pub(super) fn pot_block<const G: usize>(
-    p: &super::Packed,
+pub(crate) fn pot_block<const G: usize>(
+    p: &PackedCentroids,
     nc: usize,
     ht: &[f64],
     x: &[f64],
@@ -474,7 +465,7 @@ pub(super) fn pot_block<const G: usize>(
     let mut list = [0u32; CH];
     let mut sbuf = [0.0f64; CH * 8 + 8];
     let zero = _mm256_setzero_pd();
-    let tiny = _mm256_set1_pd(super::PP_TINY);
+    let tiny = _mm256_set1_pd(PP_TINY);
     let lanebits = _mm256_setr_epi64x(1, 2, 4, 8);
     let full = (1u32 << nc) - 1;
     let mut acc = [zero; G];
@@ -489,7 +480,7 @@ pub(super) fn pot_block<const G: usize>(
     }
     for c0 in (0..c.len()).step_by(CH) {
         let len = (c.len() - c0).min(CH);
-        // 1. The candidates each row must compute (`super::pp_need`, four at once;
+        // 1. The candidates each row must compute (`crate::kmeans::pp_need`, four at once;
         // ordered comparisons are false on NaN as the scalar ones).
         let mut cnt = 0;
         for (r, nr) in need[..len].iter_mut().enumerate() {
@@ -510,7 +501,7 @@ pub(super) fn pot_block<const G: usize>(
             cnt += (bits != 0) as usize;
         }
         // 2. Their distances to all candidates (prefetched when the list skips rows).
-        let ahead = if cnt < len { super::PP_AHEAD } else { 0 };
+        let ahead = if cnt < len { PP_AHEAD } else { 0 };
         cand_rows::<G>(p, w, x, d, start, &list[..cnt], &mut sbuf, ahead);
         // 3. In row order: lanes of pruned candidates add closest_i, the others
         // min(s, closest_i) (`_mm256_min_pd(s, v)` is `s < v ? s : v`, which is
@@ -546,12 +537,12 @@ pub(super) fn pot_block<const G: usize>(
 }
 
 /// Most centroids [`nearest`] handles in registers (more go through the batches).
-pub(super) const NEAREST_MAX_K: usize = 64;
+pub(crate) const NEAREST_MAX_K: usize = 64;
 
 /// `(a.sqrt(), b.sqrt())` with one `vsqrtpd`.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) fn sqrt2(a: f64, b: f64) -> (f64, f64) {
+pub(crate) fn sqrt2(a: f64, b: f64) -> (f64, f64) {
     let r = _mm_sqrt_pd(_mm_setr_pd(a, b));
     (_mm_cvtsd_f64(r), _mm_cvtsd_f64(_mm_unpackhi_pd(r, r)))
 }
@@ -559,7 +550,7 @@ pub(super) fn sqrt2(a: f64, b: f64) -> (f64, f64) {
 /// The distances of `x` to every row of the k x d matrix `c`, written to `out[j]`
 /// (`out.len() >= k`).
 #[target_feature(enable = "avx2")]
-pub(super) fn dists(c: &[f64], k: usize, d: usize, x: &[f64], out: &mut [f64]) {
+pub(crate) fn dists(c: &[f64], k: usize, d: usize, x: &[f64], out: &mut [f64]) {
     for g in (0..k).step_by(4) {
         let v = dist4!(x, rows4(c, k, d, g));
         let lo = _mm256_castpd256_pd128(v);

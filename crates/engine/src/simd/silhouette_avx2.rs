@@ -1,15 +1,51 @@
 //! The AVX2+FMA distance tile of the exact silhouette.
 
-use super::*;
+use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
-impl Packed {
-    /// The [`Packed::tile`] computation with explicit AVX2/FMA intrinsics (4 x 8 pairs per
-    /// micro-tile, accumulators in 8 ymm registers; column sums stay in registers for the
-    /// whole tile). No raw pointers: loads are `_mm256_setr_pd` of array elements.
+use super::{lanes, Simd};
+use crate::metrics::silhouette_kernel::{
+    Schedule, SilhouettePanels, Strip, BLOCK_ROWS, KERNEL_AVX2, KERNEL_PORTABLE, LANES, PORTABLE_MR,
+};
+
+impl SilhouettePanels {
+    /// Runs one task (row block `bi`) with the best kernel this CPU offers. Symmetric
+    /// tasks add into `sums`; row-wise tasks return their rows' silhouettes.
+    pub(crate) fn run_task(
+        &self,
+        simd: Simd,
+        schedule: Schedule,
+        bi: usize,
+        sums: &mut [f64],
+        rowacc: &mut [f64],
+        colacc: &mut [f64],
+    ) -> Option<Vec<f64>> {
+        #[cfg(target_arch = "x86_64")]
+        if simd == (Simd::Avx2 { fma: true }) {
+            // SAFETY: `Simd::Avx2 { fma: true }` is only ever chosen by `Simd::detect` after
+            // `is_x86_feature_detected!` confirmed AVX2 and FMA on this CPU. The callee is
+            // ordinary safe code compiled with those features enabled.
+            return unsafe { self.run_task_avx2(schedule, bi, sums, rowacc, colacc) };
+        }
+        let _ = simd;
+        self.run_task_generic::<KERNEL_PORTABLE>(schedule, bi, sums, rowacc, colacc)
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::needless_range_loop)]
-    pub(super) fn tile_avx2(
+    pub(crate) fn run_task_avx2(
+        &self,
+        schedule: Schedule,
+        bi: usize,
+        sums: &mut [f64],
+        rowacc: &mut [f64],
+        colacc: &mut [f64],
+    ) -> Option<Vec<f64>> {
+        self.run_task_generic::<KERNEL_AVX2>(schedule, bi, sums, rowacc, colacc)
+    }
+
+    /// One tile with kernel `K` (always inlined into `run_task_avx2` / `run_task`).
+    #[inline(always)]
+    pub(crate) fn tile_k<const K: u8>(
         &self,
         bi: usize,
         bj: usize,
@@ -18,7 +54,29 @@ impl Packed {
         colacc: &mut [f64],
         strip: &mut [Strip],
     ) {
-        use std::arch::x86_64::*;
+        #[cfg(target_arch = "x86_64")]
+        if K == KERNEL_AVX2 {
+            // SAFETY: K == KERNEL_AVX2 is instantiated only by `run_task_avx2`, which
+            // `run_task` calls only after run-time detection of AVX2 and FMA.
+            return unsafe { self.tile_avx2(bi, bj, with_cols, rowacc, colacc, strip) };
+        }
+        self.tile::<PORTABLE_MR>(bi, bj, with_cols, rowacc, colacc, strip)
+    }
+
+    /// The [`SilhouettePanels::tile`] computation with explicit AVX2/FMA intrinsics (4 x 8 pairs per
+    /// micro-tile, accumulators in 8 ymm registers; column sums stay in registers for the
+    /// whole tile). No raw pointers: loads are `_mm256_setr_pd` of array elements.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)]
+    pub(crate) fn tile_avx2(
+        &self,
+        bi: usize,
+        bj: usize,
+        with_cols: bool,
+        rowacc: &mut [f64],
+        colacc: &mut [f64],
+        strip: &mut [Strip],
+    ) {
         let (a, b) = (&self.blocks[bi], &self.blocks[bj]);
         let (panel, norm) = if a.cluster == b.cluster {
             (&self.cpanel, &self.cnorm)
@@ -87,7 +145,7 @@ impl Packed {
                     if _mm256_movemask_pd(bad) != 0 || !(self.full[ga] && self.full[gb]) {
                         let mut tmp = [[0.0f64; LANES]; 4];
                         for (r, t) in tmp.iter_mut().enumerate() {
-                            let (lo, hi) = (lanes4(acc[2 * r]), lanes4(acc[2 * r + 1]));
+                            let (lo, hi) = (lanes(acc[2 * r]), lanes(acc[2 * r + 1]));
                             *t = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
                         }
                         self.slow_dist(&mut tmp, (a, ca, r0), (b, cb), &ar, bn);
@@ -108,14 +166,14 @@ impl Packed {
                     accumulate(&pend, &mut rowv, &mut colv, pcb, with_cols);
                 }
                 for (r, rv) in rowv.iter().enumerate() {
-                    let l = lanes4(*rv);
+                    let l = lanes(*rv);
                     rowacc[ca * LANES + r0 + r] += (l[0] + l[1]) + (l[2] + l[3]);
                 }
             }
         }
         if with_cols {
             for (j, v) in colv.iter().take(2 * b.chunks).enumerate() {
-                for (c, x) in lanes4(*v).iter().enumerate() {
+                for (c, x) in lanes(*v).iter().enumerate() {
                     colacc[4 * j + c] += x;
                 }
             }
@@ -125,17 +183,15 @@ impl Packed {
 
 /// Adds a resolved 4 x 8 micro-tile of distances (row-major pairs of vectors) to the row
 /// sums and, with `with_cols`, to the column sums of chunk `cb`.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn accumulate(
+pub(crate) fn accumulate(
     dist: &[std::arch::x86_64::__m256d; 8],
     rowv: &mut [std::arch::x86_64::__m256d; 4],
     colv: &mut [std::arch::x86_64::__m256d],
     cb: usize,
     with_cols: bool,
 ) {
-    use std::arch::x86_64::*;
     for (r, rv) in rowv.iter_mut().enumerate() {
         *rv = _mm256_add_pd(*rv, _mm256_add_pd(dist[2 * r], dist[2 * r + 1]));
     }
@@ -148,20 +204,4 @@ pub(super) fn accumulate(
             colv[2 * cb + h] = _mm256_add_pd(colv[2 * cb + h], col);
         }
     }
-}
-
-/// The four lanes of an AVX vector, without raw pointers.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(super) fn lanes4(v: std::arch::x86_64::__m256d) -> [f64; 4] {
-    use std::arch::x86_64::*;
-    let lo = _mm256_castpd256_pd128(v);
-    let hi = _mm256_extractf128_pd::<1>(v);
-    [
-        _mm_cvtsd_f64(lo),
-        _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)),
-        _mm_cvtsd_f64(hi),
-        _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)),
-    ]
 }
