@@ -1,5 +1,11 @@
-//! The byte format of the aggregate states: magic, version, little-endian fields,
-//! validated reading.
+//! The one byte codec of every aggregate state ([`StepState`](crate::kmeans::StepState),
+//! [`ClusterStats`](crate::metrics::ClusterStats), [`Contingency`](crate::metrics::Contingency),
+//! [`Reservoir`](crate::sample::Reservoir)): a 4-byte magic naming the state, a version
+//! byte, then little-endian fields. [`ByteWriter`] writes it; [`ByteReader`] reads it
+//! with length checks and the same error for every state ("corrupt serialized state at
+//! byte N: ..." naming the state). These bytes only travel between PostgreSQL's parallel
+//! aggregate workers (serialize / deserialize), never to disk, so the layout may change
+//! between versions.
 
 use crate::error::EngineError;
 
@@ -7,7 +13,54 @@ pub(crate) const FORMAT_VERSION: u8 = 1;
 pub(crate) const CLUSTER_STATS_MAGIC: &[u8; 4] = b"PSCS";
 pub(crate) const CONTINGENCY_MAGIC: &[u8; 4] = b"PSCT";
 pub(crate) const RESERVOIR_MAGIC: &[u8; 4] = b"PSRS";
+pub(crate) const STEP_STATE_MAGIC: &[u8; 4] = b"PSKS";
 
+/// A value [`ByteWriter::put`] writes (little-endian).
+pub(crate) trait Field {
+    fn write_to(&self, out: &mut Vec<u8>);
+}
+
+macro_rules! le_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn write_to(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+le_field!(u32, u64, i64, f64);
+
+impl<T: Field> Field for &T {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        (**self).write_to(out)
+    }
+}
+
+/// Writes a state: the header at creation, then the fields in order.
+pub(crate) struct ByteWriter {
+    out: Vec<u8>,
+}
+
+impl ByteWriter {
+    /// A state named by `magic`, of about `capacity` bytes after the header.
+    pub(crate) fn new(magic: &[u8; 4], capacity: usize) -> ByteWriter {
+        let mut out = Vec::with_capacity(5 + capacity);
+        out.extend_from_slice(magic);
+        out.push(FORMAT_VERSION);
+        ByteWriter { out }
+    }
+
+    pub(crate) fn put(&mut self, v: impl Field) {
+        v.write_to(&mut self.out);
+    }
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+/// Reads a state written by [`ByteWriter`], rejecting anything malformed.
 pub(crate) struct ByteReader<'a> {
     pub(crate) buf: &'a [u8],
     pub(crate) pos: usize,
@@ -91,6 +144,63 @@ impl<'a> ByteReader<'a> {
             Ok(())
         } else {
             Err(self.bad("trailing bytes"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kmeans::StepState;
+    use crate::metrics::{ClusterStats, Contingency};
+    use crate::sample::Reservoir;
+    use ndarray::array;
+
+    /// Every state's bytes: they round-trip, and every truncation, a wrong magic and a
+    /// wrong version are rejected with the codec's error.
+    #[test]
+    fn every_state_round_trips_and_rejects_truncation_and_wrong_magic() {
+        let mut step = StepState::new(2, 2);
+        let c = array![[0.0, 0.0], [5.0, 5.0]];
+        step.add(c.view(), &[1.0, 0.5]).unwrap();
+        step.add(c.view(), &[4.0, 6.0]).unwrap();
+        let mut stats = ClusterStats::new(2);
+        stats.push(3, &[1.0, 2.0]).unwrap();
+        stats.push(-1, &[0.5, 0.25]).unwrap();
+        let mut ct = Contingency::new();
+        ct.push(1, 2);
+        ct.push(1, 3);
+        let mut rs: Reservoir<(Vec<f64>, i64)> = Reservoir::new(4, 9);
+        for i in 0..6 {
+            rs.push((vec![i as f64, 1.0], i));
+        }
+        type Parse = fn(&[u8]) -> bool;
+        let cases: [(&[u8; 4], Vec<u8>, Parse); 4] = [
+            (b"PSKS", step.to_bytes(), |b| {
+                StepState::from_bytes(b).map(|s| s.to_bytes()).ok() == Some(b.to_vec())
+            }),
+            (b"PSCS", stats.to_bytes(), |b| {
+                ClusterStats::from_bytes(b).map(|s| s.to_bytes()).ok() == Some(b.to_vec())
+            }),
+            (b"PSCT", ct.to_bytes(), |b| {
+                Contingency::from_bytes(b).map(|s| s.to_bytes()).ok() == Some(b.to_vec())
+            }),
+            (b"PSRS", rs.to_bytes(), |b| {
+                Reservoir::from_bytes(b).map(|s| s.to_bytes()).ok() == Some(b.to_vec())
+            }),
+        ];
+        for (magic, bytes, parses) in cases {
+            assert_eq!(&bytes[..4], magic);
+            assert_eq!(bytes[4], super::FORMAT_VERSION);
+            assert!(parses(&bytes), "{magic:?} round trip");
+            for len in 0..bytes.len() {
+                assert!(!parses(&bytes[..len]), "{magic:?} truncated to {len}");
+            }
+            let mut wrong = bytes.clone();
+            wrong[0] ^= 1;
+            assert!(!parses(&wrong), "{magic:?} wrong magic");
+            let mut version = bytes.clone();
+            version[4] += 1;
+            assert!(!parses(&version), "{magic:?} wrong version");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! init (k distinct rows).
 
 use super::*;
+use crate::hash::canonical_bits;
 
 /// One step of greedy k-means++ as the tests observe it: the candidates, their
 /// potentials, and `closest` after the step.

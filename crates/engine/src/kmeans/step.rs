@@ -1,6 +1,7 @@
 //! One mergeable Lloyd step ([`StepState`]) for a parallel SQL aggregate.
 
 use super::*;
+use crate::codec::{ByteReader, ByteWriter, STEP_STATE_MAGIC};
 
 /// State of one Lloyd step over a partition of the rows: per-centroid sums and counts
 /// and the inertia against the step's input centroids. States of disjoint partitions
@@ -14,10 +15,6 @@ pub struct StepState {
     pub(super) counts: Vec<u64>,
     pub(super) inertia: f64,
 }
-
-pub(super) const STEP_MAGIC: &[u8; 4] = b"PSKS";
-pub(super) const STEP_VERSION: u8 = 1;
-pub(super) const STEP_HEADER: usize = 4 + 1 + 4 + 4 + 8;
 
 impl StepState {
     /// Empty state for k centroids of d features.
@@ -126,76 +123,46 @@ impl StepState {
         self.inertia
     }
 
-    /// Little-endian serialisation: "PSKS", version 1, k u32, d u32, inertia f64,
-    /// k counts u64, k*d sums f64.
+    /// Serialisation through the crate's byte codec: "PSKS", version, k u32, d u32,
+    /// inertia f64, k counts u64, k*d sums f64.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(STEP_HEADER + self.k * 8 + self.k * self.d * 8);
-        b.extend_from_slice(STEP_MAGIC);
-        b.push(STEP_VERSION);
-        b.extend_from_slice(&(self.k as u32).to_le_bytes());
-        b.extend_from_slice(&(self.d as u32).to_le_bytes());
-        b.extend_from_slice(&self.inertia.to_le_bytes());
+        let mut w = ByteWriter::new(STEP_STATE_MAGIC, 16 + self.k * 8 + self.k * self.d * 8);
+        w.put(self.k as u32);
+        w.put(self.d as u32);
+        w.put(self.inertia);
         for c in &self.counts {
-            b.extend_from_slice(&c.to_le_bytes());
+            w.put(c);
         }
         for s in &self.sums {
-            b.extend_from_slice(&s.to_le_bytes());
+            w.put(s);
         }
-        b
+        w.finish()
     }
 
     /// Parses [`to_bytes`](StepState::to_bytes) output, validating magic, version,
     /// length and that every number is finite.
     pub fn from_bytes(b: &[u8]) -> Result<StepState, EngineError> {
-        let bad = |why: &str| EngineError::invalid("k-means step state", why.to_string());
-        if b.len() < STEP_HEADER {
-            return Err(bad("too short"));
-        }
-        if &b[0..4] != STEP_MAGIC {
-            return Err(bad("bad magic"));
-        }
-        if b[4] != STEP_VERSION {
-            return Err(bad(&format!("unsupported version {}", b[4])));
-        }
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
-        let u64_at = |o: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[o..o + 8]);
-            u64::from_le_bytes(a)
-        };
-        let k = u32_at(5);
-        let d = u32_at(9);
-        let inertia = f64::from_bits(u64_at(13));
-        let need = k
-            .checked_mul(d)
-            .and_then(|kd| kd.checked_add(k))
-            .and_then(|m| m.checked_mul(8))
-            .and_then(|m| m.checked_add(STEP_HEADER))
-            .ok_or_else(|| bad("size overflow"))?;
-        if b.len() != need {
-            return Err(bad(&format!(
-                "length {} but k = {k}, d = {d} needs {need}",
-                b.len()
-            )));
-        }
+        let mut r = ByteReader::open(b, "k-means step state", STEP_STATE_MAGIC)?;
+        let k = r.u32()? as usize;
+        let d = r.u32()? as usize;
+        let inertia = r.f64()?;
         if !(inertia.is_finite() && inertia >= 0.0) {
-            return Err(bad("inertia is not a finite non-negative number"));
+            return Err(r.bad("inertia is not a finite non-negative number"));
         }
-        let mut o = STEP_HEADER;
+        let values = (k as u64)
+            .checked_mul(d as u64)
+            .and_then(|kd| kd.checked_add(k as u64))
+            .ok_or_else(|| r.bad("size overflow"))?;
+        r.expect_items(values, 8)?;
         let mut counts = Vec::with_capacity(k);
         for _ in 0..k {
-            counts.push(u64_at(o));
-            o += 8;
+            counts.push(r.u64()?);
         }
         let mut sums = Vec::with_capacity(k * d);
         for _ in 0..k * d {
-            let v = f64::from_bits(u64_at(o));
-            if !v.is_finite() {
-                return Err(bad("non-finite sum"));
-            }
-            sums.push(v);
-            o += 8;
+            sums.push(r.finite()?);
         }
+        r.finish()?;
         Ok(StepState {
             k,
             d,

@@ -168,16 +168,14 @@ impl Contingency {
 
     /// Compact versioned serialization (magic "PSCT", version 1, sorted cells).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13 + 24 * self.cells.len());
-        out.extend_from_slice(CONTINGENCY_MAGIC);
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&(self.cells.len() as u64).to_le_bytes());
+        let mut w = ByteWriter::new(CONTINGENCY_MAGIC, 13 + 24 * self.cells.len());
+        w.put(self.cells.len() as u64);
         for (&(a, b), &v) in &self.cells {
-            out.extend_from_slice(&a.to_le_bytes());
-            out.extend_from_slice(&b.to_le_bytes());
-            out.extend_from_slice(&v.to_le_bytes());
+            w.put(a);
+            w.put(b);
+            w.put(v);
         }
-        out
+        w.finish()
     }
 
     /// Parses [`Contingency::to_bytes`] output, rejecting anything malformed.

@@ -162,19 +162,20 @@ impl ClusterStats {
 
     /// Compact versioned serialization (magic "PSCS", version 1, clusters sorted by label).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + self.clusters.len() * (16 + 16 * self.d));
-        out.extend_from_slice(CLUSTER_STATS_MAGIC);
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&(self.d as u32).to_le_bytes());
-        out.extend_from_slice(&(self.clusters.len() as u64).to_le_bytes());
+        let mut w = ByteWriter::new(
+            CLUSTER_STATS_MAGIC,
+            17 + self.clusters.len() * (16 + 16 * self.d),
+        );
+        w.put(self.d as u32);
+        w.put(self.clusters.len() as u64);
         for (&l, c) in &self.clusters {
-            out.extend_from_slice(&l.to_le_bytes());
-            out.extend_from_slice(&c.count.to_le_bytes());
+            w.put(l);
+            w.put(c.count);
             for v in c.mean.iter().chain(&c.m2) {
-                out.extend_from_slice(&v.to_le_bytes());
+                w.put(v);
             }
         }
-        out
+        w.finish()
     }
 
     /// Parses [`ClusterStats::to_bytes`] output, rejecting anything malformed.

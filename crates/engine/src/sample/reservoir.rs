@@ -6,6 +6,7 @@ use std::collections::BinaryHeap;
 
 use crate::codec::*;
 use crate::error::EngineError;
+use crate::hash::{absorb, fmix64};
 
 /// Items a [`Reservoir`] can hold. `feed` folds the item's bits into a running hash; the
 /// reservoir keys each item by a hash of (seed, every item pushed before it in the same
@@ -15,21 +16,6 @@ use crate::error::EngineError;
 pub trait SampleItem {
     /// Folds this item into the hash state `h` and returns the new state.
     fn feed(&self, h: u64) -> u64;
-}
-
-#[inline]
-pub(super) fn fmix64(mut k: u64) -> u64 {
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    k ^= k >> 33;
-    k
-}
-
-#[inline]
-pub(super) fn absorb(h: u64, w: u64) -> u64 {
-    fmix64(h.rotate_left(29) ^ w.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 impl SampleItem for f64 {
@@ -187,24 +173,22 @@ impl Reservoir<(Vec<f64>, i64)> {
     /// Compact versioned serialization (magic "PSRS", version 1) of the silhouette
     /// aggregate's sample.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(RESERVOIR_MAGIC);
-        out.push(FORMAT_VERSION);
+        let mut w = ByteWriter::new(RESERVOIR_MAGIC, 0);
         for v in [self.capacity as u64, self.seed, self.seen, self.chain] {
-            out.extend_from_slice(&v.to_le_bytes());
+            w.put(v);
         }
         let mut entries: Vec<&Keyed<(Vec<f64>, i64)>> = self.heap.iter().collect();
         entries.sort_by_key(|e| e.key);
-        out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        w.put(entries.len() as u64);
         for e in entries {
-            out.extend_from_slice(&e.key.to_le_bytes());
-            out.extend_from_slice(&e.item.1.to_le_bytes());
-            out.extend_from_slice(&(e.item.0.len() as u32).to_le_bytes());
+            w.put(e.key);
+            w.put(e.item.1);
+            w.put(e.item.0.len() as u32);
             for v in &e.item.0 {
-                out.extend_from_slice(&v.to_le_bytes());
+                w.put(v);
             }
         }
-        out
+        w.finish()
     }
 
     /// Parses [`Reservoir::to_bytes`] output, rejecting anything malformed.
