@@ -87,7 +87,7 @@ pub(super) const BLOCK: usize = 8192;
 /// Upper bound of the memory held by per-block partial sums.
 pub(super) const PARTIAL_BUDGET: usize = 32 << 20;
 /// Most worker threads used.
-pub(super) const MAX_THREADS: usize = 4;
+pub(super) const MAX_THREADS: usize = crate::defaults::KMEANS_MAX_THREADS;
 /// Relative safety margin of the pruning bounds (far above f64 rounding of a distance
 /// over up to ~10^5 features), so a skipped distance can never tie with the winner.
 pub(super) const DELTA: f64 = 1e-10;

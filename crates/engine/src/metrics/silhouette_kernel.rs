@@ -7,7 +7,7 @@ pub(crate) use crate::simd::Simd;
 
 /// Upper bound on the worker threads the exact silhouette uses by default (the calling
 /// thread counts as one). Use [`silhouette_samples_threads`] to choose explicitly.
-pub const DEFAULT_MAX_THREADS: usize = 2;
+pub const DEFAULT_MAX_THREADS: usize = crate::defaults::SILHOUETTE_MAX_THREADS;
 
 /// Lanes of one column chunk in the packed panels.
 pub(crate) const LANES: usize = 8;
