@@ -3,6 +3,13 @@
 //! designed against adversarial keys and costs several times more per short key; here
 //! the keys are the caller's own data inside the caller's own query, so a crafted
 //! collision can only slow down that caller's statement (which stays interruptible).
+//!
+//! Every hash of the crate lives here:
+//! - [`FxHasher`] / [`FxHashMap`] / [`FxHashSet`]: hash maps keyed by the caller's data.
+//! - `fmix64` / `absorb`: the keys of the reservoir sample. These decide which rows are
+//!   sampled, so their values must never change.
+//! - `canonical_bits` / `row_hash`: exact distinct-row counting for k-means (-0.0 equals
+//!   0.0); the hash only buckets rows that are then compared exactly.
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Fx hasher state.
@@ -72,6 +79,61 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 /// A `HashSet` with the Fx hasher.
 pub type FxHashSet<K> = std::collections::HashSet<K, FxBuild>;
+
+// ---------------------------------------------------------------------------------------
+// Reservoir keys (output affecting)
+
+/// MurmurHash3's 64-bit finalizer. Its values decide which rows a [`Reservoir`]
+/// keeps (through [`absorb`] and the reservoir's keys), so it must never change.
+///
+/// [`Reservoir`]: crate::sample::Reservoir
+#[inline]
+pub(crate) fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
+}
+
+/// Folds the word `w` into the running hash `h` (the [`SampleItem`] hashes). Output
+/// affecting: it must never change.
+///
+/// [`SampleItem`]: crate::sample::SampleItem
+#[inline]
+pub(crate) fn absorb(h: u64, w: u64) -> u64 {
+    fmix64(h.rotate_left(29) ^ w.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+// ---------------------------------------------------------------------------------------
+// Distinct rows
+
+/// The bits of `v` with -0.0 and 0.0 made equal (the same point), for exact row
+/// equality.
+pub(crate) fn canonical_bits(v: f64) -> u64 {
+    // -0.0 and 0.0 are the same point.
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Hash of a row (FNV-1a over [`canonical_bits`], then a final mix) for
+/// [`count_distinct_rows`](crate::kmeans::count_distinct_rows). Only buckets rows that
+/// are then compared exactly: it does not affect results.
+pub(crate) fn row_hash(r: ndarray::ArrayView1<f64>) -> u64 {
+    // FNV-1a over the canonical bit patterns, then a final mix.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &v in r.iter() {
+        let b = canonical_bits(v);
+        h ^= b;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h ^ (h >> 32)
+}
 
 #[cfg(test)]
 mod tests {

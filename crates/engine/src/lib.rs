@@ -3,8 +3,33 @@
 //! depend on the PostgreSQL bindings and knows nothing of Datums (it has no pgrx
 //! dependency, so the compiler enforces that). The extension's SQL layer adapts
 //! Postgres values to these types and maps [`EngineError`] to SQLSTATEs.
+//!
+//! # Where things are (one job per file)
+//! - k-means (`kmeans/`): parameters and their validation `params.rs`; k-means++
+//!   seeding and random init `init.rs` (its pruned passes `plusplus.rs`);
+//!   nearest-centroid search (`nearest`, `CentroidIndex`, the scalar distance kernel)
+//!   `nearest.rs`; the E-step bound tests `estep.rs`; the Lloyd iterations and
+//!   empty-cluster relocation `lloyd.rs`; `fit` / `assign` `fit.rs`; the threads
+//!   `threads.rs`; the aggregate's mergeable step `step.rs`; distinct rows `distinct.rs`.
+//! - metrics (`metrics/`): inertia, Davies–Bouldin, Calinski–Harabasz, summaries
+//!   `dispersion.rs` (shared passes `passes.rs`); the silhouette API `silhouette.rs` and
+//!   its kernel `silhouette_kernel.rs`; ARI / NMI / contingency `agreement.rs`;
+//!   `cluster_stats.rs`.
+//! - encoding (`encode/`): spec types `spec.rs`, grammar parser `parse.rs`, column
+//!   storage `columns.rs`, fitted models `model.rs`, `fit.rs`, `transform.rs`,
+//!   statistics `stats.rs`, catalog JSON `stored.rs`.
+//! - sampling (`sample/`): `sample_indices`, and the reservoir sample `reservoir.rs`.
+//! - `simd/`: the only `unsafe` code: CPU detection, k-means' AVX2 kernels
+//!   (`kmeans_avx2.rs`, no FMA) and the silhouette's AVX2+FMA tile
+//!   (`silhouette_avx2.rs`), with their dispatch.
+//! - `codec.rs`: the byte format of every aggregate state; `hash.rs`: every hash;
+//!   `defaults.rs`: shared limits and defaults; `quality.rs`: a trained model's quality
+//!   figures; `report.rs`: segment facts and profiles; `matching.rs`: centroid matching;
+//!   `error.rs`: [`EngineError`].
 #![deny(unsafe_code)]
 
+mod codec;
+pub mod defaults;
 pub mod encode;
 pub mod error;
 pub mod hash;
@@ -14,5 +39,6 @@ pub mod metrics;
 pub mod quality;
 pub mod report;
 pub mod sample;
+mod simd;
 
 pub use error::{EngineError, ErrorKind};

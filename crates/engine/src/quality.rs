@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Silhouette is exact up to this many training rows and sampled (seeded) above.
-pub const SILHOUETTE_SAMPLE: usize = 10_000;
+/// (See [`crate::defaults::TRAINING_SILHOUETTE_SAMPLE`] for why it differs from the
+/// aggregate's sample.)
+pub const SILHOUETTE_SAMPLE: usize = crate::defaults::TRAINING_SILHOUETTE_SAMPLE;
 
 /// Silhouette on a seeded sample of at most [`SILHOUETTE_SAMPLE`] rows:
 /// (sample row indices, per-row values, mean). None when undefined (one cluster, or

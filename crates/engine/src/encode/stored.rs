@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::super::error::EngineError;
-use super::spec::{
+use super::{
     check_kind, encoder_to_json, json_type, null_policy_to_json, parse_encoder, parse_null_policy,
     parse_weight, validate_spec,
 };

@@ -1,9 +1,13 @@
 //! Seeded uniform sampling of row positions without replacement, for training on more
+//! Also [`Reservoir`], the mergeable seeded sample of a stream (`reservoir.rs`).
 //! rows than the memory budget allows and for sampled silhouette.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
+
+mod reservoir;
+pub use reservoir::{Reservoir, SampleItem};
 
 /// `m` distinct positions out of `0..n`, uniformly at random for a given `seed`,
 /// ascending. `m >= n` returns every position. Floyd's algorithm: O(m) time and memory.
