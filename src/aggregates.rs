@@ -8,7 +8,8 @@
 //! `CREATE AGGREGATE` statements are written by hand (pgrx 0.18 generates a wrong
 //! deserialize signature for `internal` states). The support functions live in schema
 //! `segment` with a leading underscore: they are not for direct use.
-use crate::engine::kmeans::{self, StepState};
+use crate::engine::gathered::Gathered;
+use crate::engine::kmeans::{self, CentroidStep};
 use crate::engine::metrics::{self, ClusterStats, Contingency, Reservoir};
 use crate::engine::EngineError;
 use crate::error::{raise, raise_engine, Code};
@@ -16,91 +17,53 @@ use crate::pg::agg_state::{
     combine_states, deserialize_state, serialize_state, state_mut, state_ref, AggState,
 };
 use crate::pg::arrays::Matrix;
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Internal};
 
 /// Exact silhouette up to this many rows; a seeded uniform sample of this size above.
-pub const SILHOUETTE_MAX_SAMPLE: i32 = 20_000;
+pub const SILHOUETTE_MAX_SAMPLE: i32 = crate::engine::defaults::AGGREGATE_SILHOUETTE_SAMPLE as i32;
 
-impl AggState for ClusterStats {
-    const WHAT: &'static str = "cluster metric aggregate";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other)
-    }
+/// The budget of the aggregates that gather their rows.
+fn budget() -> usize {
+    crate::pg::maintenance_work_mem()
 }
 
-impl AggState for Contingency {
-    const WHAT: &'static str = "segment_ari";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other);
-        Ok(())
-    }
-    fn duplicate(&self) -> Self {
-        self.clone()
-    }
+/// `AggState` for an engine state with `to_bytes` / `from_bytes` (the engine's one byte
+/// codec), `WHAT` naming it in errors, and how a partial state is absorbed.
+macro_rules! agg_state {
+    ($ty:ty, $what:literal, |$a:ident, $b:ident| $absorb:expr) => {
+        impl AggState for $ty {
+            const WHAT: &'static str = $what;
+            fn serialize(&self) -> Vec<u8> {
+                self.to_bytes()
+            }
+            fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+                Self::from_bytes(bytes)
+            }
+            fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+                let ($a, $b) = (self, other);
+                $absorb
+            }
+        }
+    };
 }
 
+agg_state!(ClusterStats, "cluster metric aggregate", |a, b| a.merge(b));
+agg_state!(Contingency, "segment_ari", |a, b| {
+    a.merge(b);
+    Ok(())
+});
 /// The silhouette aggregate's state: a seeded reservoir of (vector, segment).
 type Sample = Reservoir<(Vec<f64>, i64)>;
-
-impl AggState for Sample {
-    const WHAT: &'static str = "segment_silhouette";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other.clone());
-        Ok(())
-    }
-    fn duplicate(&self) -> Self {
-        self.clone()
-    }
-}
-
-impl AggState for Collected {
-    const WHAT: &'static str = "segment aggregate";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other)
-    }
-    fn duplicate(&self) -> Self {
-        self.clone()
-    }
-}
-
-impl AggState for StepCarry {
-    const WHAT: &'static str = "segment_kmeans_step";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.step.merge(&other.step)
-    }
-}
+agg_state!(Sample, "segment_silhouette", |a, b| {
+    a.merge(b.clone());
+    Ok(())
+});
+agg_state!(Gathered, "segment aggregate", |a, b| a.merge(b, budget()));
+agg_state!(CentroidStep, "segment_kmeans_step", |a, b| a
+    .step
+    .merge(&b.step));
 
 /// The combine, serialize and deserialize support functions of one state type.
 macro_rules! state_support {
@@ -227,7 +190,7 @@ mod segment {
     }
 
     // -----------------------------------------------------------------------------------
-    // Collected rows: segment_davies_bouldin, segment_kmeans
+    // Gathered rows: segment_davies_bouldin, segment_kmeans
     // -----------------------------------------------------------------------------------
 
     /// Transition: gather `(vec, seg)` (Davies-Bouldin). NULL vectors are skipped.
@@ -242,9 +205,10 @@ mod segment {
         let Some(vec) = vec else { return state };
         let x = vector(&vec, "vec");
         let st = state_mut(&mut state, fcinfo, "segment aggregate", || {
-            Collected::new(x.len())
+            Gathered::new(x.len())
         });
-        st.push(x, seg.unwrap_or(0));
+        st.push(x, seg.unwrap_or(0), budget())
+            .unwrap_or_else(|e| raise_engine(e, "segment aggregate"));
         state
     }
 
@@ -261,16 +225,17 @@ mod segment {
         let Some(vec) = vec else { return state };
         let x = vector(&vec, "vec");
         let st = state_mut(&mut state, fcinfo, "segment_kmeans", || {
-            Collected::new(x.len())
+            Gathered::new(x.len())
         });
         st.k = k;
         st.seed = seed.unwrap_or(0);
-        st.push(x, 0);
+        st.push(x, 0, budget())
+            .unwrap_or_else(|e| raise_engine(e, "segment_kmeans"));
         state
     }
 
     state_support!(
-        Collected,
+        Gathered,
         _collect_combine,
         _collect_serial,
         _collect_deserial
@@ -279,10 +244,10 @@ mod segment {
     /// Final: the Davies-Bouldin index of the gathered rows.
     #[pg_extern(immutable, parallel_safe)]
     fn _davies_bouldin_final(state: Internal) -> Option<f64> {
-        let st = state_ref::<Collected>(&state, Collected::WHAT)?;
+        let st = state_ref::<Gathered>(&state, Gathered::WHAT)?;
         let x = st.view();
         Some(
-            metrics::davies_bouldin(x, &st.labels)
+            metrics::davies_bouldin(x, st.labels())
                 .unwrap_or_else(|e| raise_engine(e, "segment_davies_bouldin")),
         )
     }
@@ -290,7 +255,7 @@ mod segment {
     /// Final: k-means centroids (seeded k-means++, 4 restarts) as float8[][].
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_final(state: Internal) -> Option<Matrix> {
-        let st = state_ref::<Collected>(&state, Collected::WHAT)?;
+        let st = state_ref::<Gathered>(&state, Gathered::WHAT)?;
         let k = st.k.unwrap_or_else(|| {
             raise(
                 Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -402,9 +367,8 @@ mod segment {
         };
         let x = vector(&vec, "vec");
         let (c, k, d) = crate::pg::arrays::matrix(centroids, "centroids");
-        let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || StepCarry {
-            step: StepState::new(k, d),
-            centroids: c.clone(),
+        let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || {
+            CentroidStep::new(c.clone(), k, d)
         });
         let view = ArrayView2::from_shape((k, d), &c).expect("matrix shape");
         st.step
@@ -414,7 +378,7 @@ mod segment {
     }
 
     state_support!(
-        StepCarry,
+        CentroidStep,
         _kmeans_step_combine,
         _kmeans_step_serial,
         _kmeans_step_deserial
@@ -423,177 +387,8 @@ mod segment {
     /// Final: the new centroids (empty clusters keep their centroid).
     #[pg_extern(immutable, parallel_safe)]
     fn _kmeans_step_final(state: Internal) -> Option<Matrix> {
-        let st = state_ref::<StepCarry>(&state, StepCarry::WHAT)?;
-        let (k, d) = (st.step.k(), st.step.d());
-        let old = ArrayView2::from_shape((k, d), &st.centroids).expect("matrix shape");
-        let new: Array2<f64> = st.step.new_centroids(old);
-        Some(Matrix::from_array(&new))
-    }
-}
-
-/// Rows gathered for aggregates that need all of them (Davies–Bouldin, k-means). Combines
-/// exactly by concatenation. Checked against `maintenance_work_mem`.
-#[derive(Clone)]
-struct Collected {
-    d: usize,
-    data: Vec<f64>,
-    labels: Vec<i64>,
-    k: Option<i32>,
-    seed: i64,
-}
-
-impl Collected {
-    fn new(d: usize) -> Self {
-        Collected {
-            d,
-            data: Vec::new(),
-            labels: Vec::new(),
-            k: None,
-            seed: 0,
-        }
-    }
-
-    fn push(&mut self, x: &[f64], label: i64) {
-        if x.len() != self.d {
-            raise_engine(
-                EngineError::DimensionMismatch {
-                    expected: self.d,
-                    got: x.len(),
-                },
-                "segment aggregate: vectors must all have the same length",
-            );
-        }
-        if self.data.len().is_multiple_of(65_536) {
-            check_budget((self.data.len() + x.len()) * 8 + self.labels.len() * 8);
-        }
-        self.data.extend_from_slice(x);
-        self.labels.push(label);
-    }
-
-    fn merge(&mut self, other: &Collected) -> Result<(), EngineError> {
-        if other.d != self.d {
-            return Err(EngineError::DimensionMismatch {
-                expected: self.d,
-                got: other.d,
-            });
-        }
-        check_budget((self.data.len() + other.data.len()) * 8);
-        self.data.extend_from_slice(&other.data);
-        self.labels.extend_from_slice(&other.labels);
-        if self.k.is_none() {
-            self.k = other.k;
-            self.seed = other.seed;
-        }
-        Ok(())
-    }
-
-    fn view(&self) -> ArrayView2<'_, f64> {
-        ArrayView2::from_shape((self.labels.len(), self.d), &self.data).expect("rows x d")
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(32 + self.data.len() * 8 + self.labels.len() * 8);
-        b.extend_from_slice(b"PSCL\x01");
-        b.extend_from_slice(&(self.d as u64).to_le_bytes());
-        b.extend_from_slice(&(self.labels.len() as u64).to_le_bytes());
-        b.extend_from_slice(&self.k.map_or(-1i64, i64::from).to_le_bytes());
-        b.extend_from_slice(&self.seed.to_le_bytes());
-        for v in &self.data {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        for l in &self.labels {
-            b.extend_from_slice(&l.to_le_bytes());
-        }
-        b
-    }
-
-    fn from_bytes(b: &[u8]) -> Result<Self, EngineError> {
-        let bad = || EngineError::Internal("malformed segment aggregate state".into());
-        if b.len() < 37 || &b[..5] != b"PSCL\x01" {
-            return Err(bad());
-        }
-        let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-        let d = word(5) as usize;
-        let n = word(13) as usize;
-        let k = word(21) as i64;
-        let seed = word(29) as i64;
-        let need = n
-            .checked_mul(d + 1)
-            .and_then(|m| m.checked_mul(8))
-            .and_then(|m| m.checked_add(37))
-            .ok_or_else(bad)?;
-        if b.len() != need {
-            return Err(bad());
-        }
-        let mut o = 37;
-        let mut data = Vec::with_capacity(n * d);
-        for _ in 0..n * d {
-            data.push(f64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")));
-            o += 8;
-        }
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            labels.push(i64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")));
-            o += 8;
-        }
-        Ok(Collected {
-            d,
-            data,
-            labels,
-            k: (k >= 0).then_some(k as i32),
-            seed,
-        })
-    }
-}
-
-/// A k-means step state together with the centroids it steps from.
-struct StepCarry {
-    step: StepState,
-    centroids: Vec<f64>,
-}
-
-impl StepCarry {
-    fn to_bytes(&self) -> Vec<u8> {
-        let s = self.step.to_bytes();
-        let mut b = Vec::with_capacity(8 + s.len() + self.centroids.len() * 8);
-        b.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        b.extend_from_slice(&s);
-        for v in &self.centroids {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b
-    }
-
-    fn from_bytes(b: &[u8]) -> Result<Self, EngineError> {
-        let bad = || EngineError::Internal("malformed segment_kmeans_step state".into());
-        if b.len() < 8 {
-            return Err(bad());
-        }
-        let len = u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) as usize;
-        let rest = b.get(8..).ok_or_else(bad)?;
-        let s = rest.get(..len).ok_or_else(bad)?;
-        let step = StepState::from_bytes(s)?;
-        let c = &rest[len..];
-        if c.len() != step.k() * step.d() * 8 {
-            return Err(bad());
-        }
-        let centroids = c
-            .chunks_exact(8)
-            .map(|w| f64::from_le_bytes(w.try_into().expect("8 bytes")))
-            .collect();
-        Ok(StepCarry { step, centroids })
-    }
-}
-
-/// Raise 54000 when gathered rows would exceed `maintenance_work_mem`.
-fn check_budget(bytes: usize) {
-    let budget = crate::pg::maintenance_work_mem();
-    if bytes > budget {
-        raise(
-            Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("segment aggregate needs more than maintenance_work_mem ({budget} bytes) to hold its rows"),
-            Some("Raise maintenance_work_mem, aggregate a sample (TABLESAMPLE), or train with segment_train, which samples.".into()),
-        );
+        let st = state_ref::<CentroidStep>(&state, CentroidStep::WHAT)?;
+        Some(Matrix::from_array(&st.new_centroids()))
     }
 }
 

@@ -14,16 +14,12 @@ use std::any::TypeId;
 
 /// An aggregate state that crosses process boundaries (parallel workers, Citus) and
 /// merges exactly: what the generic combine / serialize / deserialize below need.
-pub trait AggState: Sized + 'static {
+pub trait AggState: Sized + Clone + 'static {
     /// Context for error messages.
     const WHAT: &'static str;
     fn serialize(&self) -> Vec<u8>;
     fn deserialize(bytes: &[u8]) -> Result<Self, EngineError>;
     fn absorb(&mut self, other: &Self) -> Result<(), EngineError>;
-    /// A copy in the current memory context (the bytes round trip is exact).
-    fn duplicate(&self) -> Self {
-        Self::deserialize(&self.serialize()).expect("own bytes")
-    }
 }
 
 /// What an `internal` state points at: the tag first, at offset 0 whatever `T` is.
@@ -120,7 +116,7 @@ pub fn combine_states<T: AggState>(
     let mut a = a;
     match (a.initialized(), state_ref::<T>(&b, T::WHAT)) {
         (_, None) => a,
-        (false, Some(bs)) => into_agg(bs.duplicate(), fcinfo, T::WHAT),
+        (false, Some(bs)) => into_agg(bs.clone(), fcinfo, T::WHAT),
         (true, Some(bs)) => {
             let st = state_mut::<T>(&mut a, fcinfo, T::WHAT, || unreachable!("initialized"));
             st.absorb(bs).unwrap_or_else(|e| raise_engine(e, T::WHAT));

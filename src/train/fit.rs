@@ -1,10 +1,10 @@
 //! The fit: k-means with the given k, or each k of a range keeping the best mean
 //! silhouette.
 use super::ctx;
-use crate::engine::kmeans;
-use crate::engine::quality::silhouette_sample;
+use crate::engine::choose_k;
+use crate::engine::kmeans::{self, KMeansParams};
 use crate::error::{raise, Code, OrRaise};
-use crate::pg::{interrupt, PgHooks};
+use crate::pg::PgHooks;
 use ndarray::{Array2, ArrayView2};
 use serde_json::json;
 
@@ -17,66 +17,75 @@ pub(super) struct Fit {
     pub(super) k_selection: Option<serde_json::Value>,
 }
 
-pub(super) fn fit_k(
-    model: &str,
-    x: ArrayView2<f64>,
-    k: usize,
-    seed: u64,
-    n_init: usize,
-    max_iter: usize,
-    tol: f64,
-) -> kmeans::KMeansResult {
-    let params = kmeans::KMeansParams::new(k)
-        .seed(seed)
-        .n_init(n_init)
-        .max_iter(max_iter)
-        .tol(tol)
-        .init_sample(INIT_SAMPLE);
-    kmeans::fit(x, &params, &mut PgHooks).or_raise(&ctx(model))
+/// The fit's parameters, as checked by [`Params::check`].
+pub(super) struct Params {
+    /// None: choose k in k_min..=k_max.
+    pub(super) k: Option<usize>,
+    pub(super) k_min: usize,
+    pub(super) k_max: usize,
+    pub(super) seed: u64,
+    pub(super) kmeans: KMeansParams,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn choose_k(
-    model: &str,
-    x: ArrayView2<f64>,
-    k_min: usize,
-    k_max: usize,
-    seed: u64,
-    n_init: usize,
-    max_iter: usize,
-    tol: f64,
-) -> Fit {
-    let distinct = kmeans::count_distinct_rows(x, k_max + 1);
-    let hi = k_max.min(distinct);
-    if hi < k_min {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "{}: k_min = {k_min} exceeds the number of distinct rows ({distinct})",
-                ctx(model)
-            ),
-            Some(format!("Choose k_min between 1 and {distinct}.")),
-        );
-    }
-    let mut scores = Vec::new();
-    let mut best: Option<(f64, kmeans::KMeansResult)> = None;
-    for k in k_min..=hi {
-        let r = fit_k(model, x, k, seed, n_init, max_iter, tol);
-        let sil = silhouette_sample(x, &r.labels, seed, &mut interrupt).map(|s| s.2);
-        scores.push(json!({"k": k, "inertia": r.inertia, "silhouette": sil}));
-        let score = sil.unwrap_or(f64::NEG_INFINITY);
-        if best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, r));
+impl Params {
+    /// Check the arguments as the caller gave them (22023 naming the argument, with the
+    /// engine's limits and wording: the one place they are checked).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check(
+        model: &str,
+        k: Option<i32>,
+        k_min: i32,
+        k_max: i32,
+        seed: i64,
+        n_init: i32,
+        max_iter: i32,
+        tol: f64,
+    ) -> Params {
+        let c = ctx(model);
+        kmeans::check_limits(k.map(i64::from), n_init.into(), max_iter.into(), tol).or_raise(&c);
+        if k.is_none() {
+            choose_k::check_range(k_min.into(), k_max.into()).or_raise(&c);
+        }
+        let seed = seed as u64;
+        Params {
+            k: k.map(|k| k as usize),
+            k_min: k_min.max(1) as usize,
+            k_max: k_max.max(1) as usize,
+            seed,
+            kmeans: KMeansParams::new(k.unwrap_or(k_min).max(1) as usize)
+                .seed(seed)
+                .n_init(n_init as usize)
+                .max_iter(max_iter as usize)
+                .tol(tol)
+                .init_sample(INIT_SAMPLE),
         }
     }
-    let (_, result) = best.expect("k range is not empty");
+}
+
+/// k-means with the given k, or the k of the range with the best sampled silhouette
+/// (every k's scores are kept for the catalog).
+pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
+    let c = ctx(model);
+    if p.k.is_some() {
+        return Fit {
+            result: kmeans::fit(x, &p.kmeans, &mut PgHooks).or_raise(&c),
+            k_selection: None,
+        };
+    }
+    let choice =
+        choose_k::choose_k(x, p.k_min, p.k_max, &p.kmeans, p.seed, &mut PgHooks).or_raise(&c);
+    let scores: Vec<serde_json::Value> = choice
+        .scores
+        .iter()
+        .map(|s| json!({"k": s.k, "inertia": s.inertia, "silhouette": s.silhouette}))
+        .collect();
     Fit {
         k_selection: Some(json!({
             "criterion": "max mean silhouette (sampled as for the model)",
-            "k_min": k_min, "k_max": k_max, "chosen": result.centroids.nrows(),
+            "k_min": p.k_min, "k_max": p.k_max, "chosen": choice.result.centroids.nrows(),
             "scores": scores
         })),
-        result,
+        result: choice.result,
     }
 }
 

@@ -13,13 +13,13 @@ mod write;
 
 use crate::catalog::{self, check_catalog_version, check_model_name, NewModel, NewVersion};
 use crate::engine::encode::{self, Encoded, FeatureSpec, FittedEncoder};
-use crate::engine::{kmeans, EngineError};
+use crate::engine::EngineError;
 use crate::error::{raise, raise_detail, require, Code, OrRaise};
 use crate::pg::args::{RawJsonb, RegClass};
 use crate::pg::planner::invalidate_plans;
 use crate::pg::reader::IdKind;
 use crate::pg::spi;
-use fit::{check_fit, choose_k, fit_k, Fit, INIT_SAMPLE};
+use fit::{check_fit, fit_model, Params, INIT_SAMPLE};
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -53,88 +53,6 @@ impl Phase {
             self.at.elapsed().as_secs_f64()
         );
         self.at = Instant::now();
-    }
-}
-
-/// The fit's parameters, checked.
-struct Params {
-    k: Option<usize>,
-    k_min: usize,
-    k_max: usize,
-    seed: i64,
-    n_init: usize,
-    max_iter: usize,
-    tol: f64,
-}
-
-/// Check the numeric arguments (22023 with the argument's name and limits).
-#[allow(clippy::too_many_arguments)]
-fn check_params(
-    model: &str,
-    k: Option<i32>,
-    k_min: i32,
-    k_max: i32,
-    seed: i64,
-    n_init: i32,
-    max_iter: i32,
-    tol: f64,
-) -> Params {
-    let c = ctx(model);
-    let bad = |name: &str, reason: String| -> ! {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{c}: invalid parameter \"{name}\": {reason}"),
-            None,
-        )
-    };
-    let max_k = kmeans::MAX_K as i32;
-    if let Some(k) = k {
-        if k < 1 {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{c}: k must be at least 1, got {k}"),
-                Some("Pass k => NULL to choose k between k_min and k_max.".into()),
-            );
-        }
-        if k > max_k {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{c}: k must be at most {max_k}, got {k}"),
-                Some(
-                    "Customer segments are few (3 to 20 is usual); pg_segment caps k at 1000."
-                        .into(),
-                ),
-            );
-        }
-    } else if k_min < 1 || k_max < k_min || k_max > max_k {
-        bad(
-            "k_min",
-            format!("need 1 <= k_min <= k_max <= {max_k}, got k_min = {k_min}, k_max = {k_max}"),
-        );
-    }
-    if !(1..=kmeans::MAX_N_INIT as i32).contains(&n_init) {
-        bad(
-            "n_init",
-            format!("must be between 1 and {}, got {n_init}", kmeans::MAX_N_INIT),
-        );
-    }
-    if !(1..=kmeans::MAX_ITER as i32).contains(&max_iter) {
-        bad(
-            "max_iter",
-            format!("must be between 1 and {}, got {max_iter}", kmeans::MAX_ITER),
-        );
-    }
-    if !(tol >= 0.0 && tol.is_finite()) {
-        bad("tol", format!("must be a finite number >= 0, got {tol}"));
-    }
-    Params {
-        k: k.map(|k| k as usize),
-        k_min: k_min as usize,
-        k_max: k_max as usize,
-        seed,
-        n_init: n_init as usize,
-        max_iter: max_iter as usize,
-        tol,
     }
 }
 
@@ -203,34 +121,6 @@ fn encode_rows(
         );
     }
     (encoder, encoded)
-}
-
-/// k-means with the given k (checked against the distinct rows), or the best k of the
-/// range.
-fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
-    let seed = p.seed as u64;
-    let Some(k) = p.k else {
-        return choose_k(
-            model, x, p.k_min, p.k_max, seed, p.n_init, p.max_iter, p.tol,
-        );
-    };
-    let distinct = kmeans::count_distinct_rows(x, k);
-    if distinct < k {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "{}: k = {k} exceeds the number of distinct rows ({distinct})",
-                ctx(model)
-            ),
-            Some(format!(
-                "Choose k between 1 and {distinct}, or add more distinct rows."
-            )),
-        );
-    }
-    Fit {
-        result: fit_k(model, x, k, seed, p.n_init, p.max_iter, p.tol),
-        k_selection: None,
-    }
 }
 
 /// Rows left out, by reason (NULL id, NULL policy "skip" per feature).
@@ -306,7 +196,7 @@ fn segment_train(
     let tol = require(tol, f, "tol");
     check_model_name(model);
     check_catalog_version();
-    let params = check_params(model, k, k_min, k_max, seed, n_init, max_iter, tol);
+    let params = Params::check(model, k, k_min, k_max, seed, n_init, max_iter, tol);
     let c = ctx(model);
     take_name(model);
 

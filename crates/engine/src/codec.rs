@@ -1,6 +1,7 @@
 //! The one byte codec of every aggregate state ([`StepState`](crate::kmeans::StepState),
 //! [`ClusterStats`](crate::metrics::ClusterStats), [`Contingency`](crate::metrics::Contingency),
-//! [`Reservoir`](crate::sample::Reservoir)): a 4-byte magic naming the state, a version
+//! [`Reservoir`](crate::sample::Reservoir), [`CentroidStep`](crate::kmeans::CentroidStep),
+//! [`Gathered`](crate::gathered::Gathered)): a 4-byte magic naming the state, a version
 //! byte, then little-endian fields. [`ByteWriter`] writes it; [`ByteReader`] reads it
 //! with length checks and the same error for every state ("corrupt serialized state at
 //! byte N: ..." naming the state). These bytes only travel between PostgreSQL's parallel
@@ -14,6 +15,8 @@ pub(crate) const CLUSTER_STATS_MAGIC: &[u8; 4] = b"PSCS";
 pub(crate) const CONTINGENCY_MAGIC: &[u8; 4] = b"PSCT";
 pub(crate) const RESERVOIR_MAGIC: &[u8; 4] = b"PSRS";
 pub(crate) const STEP_STATE_MAGIC: &[u8; 4] = b"PSKS";
+pub(crate) const CENTROID_STEP_MAGIC: &[u8; 4] = b"PSKC";
+pub(crate) const GATHERED_MAGIC: &[u8; 4] = b"PSCL";
 
 /// A value [`ByteWriter::put`] writes (little-endian).
 pub(crate) trait Field {
@@ -173,8 +176,26 @@ mod tests {
         for i in 0..6 {
             rs.push((vec![i as f64, 1.0], i));
         }
+        let mut cstep = crate::kmeans::CentroidStep::new(vec![0.0, 0.0, 5.0, 5.0], 2, 2);
+        cstep.step.add(c.view(), &[4.0, 6.0]).unwrap();
+        let mut gathered = crate::gathered::Gathered::new(2);
+        gathered.push(&[1.0, 2.0], 3, 1 << 20).unwrap();
+        gathered.push(&[-1.0, 0.5], 0, 1 << 20).unwrap();
+        gathered.k = Some(2);
         type Parse = fn(&[u8]) -> bool;
-        let cases: [(&[u8; 4], Vec<u8>, Parse); 4] = [
+        let cases: [(&[u8; 4], Vec<u8>, Parse); 6] = [
+            (b"PSKC", cstep.to_bytes(), |b| {
+                crate::kmeans::CentroidStep::from_bytes(b)
+                    .map(|s| s.to_bytes())
+                    .ok()
+                    == Some(b.to_vec())
+            }),
+            (b"PSCL", gathered.to_bytes(), |b| {
+                crate::gathered::Gathered::from_bytes(b)
+                    .map(|s| s.to_bytes())
+                    .ok()
+                    == Some(b.to_vec())
+            }),
             (b"PSKS", step.to_bytes(), |b| {
                 StepState::from_bytes(b).map(|s| s.to_bytes()).ok() == Some(b.to_vec())
             }),

@@ -20,9 +20,14 @@ pub enum EngineError {
     #[error("invalid parameter \"{name}\": {reason}")]
     InvalidParameter { name: String, reason: String },
 
-    /// k is larger than the number of distinct points.
-    #[error("k = {k} exceeds the number of distinct points ({distinct})")]
-    TooFewDistinctPoints { k: usize, distinct: usize },
+    /// k (or, when choosing k, the smallest k tried: `name` says which) is larger than
+    /// the number of distinct rows.
+    #[error("{name} = {k} exceeds the number of distinct rows ({distinct})")]
+    TooFewDistinctPoints {
+        name: &'static str,
+        k: usize,
+        distinct: usize,
+    },
 
     /// Nothing to work on.
     #[error("no rows to train on")]
@@ -55,7 +60,7 @@ pub enum EngineError {
     },
 
     /// A memory budget would be exceeded.
-    #[error("memory budget exceeded: need {needed} bytes, budget is {budget} bytes")]
+    #[error("the rows need {needed} bytes, more than the memory budget ({budget} bytes)")]
     MemoryBudget { needed: usize, budget: usize },
 
     /// The interrupt hook asked to stop.
@@ -109,8 +114,12 @@ impl EngineError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            EngineError::TooFewDistinctPoints { distinct, .. } => Some(format!(
-                "Choose k between 1 and {distinct}, or add more distinct rows."
+            EngineError::TooFewDistinctPoints { name, distinct, .. } => Some(format!(
+                "Choose {name} between 1 and {distinct}, or add more distinct rows."
+            )),
+            EngineError::InvalidParameter { name, .. } if name == "k" => Some(format!(
+                "Customer segments are few (3 to 20 is usual); k is at most {}.",
+                crate::kmeans::MAX_K
             )),
             EngineError::NoRows => Some("The source has no usable rows.".into()),
             EngineError::NoFeatures => Some("Select at least one feature.".into()),
@@ -128,9 +137,10 @@ impl EngineError {
                 "log_standard needs values >= 0; use standard or robust for columns with negative values."
                     .into(),
             ),
-            EngineError::MemoryBudget { .. } => {
-                Some("Raise maintenance_work_mem or work_mem, or use fewer rows.".into())
-            }
+            EngineError::MemoryBudget { .. } => Some(
+                "Raise maintenance_work_mem, aggregate a sample (TABLESAMPLE), or train with segment_train, which samples."
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 //!   `nearest.rs`; the E-step bound tests `estep.rs`; the Lloyd iterations and
 //!   empty-cluster relocation `lloyd.rs`; `fit` / `assign` `fit.rs`; the threads
 //!   `threads.rs`; the aggregate's mergeable step `step.rs`; distinct rows `distinct.rs`.
+//! - choosing k by the best sampled silhouette over a range: `choose_k.rs`.
 //! - metrics (`metrics/`): inertia, Davies–Bouldin, Calinski–Harabasz, summaries
 //!   `dispersion.rs` (shared passes `passes.rs`); the silhouette API `silhouette.rs` and
 //!   its kernel `silhouette_kernel.rs`; ARI / NMI / contingency `agreement.rs`;
@@ -22,16 +23,19 @@
 //! - `simd/`: the only `unsafe` code: CPU detection, k-means' AVX2 kernels
 //!   (`kmeans_avx2.rs`, no FMA) and the silhouette's AVX2+FMA tile
 //!   (`silhouette_avx2.rs`), with their dispatch.
+//! - `gathered.rs`: rows held whole for the aggregates that need them all.
 //! - `codec.rs`: the byte format of every aggregate state; `hash.rs`: every hash;
 //!   `defaults.rs`: shared limits and defaults; `quality.rs`: a trained model's quality
 //!   figures; `report.rs`: segment facts and profiles; `matching.rs`: centroid matching;
 //!   `error.rs`: [`EngineError`].
 #![deny(unsafe_code)]
 
+pub mod choose_k;
 mod codec;
 pub mod defaults;
 pub mod encode;
 pub mod error;
+pub mod gathered;
 pub mod hash;
 pub mod kmeans;
 pub mod matching;

@@ -58,8 +58,8 @@ pub use distinct::count_distinct_rows;
 pub use fit::{assign, assign_with_hooks, fit};
 pub use init::kmeans_plus_plus;
 pub use nearest::{nearest, CentroidIndex, Nearest};
-pub use params::{Algorithm, Init, KMeansParams, MAX_ITER, MAX_K, MAX_N_INIT};
-pub use step::StepState;
+pub use params::{check_limits, Algorithm, Init, KMeansParams, MAX_ITER, MAX_K, MAX_N_INIT};
+pub use step::{CentroidStep, StepState};
 
 #[cfg(test)]
 use crate::simd::FORCE_PORTABLE;

@@ -128,6 +128,12 @@ impl KMeansParams {
         self
     }
 
+    /// Sets k (the other parameters unchanged).
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
     /// Sets the number of worker threads (0 = automatic).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
@@ -141,28 +147,25 @@ impl KMeansParams {
         self
     }
 
-    /// Validates the parameters against the data: k >= 1, n_init >= 1, max_iter >= 1,
-    /// 0 <= tol < inf, at least one row and one feature, only finite values, a given
-    /// init of shape (k, d) with finite values, and at least k distinct rows.
+    /// Validates the parameters on their own: 1 <= k <= [`MAX_K`], 1 <= n_init <=
+    /// [`MAX_N_INIT`], 1 <= max_iter <= [`MAX_ITER`], 0 <= tol < inf. The one check of
+    /// these limits: [`KMeansParams::check`] starts with it, and callers that take the
+    /// parameters from users call it before reading any data.
+    pub fn check_values(&self) -> Result<(), EngineError> {
+        let signed = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        check_limits(
+            Some(signed(self.k)),
+            signed(self.n_init),
+            signed(self.max_iter),
+            self.tol,
+        )
+    }
+
+    /// Validates the parameters against the data: [`KMeansParams::check_values`], at
+    /// least one row and one feature, only finite values, a given init of shape (k, d)
+    /// with finite values, and at least k distinct rows.
     pub fn check(&self, x: ArrayView2<f64>) -> Result<(), EngineError> {
-        for (name, value, max) in [
-            ("k", self.k, MAX_K),
-            ("n_init", self.n_init, MAX_N_INIT),
-            ("max_iter", self.max_iter, MAX_ITER),
-        ] {
-            if !(1..=max).contains(&value) {
-                return Err(EngineError::invalid(
-                    name,
-                    format!("must be between 1 and {max}, got {value}"),
-                ));
-            }
-        }
-        if !(self.tol >= 0.0 && self.tol.is_finite()) {
-            return Err(EngineError::invalid(
-                "tol",
-                format!("must be a finite number >= 0, got {}", self.tol),
-            ));
-        }
+        self.check_values()?;
         let (n, d) = x.dim();
         if n == 0 {
             return Err(EngineError::NoRows);
@@ -216,6 +219,7 @@ impl KMeansParams {
         let distinct = count_distinct_rows(x, self.k);
         if distinct < self.k {
             return Err(EngineError::TooFewDistinctPoints {
+                name: "k",
                 k: self.k,
                 distinct,
             });
@@ -252,3 +256,36 @@ pub const MAX_K: usize = 1000;
 pub const MAX_N_INIT: usize = 100;
 /// The most Lloyd iterations a run may take.
 pub const MAX_ITER: usize = 10_000;
+
+/// The limits of the user-facing parameters (k when given, n_init, max_iter, tol),
+/// checked on the values as a caller got them (signed, so that a negative value is
+/// reported as given). [`KMeansParams::check_values`] is this on its own values.
+pub fn check_limits(
+    k: Option<i64>,
+    n_init: i64,
+    max_iter: i64,
+    tol: f64,
+) -> Result<(), EngineError> {
+    let named = [
+        ("k", k),
+        ("n_init", Some(n_init)),
+        ("max_iter", Some(max_iter)),
+    ];
+    for ((name, value), max) in named.into_iter().zip([MAX_K, MAX_N_INIT, MAX_ITER]) {
+        if let Some(value) = value {
+            if !(1..=max as i64).contains(&value) {
+                return Err(EngineError::invalid(
+                    name,
+                    format!("must be between 1 and {max}, got {value}"),
+                ));
+            }
+        }
+    }
+    if !(tol >= 0.0 && tol.is_finite()) {
+        return Err(EngineError::invalid(
+            "tol",
+            format!("must be a finite number >= 0, got {tol}"),
+        ));
+    }
+    Ok(())
+}

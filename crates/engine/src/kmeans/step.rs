@@ -1,7 +1,7 @@
 //! One mergeable Lloyd step ([`StepState`]) for a parallel SQL aggregate.
 
 use super::*;
-use crate::codec::{ByteReader, ByteWriter, STEP_STATE_MAGIC};
+use crate::codec::{ByteReader, ByteWriter, CENTROID_STEP_MAGIC, STEP_STATE_MAGIC};
 
 /// State of one Lloyd step over a partition of the rows: per-centroid sums and counts
 /// and the inertia against the step's input centroids. States of disjoint partitions
@@ -126,7 +126,16 @@ impl StepState {
     /// Serialisation through the crate's byte codec: "PSKS", version, k u32, d u32,
     /// inertia f64, k counts u64, k*d sums f64.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new(STEP_STATE_MAGIC, 16 + self.k * 8 + self.k * self.d * 8);
+        let mut w = ByteWriter::new(STEP_STATE_MAGIC, self.byte_len());
+        self.put_fields(&mut w);
+        w.finish()
+    }
+
+    fn byte_len(&self) -> usize {
+        16 + self.k * 8 + self.k * self.d * 8
+    }
+
+    fn put_fields(&self, w: &mut ByteWriter) {
         w.put(self.k as u32);
         w.put(self.d as u32);
         w.put(self.inertia);
@@ -136,13 +145,18 @@ impl StepState {
         for s in &self.sums {
             w.put(s);
         }
-        w.finish()
     }
 
     /// Parses [`to_bytes`](StepState::to_bytes) output, validating magic, version,
     /// length and that every number is finite.
     pub fn from_bytes(b: &[u8]) -> Result<StepState, EngineError> {
         let mut r = ByteReader::open(b, "k-means step state", STEP_STATE_MAGIC)?;
+        let step = Self::read_fields(&mut r)?;
+        r.finish()?;
+        Ok(step)
+    }
+
+    fn read_fields(r: &mut ByteReader) -> Result<StepState, EngineError> {
         let k = r.u32()? as usize;
         let d = r.u32()? as usize;
         let inertia = r.f64()?;
@@ -162,7 +176,6 @@ impl StepState {
         for _ in 0..k * d {
             sums.push(r.finite()?);
         }
-        r.finish()?;
         Ok(StepState {
             k,
             d,
@@ -170,5 +183,59 @@ impl StepState {
             counts,
             inertia,
         })
+    }
+}
+
+/// A step together with the centroids it steps from: the whole state of the SQL
+/// aggregate `segment_kmeans_step` (its final function needs the old centroids, which
+/// empty clusters keep).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentroidStep {
+    pub step: StepState,
+    /// The k x d centroids, row-major.
+    pub centroids: Vec<f64>,
+}
+
+impl CentroidStep {
+    /// An empty step from `centroids` (k x d, row-major).
+    pub fn new(centroids: Vec<f64>, k: usize, d: usize) -> Self {
+        CentroidStep {
+            step: StepState::new(k, d),
+            centroids,
+        }
+    }
+
+    /// The centroids of the next iteration (see [`StepState::new_centroids`]).
+    pub fn new_centroids(&self) -> Array2<f64> {
+        let old = ArrayView2::from_shape((self.step.k, self.step.d), &self.centroids)
+            .expect("k x d centroids");
+        self.step.new_centroids(old)
+    }
+
+    /// Bytes: magic `PSKC`, the step's fields, then the centroids.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new(
+            CENTROID_STEP_MAGIC,
+            self.step.byte_len() + self.centroids.len() * 8,
+        );
+        self.step.put_fields(&mut w);
+        for c in &self.centroids {
+            w.put(c);
+        }
+        w.finish()
+    }
+
+    /// Parses [`to_bytes`](CentroidStep::to_bytes) output.
+    pub fn from_bytes(b: &[u8]) -> Result<CentroidStep, EngineError> {
+        let mut r = ByteReader::open(b, "k-means step state", CENTROID_STEP_MAGIC)?;
+        let step = StepState::read_fields(&mut r)?;
+        let n = (step.k as u64) * (step.d as u64);
+        r.expect_items(n, 8)?;
+        let mut centroids = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            centroids.push(r.finite()?);
+        }
+        r.finish()?;
+        Ok(CentroidStep { step, centroids })
     }
 }

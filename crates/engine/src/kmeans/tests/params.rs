@@ -35,7 +35,14 @@ fn rejects_k_n_init_and_max_iter_above_their_limits() {
 fn rejects_k_above_distinct_points_with_both_numbers() {
     let x = array![[1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [-0.0, 0.0], [0.0, 0.0]];
     let e = fit(x.view(), &KMeansParams::new(4), &mut NoHooks).unwrap_err();
-    assert_eq!(e, EngineError::TooFewDistinctPoints { k: 4, distinct: 3 });
+    assert_eq!(
+        e,
+        EngineError::TooFewDistinctPoints {
+            name: "k",
+            k: 4,
+            distinct: 3
+        }
+    );
     assert!(e.to_string().contains('4') && e.to_string().contains('3'));
     assert!(fit(x.view(), &KMeansParams::new(3), &mut NoHooks).is_ok());
 }
