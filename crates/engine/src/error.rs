@@ -99,6 +99,31 @@ impl EngineError {
         }
     }
 
+    /// Check that a matrix holds only finite values; the error names the first
+    /// offender in row-major order. Contiguous data is scanned in vectorisable chunks and
+    /// the culprit located only on failure.
+    pub fn check_finite(x: &ndarray::ArrayView2<f64>) -> Result<(), EngineError> {
+        let all_finite = x.as_slice().is_some_and(|s| {
+            s.chunks(4096)
+                .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
+        });
+        if all_finite {
+            return Ok(());
+        }
+        for (row, r) in x.outer_iter().enumerate() {
+            for (feature, &value) in r.iter().enumerate() {
+                if !value.is_finite() {
+                    return Err(EngineError::NonFinite {
+                        row,
+                        feature,
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::InvalidParameter { .. } => ErrorKind::InvalidParameter,

@@ -71,11 +71,6 @@ impl FittedEncoder {
         out
     }
 
-    /// `(first encoded column, number of columns)` of input feature `feature`.
-    pub fn output_range(&self, feature: usize) -> Option<(usize, usize)> {
-        self.features.get(feature).map(|f| (f.offset, f.width))
-    }
-
     /// Encode every row of `data` (one column per feature, in feature order). Rows with
     /// a NULL in a `skip` feature are left out and listed in [`Encoded::skipped`]. The
     /// first failing value (feature by feature within a row, rows in order) is

@@ -142,7 +142,7 @@ pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Vec<u32>, f64)
 /// [`assign`] with interrupt checks (every block of rows).
 ///
 /// Panics if the widths differ or there are no centroids.
-pub fn assign_with_hooks(
+pub(crate) fn assign_with_hooks(
     x: ArrayView2<f64>,
     centroids: ArrayView2<f64>,
     hooks: &mut dyn Hooks,

@@ -121,7 +121,8 @@ pub(super) fn kmeanspp_impl<R: Rng + ?Sized>(
 /// the potential most. With at least k distinct rows the centres are distinct rows.
 ///
 /// Panics if `x` has no rows.
-pub fn kmeans_plus_plus(x: ArrayView2<f64>, k: usize, rng: &mut impl Rng) -> Array2<f64> {
+#[cfg(test)]
+pub(crate) fn kmeans_plus_plus(x: ArrayView2<f64>, k: usize, rng: &mut impl Rng) -> Array2<f64> {
     let (n, d) = x.dim();
     assert!(n > 0, "kmeans_plus_plus: no rows");
     let xs = contiguous(x);

@@ -55,8 +55,11 @@ mod tests;
 mod threads;
 
 pub use distinct::count_distinct_rows;
-pub use fit::{assign, assign_with_hooks, fit};
-pub use init::kmeans_plus_plus;
+#[cfg(test)]
+use fit::assign_with_hooks;
+pub use fit::{assign, fit};
+#[cfg(test)]
+use init::kmeans_plus_plus;
 pub use nearest::{nearest, CentroidIndex, Nearest};
 pub use params::{check_limits, Algorithm, Init, KMeansParams, MAX_ITER, MAX_K, MAX_N_INIT};
 pub use step::{CentroidStep, StepState};

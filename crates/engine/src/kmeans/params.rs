@@ -176,26 +176,7 @@ impl KMeansParams {
         if self.k > u32::MAX as usize {
             return Err(EngineError::invalid("k", "must be < 2^32"));
         }
-        // Fast vectorisable scan of contiguous data; locate the culprit only on failure.
-        let all_finite = match x.as_slice() {
-            Some(s) => s
-                .chunks(4096)
-                .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite())),
-            None => false,
-        };
-        if !all_finite {
-            for (row, r) in x.outer_iter().enumerate() {
-                for (feature, &value) in r.iter().enumerate() {
-                    if !value.is_finite() {
-                        return Err(EngineError::NonFinite {
-                            row,
-                            feature,
-                            value,
-                        });
-                    }
-                }
-            }
-        }
+        EngineError::check_finite(&x)?;
         if let Init::Given(c) = &self.init {
             if c.nrows() != self.k {
                 return Err(EngineError::invalid(

@@ -3,6 +3,7 @@
 
 use super::*;
 
+#[cfg(test)]
 pub(super) fn check_pair(a: &[i64], b: &[i64]) -> Result<(), EngineError> {
     if a.len() != b.len() {
         return Err(EngineError::DimensionMismatch {
@@ -18,7 +19,8 @@ pub(super) fn check_pair(a: &[i64], b: &[i64]) -> Result<(), EngineError> {
 
 /// Adjusted Rand index of two labelings (sklearn's `adjusted_rand_score`). Errors on
 /// empty input (sklearn returns 1.0 there).
-pub fn adjusted_rand_index(a: &[i64], b: &[i64]) -> Result<f64, EngineError> {
+#[cfg(test)]
+pub(crate) fn adjusted_rand_index(a: &[i64], b: &[i64]) -> Result<f64, EngineError> {
     check_pair(a, b)?;
     let mut c = Contingency::new();
     a.iter().zip(b).for_each(|(&x, &y)| c.push(x, y));
@@ -27,7 +29,8 @@ pub fn adjusted_rand_index(a: &[i64], b: &[i64]) -> Result<f64, EngineError> {
 
 /// Normalized mutual information with arithmetic-mean normalization (sklearn's
 /// `normalized_mutual_info_score` default). Errors on empty input.
-pub fn normalized_mutual_info(a: &[i64], b: &[i64]) -> Result<f64, EngineError> {
+#[cfg(test)]
+pub(crate) fn normalized_mutual_info(a: &[i64], b: &[i64]) -> Result<f64, EngineError> {
     check_pair(a, b)?;
     let mut c = Contingency::new();
     a.iter().zip(b).for_each(|(&x, &y)| c.push(x, y));

@@ -71,18 +71,7 @@ pub fn davies_bouldin_calinski_harabasz(
 /// [`check_input`]'s order (shape, emptiness, finiteness), then the label count; the
 /// finiteness check rides on the means pass instead of a pass of its own.
 pub(super) fn db_ch(x: ArrayView2<f64>, labels: &[i64]) -> Result<(f64, f64), EngineError> {
-    if labels.len() != x.nrows() {
-        return Err(EngineError::DimensionMismatch {
-            expected: x.nrows(),
-            got: labels.len(),
-        });
-    }
-    if x.nrows() == 0 {
-        return Err(EngineError::NoRows);
-    }
-    if x.ncols() == 0 {
-        return Err(EngineError::NoFeatures);
-    }
+    check_shape(&x, labels)?;
     let dense = Dense::new(labels);
     let (n, k, d) = (x.nrows(), dense.k(), x.ncols());
     if let Err(e) = check_number_of_labels(k, n) {
@@ -165,7 +154,8 @@ pub(super) fn ch_ratio(extra: f64, intra: f64, n: f64, k: f64) -> f64 {
 
 /// One cluster's size, centroid and spread, as returned by [`cluster_summaries`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClusterSummary {
+#[cfg(test)]
+pub(crate) struct ClusterSummary {
     /// The cluster's label as given.
     pub label: i64,
     /// Number of rows with this label.
@@ -179,7 +169,8 @@ pub struct ClusterSummary {
 }
 
 /// Per-cluster size, mean, mean distance and RMS distance to the centroid, sorted by label.
-pub fn cluster_summaries(
+#[cfg(test)]
+pub(crate) fn cluster_summaries(
     x: ArrayView2<f64>,
     labels: &[i64],
 ) -> Result<Vec<ClusterSummary>, EngineError> {

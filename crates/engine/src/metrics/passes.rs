@@ -39,8 +39,9 @@ pub(super) fn euclid(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
-/// Shape, emptiness and finiteness checks shared by every matrix metric.
-pub(super) fn check_input(x: &ArrayView2<f64>, labels: &[i64]) -> Result<(), EngineError> {
+/// Shape and emptiness checks shared by every matrix metric: one label per row, at
+/// least one row and one feature.
+pub(super) fn check_shape(x: &ArrayView2<f64>, labels: &[i64]) -> Result<(), EngineError> {
     if labels.len() != x.nrows() {
         return Err(EngineError::DimensionMismatch {
             expected: x.nrows(),
@@ -53,22 +54,17 @@ pub(super) fn check_input(x: &ArrayView2<f64>, labels: &[i64]) -> Result<(), Eng
     if x.ncols() == 0 {
         return Err(EngineError::NoFeatures);
     }
+    Ok(())
+}
+
+/// [`check_shape`], then finiteness.
+pub(super) fn check_input(x: &ArrayView2<f64>, labels: &[i64]) -> Result<(), EngineError> {
+    check_shape(x, labels)?;
     check_finite(x)
 }
 
 pub(super) fn check_finite(x: &ArrayView2<f64>) -> Result<(), EngineError> {
-    for (row, r) in x.outer_iter().enumerate() {
-        for (feature, &value) in r.iter().enumerate() {
-            if !value.is_finite() {
-                return Err(EngineError::NonFinite {
-                    row,
-                    feature,
-                    value,
-                });
-            }
-        }
-    }
-    Ok(())
+    EngineError::check_finite(x)
 }
 
 /// sklearn's `check_number_of_labels`: 2 <= n_labels <= n_samples - 1.
@@ -379,6 +375,7 @@ pub(super) fn means_and_spread(
 }
 
 /// Per-cluster means, two passes with compensated sums (k x d). `x` must be finite.
+#[cfg(test)]
 pub(super) fn cluster_means(x: &ArrayView2<f64>, dense: &Dense) -> Array2<f64> {
     match means_and_spread(x, dense, false) {
         Ok((means, _)) => means,

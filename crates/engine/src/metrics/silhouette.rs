@@ -248,7 +248,8 @@ pub fn silhouette_score(x: ArrayView2<f64>, labels: &[i64]) -> Result<f64, Engin
 
 /// Mean silhouette: exact when `n <= max_samples`, else on a seeded uniform sample of
 /// `max_samples` rows drawn without replacement (the result states its size).
-pub fn silhouette_sampled(
+#[cfg(test)]
+pub(crate) fn silhouette_sampled(
     x: ArrayView2<f64>,
     labels: &[i64],
     max_samples: usize,
@@ -258,7 +259,8 @@ pub fn silhouette_sampled(
 }
 
 /// [`silhouette_sampled`] with an interrupt callback (called on the calling thread).
-pub fn silhouette_sampled_with(
+#[cfg(test)]
+pub(crate) fn silhouette_sampled_with(
     x: ArrayView2<f64>,
     labels: &[i64],
     max_samples: usize,

@@ -148,15 +148,6 @@ impl<T> Reservoir<T> {
         v.sort_by_key(|e| e.key);
         v.into_iter().map(|e| &e.item).collect()
     }
-
-    /// The sampled items by value, in key order.
-    pub fn into_items(self) -> Vec<T> {
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|e| e.item)
-            .collect()
-    }
 }
 
 impl<T: SampleItem> Reservoir<T> {
