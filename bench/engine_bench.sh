@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=target/bench-engine
+python3 -c "import sklearn, numpy, threadpoolctl" 2>/dev/null \
+  || python3 -m pip install -q scikit-learn numpy threadpoolctl
 REPEAT=${REPEAT:-5}
 N=1000000
 cargo build --quiet --release --manifest-path bench/engine/Cargo.toml --bin kmeans_bench
