@@ -80,6 +80,21 @@ impl Ids {
         }
     }
 
+    /// Put the ids in the order `order` (a permutation of their positions).
+    pub fn reorder(&mut self, order: &[u32]) {
+        match self {
+            Ids::Int(v) => *v = order.iter().map(|&i| v[i as usize]).collect(),
+            Ids::Text(v) => {
+                let mut old: Vec<Option<String>> =
+                    std::mem::take(v).into_iter().map(Some).collect();
+                *v = order
+                    .iter()
+                    .map(|&i| old[i as usize].take().expect("a permutation"))
+                    .collect();
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Ids::Int(v) => v.len(),

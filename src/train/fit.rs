@@ -63,12 +63,15 @@ impl Params {
 }
 
 /// k-means with the given k, or the k of the range with the best sampled silhouette
-/// (every k's scores are kept for the catalog).
+/// (every k's scores are kept for the catalog). Segments are numbered canonically:
+/// 1 = the largest, ties by centroid (see `KMeansResult::canonicalize`).
 pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
     let c = ctx(model);
     if p.k.is_some() {
+        let mut result = kmeans::fit(x, &p.kmeans, &mut PgHooks).or_raise(&c);
+        result.canonicalize();
         return Fit {
-            result: kmeans::fit(x, &p.kmeans, &mut PgHooks).or_raise(&c),
+            result,
             k_selection: None,
         };
     }
@@ -79,13 +82,15 @@ pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
         .iter()
         .map(|s| json!({"k": s.k, "inertia": s.inertia, "silhouette": s.silhouette}))
         .collect();
+    let mut result = choice.result;
+    result.canonicalize();
     Fit {
         k_selection: Some(json!({
             "criterion": "max mean silhouette (sampled as for the model)",
-            "k_min": p.k_min, "k_max": p.k_max, "chosen": choice.result.centroids.nrows(),
+            "k_min": p.k_min, "k_max": p.k_max, "chosen": result.centroids.nrows(),
             "scores": scores
         })),
-        result: choice.result,
+        result,
     }
 }
 

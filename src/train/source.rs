@@ -213,36 +213,13 @@ pub(super) fn resolve_spec(
     specs
 }
 
-/// What was read from the source.
+/// What was read from the source, in id order (see [`read_source`]).
 pub(super) struct Read {
     pub(super) raw: RawColumns,
     pub(super) ids: Ids,
     pub(super) rows_read: u64,
     pub(super) null_ids: u64,
     pub(super) sampled: bool,
-    /// Integer ids not read in increasing order: row positions sorted by id.
-    pub(super) id_sorted: Option<Vec<u32>>,
-}
-
-impl Read {
-    /// The positions into `kept` (rows kept for training, increasing) in id order for
-    /// integer ids (so the assignment table's primary key builds from sorted input),
-    /// else in read order.
-    pub(super) fn id_order(&self, kept: &[usize]) -> Vec<usize> {
-        let Some(sorted) = &self.id_sorted else {
-            return (0..kept.len()).collect();
-        };
-        let mut pos = vec![u32::MAX; self.ids.len()];
-        for (i, &r) in kept.iter().enumerate() {
-            pos[r] = i as u32;
-        }
-        sorted
-            .iter()
-            .map(|&r| pos[r as usize])
-            .filter(|&i| i != u32::MAX)
-            .map(|i| i as usize)
-            .collect()
-    }
 }
 
 /// Integer ids: None when strictly increasing (so unique), else row positions sorted by
@@ -261,6 +238,17 @@ fn sort_int_ids(ids: &[i64]) -> Result<Option<Vec<u32>>, i64> {
         return Err(w[0].0);
     }
     Ok(Some(pairs.into_iter().map(|(_, i)| i).collect()))
+}
+
+/// Text ids: None when strictly increasing by their bytes, else row positions in that
+/// order (duplicates were refused while reading).
+fn sort_text_ids(ids: &[String]) -> Option<Vec<u32>> {
+    if ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
+        return None;
+    }
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| ids[a as usize].as_bytes().cmp(ids[b as usize].as_bytes()));
+    Some(order)
 }
 
 pub(super) fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
@@ -405,11 +393,19 @@ pub(super) fn read_source(
     });
     // Only madvise calls: it ends on its own even when the scan raised an error above.
     let _ = prefault.join();
-    let id_sorted = match &ids {
-        Ids::Int(v) if !sampled => sort_int_ids(v)
+    // The rows go into id order (integers numerically, text by its bytes), so that what
+    // is fitted does not depend on the source's physical row order, and the assignment
+    // table's primary key builds from sorted input. Integer ids are checked for
+    // duplicates here (text ids were, as they came).
+    let order = match &ids {
+        Ids::Int(v) => sort_int_ids(v)
             .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Int(dup), source)),
-        _ => None,
+        Ids::Text(v) => sort_text_ids(v),
     };
+    if let Some(order) = order {
+        raw.reorder(&order);
+        ids.reorder(&order);
+    }
     if ids.is_empty() {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,
@@ -431,7 +427,6 @@ pub(super) fn read_source(
         rows_read,
         null_ids,
         sampled,
-        id_sorted,
     }
 }
 

@@ -115,13 +115,12 @@ pub(super) fn assignments_and_metrics(
                 &mut target,
             );
         } else {
-            // Everything is in memory. Integer ids are written in id order, so that the
-            // primary key's build finds them sorted.
+            // Everything is in memory, in id order (see read_source), so the primary
+            // key's build finds the ids sorted.
             let nearest = nearest.expect("computed when not sampled");
-            for i in read.id_order(kept_rows) {
-                let (segment, distance) = nearest[i];
+            for (&row, &(segment, distance)) in kept_rows.iter().zip(&nearest) {
                 target.push(
-                    read.ids.get(kept_rows[i]).expect("one id per row read"),
+                    read.ids.get(row).expect("one id per row read"),
                     segment as usize,
                     distance,
                 );

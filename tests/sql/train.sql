@@ -143,3 +143,29 @@ SELECT params->'init_sample' AS init_sample FROM segment.models WHERE name = 'th
 SET pg_segment.huge_pages = maybe;
 SELECT segment_drop('thp_off'), segment_drop('thp_on');
 DROP TABLE thp_src;
+
+-- order independence: the same rows in another physical order give the same model,
+-- numbered the same (rows are fitted in id order: integers numerically, text by its
+-- bytes), and segment 1 is the largest
+CREATE TABLE ord_fwd AS
+SELECT i AS id, 'c' || i AS tid, (i % 13)::float8 AS a, ((i * 7) % 11)::float8 AS b,
+       (ARRAY['x', 'y', 'z'])[1 + i % 3] AS r
+FROM generate_series(1, 3000) i ORDER BY i;
+CREATE TABLE ord_rev AS SELECT * FROM ord_fwd ORDER BY id DESC;
+SELECT m, k FROM unnest(ARRAY['ord_fwd', 'ord_rev']) m,
+     LATERAL segment_train(m, m::regclass, 'id', '{"a": "standard", "b": "standard", "r": "one_hot"}', k => 4, seed => 3);
+SELECT m, k FROM unnest(ARRAY['ord_fwd', 'ord_rev']) t, LATERAL (SELECT t || '_text' AS m) n,
+     LATERAL segment_train(m, t::regclass, 'tid', '{"a": "standard", "b": "standard", "r": "one_hot"}', k => 4, seed => 3);
+SELECT f.model, f.centroids = r.centroids AS same_centroids, f.inertia = r.inertia AS same_inertia,
+       f.iterations = r.iterations AS same_iterations
+FROM segment.versions f JOIN segment.versions r ON r.model = replace(f.model, 'fwd', 'rev')
+WHERE f.model LIKE 'ord_fwd%' ORDER BY 1;
+SELECT count(*) AS rows, count(*) FILTER (WHERE f.segment <> r.segment OR f.distance <> r.distance) AS differ
+FROM segment.ord_fwd_assignments f JOIN segment.ord_rev_assignments r USING (id);
+SELECT model, array_agg(size ORDER BY segment) AS sizes,
+       bool_and(size >= coalesce(next_size, 0)) AS largest_first
+FROM (SELECT model, segment, size, lead(size) OVER (PARTITION BY model ORDER BY segment) AS next_size
+      FROM segment.segments WHERE model LIKE 'ord%') s
+GROUP BY model ORDER BY model;
+SELECT segment_drop(m) FROM unnest(ARRAY['ord_fwd', 'ord_rev', 'ord_fwd_text', 'ord_rev_text']) m;
+DROP TABLE ord_fwd, ord_rev;

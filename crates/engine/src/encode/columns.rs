@@ -83,6 +83,47 @@ impl RawColumns {
         }
     }
 
+    /// Put the rows in the order `order` (a permutation of the row positions), as if
+    /// they had been read in that order: text dictionaries are renumbered by first
+    /// appearance in the new order. Training reorders its rows by id, so that what it
+    /// fits does not depend on the source's physical row order.
+    ///
+    /// # Panics
+    /// If `order` is not a permutation of `0..n_rows()` (a caller bug).
+    pub fn reorder(&mut self, order: &[u32]) {
+        let n = self.n_rows();
+        assert_eq!(order.len(), n, "reorder: one position per row");
+        for (col, interner) in self.cols.iter_mut().zip(&mut self.interners) {
+            match col {
+                RawColumn::Numeric(v) => {
+                    let old = std::mem::take(v);
+                    v.extend(order.iter().map(|&i| old[i as usize]));
+                }
+                RawColumn::Text { dict, codes } => {
+                    let old_codes = std::mem::take(codes);
+                    let mut old_dict: Vec<Option<String>> =
+                        std::mem::take(dict).into_iter().map(Some).collect();
+                    let mut renumber = vec![u32::MAX; old_dict.len()];
+                    codes.reserve_exact(n);
+                    for &i in order {
+                        codes.push(old_codes[i as usize].map(|c| {
+                            let c = c as usize;
+                            if renumber[c] == u32::MAX {
+                                renumber[c] = dict.len() as u32;
+                                dict.push(old_dict[c].take().expect("each code renumbered once"));
+                            }
+                            renumber[c]
+                        }));
+                    }
+                    interner.clear();
+                    for (code, value) in dict.iter().enumerate() {
+                        interner.insert(value.clone(), code as u32);
+                    }
+                }
+            }
+        }
+    }
+
     /// Reserve room for `additional` more rows in every column.
     pub fn reserve(&mut self, additional: usize) {
         for c in &mut self.cols {

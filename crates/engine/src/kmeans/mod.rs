@@ -141,3 +141,36 @@ pub struct KMeansResult {
     /// 0-based index of the winning restart.
     pub best_run: usize,
 }
+
+impl KMeansResult {
+    /// Number the clusters canonically: by size, largest first; clusters of equal size by
+    /// their centroids, compared coordinate by coordinate (`f64::total_cmp`). Centroids
+    /// and labels are permuted together, so the model is the same, only numbered by a
+    /// rule that does not depend on how the fit happened to order them.
+    pub fn canonicalize(&mut self) {
+        let k = self.centroids.nrows();
+        let mut sizes = vec![0u64; k];
+        for &l in &self.labels {
+            sizes[l as usize] += 1;
+        }
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|&a, &b| {
+            sizes[b].cmp(&sizes[a]).then_with(|| {
+                let (ra, rb) = (self.centroids.row(a), self.centroids.row(b));
+                ra.iter()
+                    .zip(rb.iter())
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+        let mut new_label = vec![0u32; k];
+        for (new, &old) in order.iter().enumerate() {
+            new_label[old] = new as u32;
+        }
+        self.centroids = self.centroids.select(ndarray::Axis(0), &order);
+        for l in &mut self.labels {
+            *l = new_label[*l as usize];
+        }
+    }
+}

@@ -141,3 +141,48 @@ fn raw_text_codes_are_first_seen_positions_past_the_scanned_size() {
         }
     );
 }
+
+#[test]
+fn reorder_equals_reading_the_rows_in_that_order() {
+    let kinds = [ColumnKind::Numeric, ColumnKind::Text, ColumnKind::Bool];
+    let rows: Vec<(Option<f64>, Option<&str>, Option<bool>)> = vec![
+        (Some(1.5), Some("north"), Some(true)),
+        (None, Some("south"), None),
+        (Some(-2.0), None, Some(false)),
+        (Some(7.0), Some("east"), Some(true)),
+        (Some(0.0), Some("south"), Some(false)),
+    ];
+    let read = |order: &[usize]| {
+        let mut r = RawColumns::new(&kinds);
+        for &i in order {
+            let (a, b, c) = rows[i];
+            r.push_num(0, a);
+            r.push_text(1, b);
+            r.push_bool(2, c);
+        }
+        r
+    };
+    let order = [3usize, 1, 4, 0, 2];
+    let mut reordered = read(&[0, 1, 2, 3, 4]);
+    reordered.reorder(&order.map(|i| i as u32));
+    let direct = read(&order);
+    for c in 0..kinds.len() {
+        match (reordered.column(c), direct.column(c)) {
+            (RawColumn::Numeric(a), RawColumn::Numeric(b)) => {
+                assert_eq!(
+                    a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                )
+            }
+            (a, b) => assert_eq!(a, b, "column {c}"),
+        }
+    }
+    // The interner agrees with the renumbered dictionary: new values get new codes.
+    reordered.push_text(1, Some("south"));
+    reordered.push_text(1, Some("west"));
+    let RawColumn::Text { dict, codes } = reordered.column(1) else {
+        panic!("text column")
+    };
+    assert_eq!(dict, &["east", "south", "north", "west"]);
+    assert_eq!(&codes[5..], &[Some(1), Some(3)]);
+}

@@ -254,3 +254,35 @@ fn count_distinct_rows_is_exact_and_stops_early() {
     let many = blobs(10_000, 3, 4, 1);
     assert_eq!(count_distinct_rows(many.view(), usize::MAX), 10_000);
 }
+
+#[test]
+fn canonical_numbering_puts_the_largest_first_and_keeps_the_model() {
+    let x = blobs(300, 2, 3, 5);
+    // Unequal sizes: drop most of one blob.
+    let keep: Vec<usize> = (0..x.nrows())
+        .filter(|i| i % 3 != 0 || i % 9 == 0)
+        .collect();
+    let x = x.select(ndarray::Axis(0), &keep);
+    let r = fit(x.view(), &KMeansParams::new(3).seed(4), &mut NoHooks).unwrap();
+    let mut c = r.clone();
+    c.canonicalize();
+    let sizes = |r: &KMeansResult| {
+        let mut s = vec![0usize; 3];
+        for &l in &r.labels {
+            s[l as usize] += 1;
+        }
+        s
+    };
+    let s = sizes(&c);
+    assert!(s.windows(2).all(|w| w[0] >= w[1]), "{s:?}");
+    for (old, new) in r.labels.iter().zip(&c.labels) {
+        assert_eq!(
+            r.centroids.row(*old as usize),
+            c.centroids.row(*new as usize)
+        );
+    }
+    assert_eq!(c.inertia.to_bits(), r.inertia.to_bits());
+    let mut again = c.clone();
+    again.canonicalize();
+    assert_eq!(again, c);
+}
