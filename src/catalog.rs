@@ -1,6 +1,8 @@
 //! The catalog (schema `segment`, see sql/catalog.sql) as the Rust side reads and
-//! writes it: loading a trained model version (as the current role may see it), model
-//! names, ownership, and the catalog's version check.
+//! writes it, all of it here: loading a trained model version (as the current role may
+//! see it), model names and the training lock, ownership, a new model and its versions,
+//! labels, drops, grants (with the assignment table's privileges), and the catalog's
+//! version check.
 use crate::engine::encode::{FittedEncoder, MAX_ENCODED};
 use crate::engine::report::{ProfileRow, SegmentFacts};
 use crate::error::{raise, Code};
@@ -483,4 +485,100 @@ fn matrix_literal(m: &Array2<f64>) -> String {
         })
         .collect();
     format!("{{{}}}", rows.join(","))
+}
+
+/// Label segment `segment` of the current version of `model` (NULL removes the label);
+/// Err(k) when the version has no such segment. 42704 when there is no such model.
+pub fn set_label(model: &str, segment: i32, label: Option<&str>) -> Result<(), i32> {
+    let version = spi::one::<i32>(
+        "SELECT m.current_version FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+        &[model.into()],
+    )
+    .unwrap_or_else(|| no_such_model(model));
+    let updated = spi::one::<i32>(
+        "UPDATE segment.segments s SET label = $4
+          WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.version OPERATOR(pg_catalog.=) $2
+            AND s.segment OPERATOR(pg_catalog.=) $3
+         RETURNING s.segment",
+        &[model.into(), version.into(), segment.into(), label.into()],
+    );
+    if updated.is_some() {
+        return Ok(());
+    }
+    Err(spi::one::<i32>(
+        "SELECT v.k FROM segment.versions v
+          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+        &[model.into(), version.into()],
+    )
+    .unwrap_or(0))
+}
+
+/// Delete a model's row; its versions, segments, profiles and grants go with it
+/// (foreign keys), and the trigger on segment.models drops its assignment table.
+pub fn delete_model(model: &str) {
+    spi::run(
+        "DELETE FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+        &[model.into()],
+    );
+}
+
+/// Take `model`'s name for this transaction: concurrent trainings of one name queue
+/// here (until the first commits or aborts), so the second sees the first's model.
+/// True when a model of that name exists (readable or not).
+pub fn take_name(model: &str) -> bool {
+    spi::run(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_segment.model'), pg_catalog.hashtext($1))",
+        &[model.into()],
+    );
+    spi::one::<bool>(
+        "SELECT segment._model_owner($1) IS NOT NULL",
+        &[model.into()],
+    ) == Some(true)
+}
+
+/// The name of role `role`, None when there is no such role.
+pub fn role_name(role: pg_sys::Oid) -> Option<String> {
+    spi::one::<String>(
+        "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
+        &[role.into()],
+    )
+    .filter(|n| !n.starts_with("unknown (OID="))
+}
+
+/// Record (grant) or remove (revoke) `role`'s right to read `model` in segment.grants;
+/// true when that changed something.
+pub fn record_grant(model: &str, role: pg_sys::Oid, grant: bool) -> bool {
+    if grant {
+        spi::one::<bool>(
+            "INSERT INTO segment.grants (model, grantee) VALUES ($1, $2::pg_catalog.regrole)
+             ON CONFLICT DO NOTHING RETURNING true",
+            &[model.into(), role.into()],
+        )
+    } else {
+        spi::one::<bool>(
+            "DELETE FROM segment.grants g
+              WHERE g.model OPERATOR(pg_catalog.=) $1 AND g.grantee OPERATOR(pg_catalog.=) $2::pg_catalog.regrole
+             RETURNING true",
+            &[model.into(), role.into()],
+        )
+    }
+    .is_some()
+}
+
+/// GRANT (or REVOKE) SELECT on `model`'s assignment table to `role_name`. The table
+/// belongs to the extension's owner (see catalog.sql), so this runs as that owner; the
+/// caller must have checked that the current role owns the model.
+pub fn grant_assignments(model: &str, role_name: &str, grant: bool) {
+    let table = spi::one::<String>(
+        "SELECT m.assignments FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+        &[model.into()],
+    )
+    .unwrap_or_else(|| no_such_model(model));
+    let (table, role) = (spi::ident(&table), spi::ident(role_name));
+    let sql = if grant {
+        format!("GRANT SELECT ON segment.{table} TO {role}")
+    } else {
+        format!("REVOKE SELECT ON segment.{table} FROM {role}")
+    };
+    spi::as_extension_owner(&[], || spi::run(&sql, &[]));
 }

@@ -1,10 +1,9 @@
 //! The model lifecycle after training: `segment_label`, `segment_drop`, and
 //! `segment_grant` / `segment_revoke` (SQL wrappers in sql/lifecycle.sql around
 //! `segment._grant`). Every one is for members of the model's owner role only.
-use crate::catalog::{check_catalog_version, check_owner, no_such_model, ownership};
+use crate::catalog::{self, check_catalog_version, check_owner, ownership};
 use crate::error::{raise, require, Code};
 use crate::pg::planner::invalidate_plans;
-use crate::pg::spi;
 use pgrx::prelude::*;
 
 /// Name segment `segment` (1-based) of the current version of `model`. The label is
@@ -20,25 +19,7 @@ fn segment_label(model: Option<&str>, segment: Option<i32>, label: Option<&str>)
     let segment = require(segment, "segment_label", "segment");
     check_catalog_version();
     check_owner(model, "relabel");
-    let version = spi::one::<i32>(
-        "SELECT m.current_version FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-        &[model.into()],
-    )
-    .unwrap_or_else(|| no_such_model(model));
-    let updated = spi::one::<i32>(
-        "UPDATE segment.segments s SET label = $4
-          WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.version OPERATOR(pg_catalog.=) $2
-            AND s.segment OPERATOR(pg_catalog.=) $3
-         RETURNING s.segment",
-        &[model.into(), version.into(), segment.into(), label.into()],
-    );
-    if updated.is_none() {
-        let k = spi::one::<i32>(
-            "SELECT v.k FROM segment.versions v
-              WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
-            &[model.into(), version.into()],
-        )
-        .unwrap_or(0);
+    if let Err(k) = catalog::set_label(model, segment, label) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("model \"{model}\" has no segment {segment}"),
@@ -64,11 +45,7 @@ fn segment_drop(model: Option<&str>, if_exists: default!(Option<bool>, false)) -
         return false;
     }
     check_owner(model, "drop");
-    // The trigger on segment.models drops the assignment table with the row.
-    spi::run(
-        "DELETE FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-        &[model.into()],
-    );
+    catalog::delete_model(model);
     invalidate_plans();
     true
 }
@@ -93,54 +70,15 @@ mod segment {
         let role = require(role, function, "role");
         check_catalog_version();
         check_owner(model, if grant { "grant" } else { "revoke" });
-        let role_name = spi::one::<String>(
-            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
-            &[role.into()],
-        )
-        .filter(|n| !n.starts_with("unknown (OID="))
-        .unwrap_or_else(|| {
+        let role_name = catalog::role_name(role).unwrap_or_else(|| {
             raise(
                 Code::ERRCODE_UNDEFINED_OBJECT,
                 format!("{function}: role with OID {} does not exist", role.to_u32()),
                 None,
             )
         });
-        let table = spi::one::<String>(
-            "SELECT m.assignments FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
-            &[model.into()],
-        )
-        .unwrap_or_else(|| no_such_model(model));
-        let changed = if grant {
-            spi::one::<bool>(
-                "INSERT INTO segment.grants (model, grantee) VALUES ($1, $2::pg_catalog.regrole)
-                 ON CONFLICT DO NOTHING RETURNING true",
-                &[model.into(), role.into()],
-            )
-        } else {
-            spi::one::<bool>(
-                "DELETE FROM segment.grants g
-                  WHERE g.model OPERATOR(pg_catalog.=) $1 AND g.grantee OPERATOR(pg_catalog.=) $2::pg_catalog.regrole
-                 RETURNING true",
-                &[model.into(), role.into()],
-            )
-        }
-        .is_some();
-        let sql = if grant {
-            format!(
-                "GRANT SELECT ON segment.{} TO {}",
-                spi::ident(&table),
-                spi::ident(&role_name)
-            )
-        } else {
-            format!(
-                "REVOKE SELECT ON segment.{} FROM {}",
-                spi::ident(&table),
-                spi::ident(&role_name)
-            )
-        };
-        // The assignment table belongs to the extension's owner (see catalog.sql); the caller
-        // was checked to own the model above.
-        spi::as_extension_owner(&[], || spi::run(&sql, &[]));
+        let changed = catalog::record_grant(model, role, grant);
+        catalog::grant_assignments(model, &role_name, grant);
         invalidate_plans();
         changed
     }

@@ -18,7 +18,6 @@ use crate::error::{raise, raise_detail, require, Code, OrRaise};
 use crate::pg::args::{RawJsonb, RegClass};
 use crate::pg::planner::invalidate_plans;
 use crate::pg::reader::IdKind;
-use crate::pg::spi;
 use fit::{check_fit, fit_model, Params, INIT_SAMPLE};
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
@@ -64,22 +63,6 @@ fn already_exists(model: &str) -> ! {
             "Drop it first with SELECT segment_drop('{model}'), or choose another name."
         )),
     )
-}
-
-/// Concurrent trainings of one name queue here (until the first commits or aborts), so
-/// the second sees the first's model and gets 42710, not a key violation.
-fn take_name(model: &str) {
-    spi::run(
-        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_segment.model'), pg_catalog.hashtext($1))",
-        &[model.into()],
-    );
-    if spi::one::<bool>(
-        "SELECT segment._model_owner($1) IS NOT NULL",
-        &[model.into()],
-    ) == Some(true)
-    {
-        already_exists(model);
-    }
 }
 
 /// Fit the encoder on what was read and encode it. Engine errors about a row name the
@@ -198,7 +181,10 @@ fn segment_train(
     check_catalog_version();
     let params = Params::check(model, k, k_min, k_max, seed, n_init, max_iter, tol);
     let c = ctx(model);
-    take_name(model);
+    // Concurrent trainings of one name queue here; the second then gets 42710.
+    if catalog::take_name(model) {
+        already_exists(model);
+    }
 
     // The source, the features and the caller's right to read them.
     let src = Source::describe(source);
