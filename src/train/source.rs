@@ -6,7 +6,7 @@ use super::ctx;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
 use crate::engine::hash::FxHashSet;
 use crate::engine::kmeans;
-use crate::engine::sample;
+use crate::engine::sample::KeySample;
 use crate::error::{raise, raise_detail, Code, OrRaise};
 use crate::pg::reader::{self, Id, IdKind, Ids};
 use crate::pg::spi;
@@ -297,7 +297,7 @@ pub(super) fn read_source(
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
 
-    // Rows beyond the memory budget: train on a seeded uniform sample of row positions.
+    // Rows beyond the memory budget: train on a seeded sample of the rows, drawn by id.
     // The exact count costs a scan, so tables whose planner estimate is well inside the
     // budget skip it (the read itself still stops at twice the budget).
     let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
@@ -323,11 +323,16 @@ pub(super) fn read_source(
         .flatten()
         .unwrap_or(0) as usize
     };
-    let keep: Option<Vec<usize>> =
-        (total > capacity).then(|| sample::sample_indices(total, capacity, seed));
-    let sampled = keep.is_some();
+    // The sample is drawn by id (a seeded hash of it), so it is the same whatever order
+    // the rows come in; it holds about `capacity` rows.
+    let sample = (total > capacity).then(|| KeySample::new(capacity, total, seed));
+    let sampled = sample.is_some();
 
-    let expected = keep.as_ref().map_or(total, Vec::len);
+    let expected = if sampled {
+        capacity + capacity / 8
+    } else {
+        total
+    };
     let mut raw = RawColumns::new(&kinds);
     raw.reserve(expected);
     let mut ids = Ids::new(id_kind, expected);
@@ -339,24 +344,25 @@ pub(super) fn read_source(
     }
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
-    let mut next_keep = 0usize;
     // The columns' pages are faulted in on the second core while this one scans.
     let mut spare = raw.spare_capacity();
     spare.extend(ids.spare_capacity());
     let prefault = std::thread::spawn(move || crate::pg::alloc::prefault(&spare));
     reader::for_each_row(&query, id_kind, &kinds, |row| {
-        let pos = rows_read as usize;
         rows_read += 1;
-        if let Some(k) = &keep {
-            if next_keep >= k.len() || k[next_keep] != pos {
-                return;
-            }
-            next_keep += 1;
-        }
         let Some(id) = row.id else {
             null_ids += 1;
             return;
         };
+        if let Some(s) = &sample {
+            let kept = match id {
+                Id::Int(v) => s.keeps_int(v),
+                Id::Text(t) => s.keeps_text(t),
+            };
+            if !kept {
+                return;
+            }
+        }
         let fresh = sampled
             || match id {
                 Id::Int(_) => true,

@@ -169,3 +169,20 @@ FROM (SELECT model, segment, size, lead(size) OVER (PARTITION BY model ORDER BY 
 GROUP BY model ORDER BY model;
 SELECT segment_drop(m) FROM unnest(ARRAY['ord_fwd', 'ord_rev', 'ord_fwd_text', 'ord_rev_text']) m;
 DROP TABLE ord_fwd, ord_rev;
+
+-- ... also when the source is larger than maintenance_work_mem: the sample is drawn by
+-- a seeded hash of the ids, not by position
+CREATE TABLE big_fwd AS
+SELECT i AS id, (i % 97)::float8 AS a, ((i * 7) % 89)::float8 AS b FROM generate_series(1, 20000) i;
+CREATE TABLE big_rev AS SELECT * FROM big_fwd ORDER BY id DESC;
+SET maintenance_work_mem = '1MB';
+SELECT m, k, sampled, rows_used BETWEEN 3000 AND 12000 AS sample_size_near_budget
+FROM unnest(ARRAY['big_fwd', 'big_rev']) m,
+     LATERAL segment_train(m, m::regclass, 'id', '{"a": "standard", "b": "standard"}', k => 3, seed => 5);
+RESET maintenance_work_mem;
+SELECT f.centroids = r.centroids AS same_centroids, f.rows_used = r.rows_used AS same_sample
+FROM segment.versions f, segment.versions r WHERE f.model = 'big_fwd' AND r.model = 'big_rev';
+SELECT count(*) AS rows, count(*) FILTER (WHERE f.segment <> r.segment) AS differ
+FROM segment.big_fwd_assignments f JOIN segment.big_rev_assignments r USING (id);
+SELECT segment_drop('big_fwd'), segment_drop('big_rev');
+DROP TABLE big_fwd, big_rev;

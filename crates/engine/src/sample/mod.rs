@@ -1,6 +1,7 @@
-//! Seeded uniform sampling of row positions without replacement, for training on more
-//! Also [`Reservoir`], the mergeable seeded sample of a stream (`reservoir.rs`).
-//! rows than the memory budget allows and for sampled silhouette.
+//! Seeded uniform sampling: of row positions without replacement ([`sample_indices`], for
+//! the sampled silhouette), of rows by their key ([`KeySample`], for training on more rows
+//! than the memory budget allows, independent of the order rows come in), and
+//! [`Reservoir`], the mergeable seeded sample of a stream (`reservoir.rs`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,9 +29,75 @@ pub fn sample_indices(n: usize, m: usize, seed: u64) -> Vec<usize> {
     out
 }
 
+/// A seeded Bernoulli sample by key: a key is kept when its hash falls below a share of
+/// the hash range. Which keys are kept depends only on the key, the seed and the share,
+/// never on the order keys come in (so a table rewritten in another physical order gives
+/// the same sample); the sample's size is `keep` on average, not exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySample {
+    threshold: u64,
+    seed: u64,
+}
+
+impl KeySample {
+    /// Keep about `keep` of `of` keys (every key when `keep >= of`).
+    pub fn new(keep: usize, of: usize, seed: u64) -> Self {
+        let threshold = if keep >= of {
+            u64::MAX
+        } else {
+            ((keep as f64 / of as f64) * 18_446_744_073_709_551_616.0) as u64
+        };
+        KeySample {
+            threshold,
+            seed: crate::hash::fmix64(seed ^ 0x6b65_7973_616d_706c),
+        }
+    }
+
+    /// Whether the integer key `key` is in the sample.
+    pub fn keeps_int(&self, key: i64) -> bool {
+        self.threshold == u64::MAX || crate::hash::absorb(self.seed, key as u64) < self.threshold
+    }
+
+    /// Whether the key with text form `key` is in the sample.
+    pub fn keeps_text(&self, key: &str) -> bool {
+        if self.threshold == u64::MAX {
+            return true;
+        }
+        let mut h = crate::hash::absorb(self.seed, key.len() as u64);
+        for chunk in key.as_bytes().chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            h = crate::hash::absorb(h, u64::from_le_bytes(w));
+        }
+        h < self.threshold
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_sample_keeps_about_the_share_whatever_the_order() {
+        let s = KeySample::new(1_000, 10_000, 5);
+        let kept: Vec<i64> = (0..10_000).filter(|&k| s.keeps_int(k)).collect();
+        assert!((850..1150).contains(&kept.len()), "{}", kept.len());
+        let rev: Vec<i64> = (0..10_000).rev().filter(|&k| s.keeps_int(k)).collect();
+        assert_eq!(kept, rev.into_iter().rev().collect::<Vec<_>>());
+        let texts = (0..10_000)
+            .filter(|k| s.keeps_text(&format!("c{k}")))
+            .count();
+        assert!((850..1150).contains(&texts), "{texts}");
+        let other = KeySample::new(1_000, 10_000, 6);
+        assert_ne!(
+            kept,
+            (0..10_000)
+                .filter(|&k| other.keeps_int(k))
+                .collect::<Vec<_>>()
+        );
+        let all = KeySample::new(10, 10, 1);
+        assert!(all.keeps_int(i64::MIN) && all.keeps_text(""));
+    }
 
     #[test]
     fn returns_m_distinct_sorted_positions_in_range() {
