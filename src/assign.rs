@@ -13,7 +13,7 @@ use crate::error::{raise, Code};
 use crate::pg::args::{RawJsonb, Scalar};
 use crate::pg::call_site;
 use crate::pg::rows::{Attribute, RowReader};
-use crate::pg::values::{ColumnMap, Features};
+use crate::pg::values::Features;
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyElement};
@@ -28,10 +28,6 @@ pub(crate) struct AssignCache {
     rows: RowReader,
     /// Per-row values, reused (they borrow from the current row only).
     values: Vec<Value<'static>>,
-    /// segment._assign_planned: for each model feature, its argument.
-    pub(crate) cols: Option<ColumnMap>,
-    /// Per-row values of segment._assign_planned, reused (they borrow from the current row).
-    col_values: Vec<Value<'static>>,
     out: Vec<f64>,
 }
 
@@ -70,8 +66,6 @@ impl AssignCache {
             requested_version: version,
             rows: RowReader::new(mcxt),
             values: Vec::new(),
-            cols: None,
-            col_values: Vec::new(),
         }
     }
 
@@ -104,17 +98,10 @@ impl AssignCache {
             .expect("centroid shape checked at load")
     }
 
-    fn ctx(&self) -> String {
-        format!("model \"{}\"", self.model.name)
-    }
-
     /// Encode `vals` into `self.out`; false when a NULL policy "skip" drops the row.
     #[inline]
     fn encode(&mut self, vals: &[Value<'_>]) -> bool {
-        match self.model.encoder.transform_row(vals, &mut self.out) {
-            Ok(keep) => keep,
-            Err(e) => crate::error::raise_engine(e, &self.ctx()),
-        }
+        transform(&self.model, vals, &mut self.out)
     }
 
     fn nearest(&self) -> Nearest {
@@ -138,7 +125,7 @@ impl AssignCache {
     /// `segment._assign_planned`'s row: the model's features as the plan passes them;
     /// None when a NULL policy "skip" drops the row.
     pub(crate) fn assign_planned(&mut self, features: &Features) -> Option<i32> {
-        encode_features(&self.model, &mut self.out, &mut self.col_values, features)
+        encode_features(&self.model, &mut self.out, &mut self.values, features)
             .then(|| self.segment())
     }
 
@@ -289,7 +276,13 @@ fn encode_features(
     }
     values.clear();
     values.extend((0..x.len()).map(|f| x.get(f)));
-    match enc.transform_row(values, out) {
+    transform(model, values, out)
+}
+
+/// The general path: encode `vals` into `out` (NULL policies, NaN, type and ordinal
+/// errors, raised naming the model); false when a NULL policy "skip" drops the row.
+fn transform(model: &LoadedModel, vals: &[Value<'_>], out: &mut [f64]) -> bool {
+    match model.encoder.transform_row(vals, out) {
         Ok(keep) => keep,
         Err(e) => crate::error::raise_engine(e, &format!("model \"{}\"", model.name)),
     }

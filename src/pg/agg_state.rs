@@ -9,8 +9,8 @@
 //! from here never reaches the casts below.
 use crate::engine::EngineError;
 use crate::error::{raise, raise_engine, Code};
+use crate::pg::tagged::Tagged;
 use pgrx::{pg_sys, Internal};
-use std::any::TypeId;
 
 /// An aggregate state that crosses process boundaries (parallel workers, Citus) and
 /// merges exactly: what the generic combine / serialize / deserialize below need.
@@ -20,13 +20,6 @@ pub trait AggState: Sized + Clone + 'static {
     fn serialize(&self) -> Vec<u8>;
     fn deserialize(bytes: &[u8]) -> Result<Self, EngineError>;
     fn absorb(&mut self, other: &Self) -> Result<(), EngineError>;
-}
-
-/// What an `internal` state points at: the tag first, at offset 0 whatever `T` is.
-#[repr(C)]
-struct Tagged<T> {
-    tag: TypeId,
-    value: T,
 }
 
 /// The aggregate memory context of this call, or an error when not called as an
@@ -49,10 +42,7 @@ fn agg_context(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> pg_sys::MemoryCo
 /// Move `value` into the aggregate memory context (dropped when that context goes).
 fn into_agg<T: 'static>(value: T, fcinfo: pg_sys::FunctionCallInfo, what: &str) -> Internal {
     let ctx = agg_context(fcinfo, what);
-    let tagged = Tagged {
-        tag: TypeId::of::<T>(),
-        value,
-    };
+    let tagged = Tagged::new(value);
     // SAFETY: switching to a valid context for the allocation, then back.
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(ctx);
@@ -72,16 +62,9 @@ fn wrong_state(what: &str) -> ! {
 
 /// The state behind `state` (None for a NULL state), checked to be a `T`.
 pub fn state_ref<'a, T: 'static>(state: &'a Internal, what: &str) -> Option<&'a T> {
-    // SAFETY: a non-NULL state was made by into_agg, so it points at a Tagged<_> whose
-    // tag is at offset 0 (repr(C)); the cast to Tagged<T> happens only when the tag says
-    // the value is a T.
-    unsafe {
-        let tag = state.get::<TypeId>()?;
-        if *tag != TypeId::of::<T>() {
-            wrong_state(what);
-        }
-        state.get::<Tagged<T>>().map(|t| &t.value)
-    }
+    // SAFETY: a non-NULL state was made by into_agg, so it points at a live Tagged<_>.
+    let p: *const u8 = unsafe { state.get::<u8>() }?;
+    Some(unsafe { Tagged::<T>::at_ref(p) }.unwrap_or_else(|| wrong_state(what)))
 }
 
 /// The state behind `state`, created by `init` in the aggregate context on first use.
@@ -94,17 +77,9 @@ pub fn state_mut<'a, T: 'static>(
     if !state.initialized() {
         *state = into_agg(init(), fcinfo, what);
     }
-    // SAFETY: as in state_ref.
-    unsafe {
-        let tag = state.get::<TypeId>().expect("initialized above");
-        if *tag != TypeId::of::<T>() {
-            wrong_state(what);
-        }
-        &mut state
-            .get_mut::<Tagged<T>>()
-            .expect("initialized above")
-            .value
-    }
+    // SAFETY: as in state_ref; `state` is borrowed mutably for 'a.
+    let p: *mut u8 = unsafe { state.get_mut::<u8>() }.expect("initialized above");
+    unsafe { Tagged::<T>::at(p) }.unwrap_or_else(|| wrong_state(what))
 }
 
 /// Combine two states: merge `b` into `a`, with either side possibly NULL.

@@ -3,16 +3,9 @@
 //! Backends are single-threaded, so no locking is needed. The slot records the Rust type
 //! it holds, so two users of one FmgrInfo can never read each other's state as theirs.
 use crate::error::{raise, Code};
+use crate::pg::tagged::Tagged;
 use pgrx::memcxt::PgMemoryContexts;
 use pgrx::pg_sys;
-use std::any::TypeId;
-
-/// What `fn_extra` points at: the tag first, at offset 0 whatever `T` is.
-#[repr(C)]
-struct Slot<T> {
-    tag: TypeId,
-    value: Option<T>,
-}
 
 /// This call site's slot for a `T` (None on the first call) and the memory context it
 /// lives in. `fcinfo` must be the one PostgreSQL passed to the calling function (pgrx
@@ -23,29 +16,21 @@ pub fn slot<'a, T: 'static>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> (&'a mut Option<T>, pg_sys::MemoryContext) {
     // SAFETY: fcinfo and its flinfo are the current call's. fn_extra is only ever set
-    // here, to a Slot<_> in fn_mcxt whose tag (at offset 0, repr(C)) is read before the
-    // cast to Slot<T>, which happens only when the tag says T.
+    // here, to a Tagged<Option<_>> in fn_mcxt, and is read once per call.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         if (*flinfo).fn_extra.is_null() {
-            let empty: Slot<T> = Slot {
-                tag: TypeId::of::<T>(),
-                value: None,
-            };
             (*flinfo).fn_extra = PgMemoryContexts::For((*flinfo).fn_mcxt)
-                .leak_and_drop_on_delete(empty)
+                .leak_and_drop_on_delete(Tagged::<Option<T>>::new(None))
                 .cast();
         }
-        if *((*flinfo).fn_extra as *const TypeId) != TypeId::of::<T>() {
+        let slot = Tagged::<Option<T>>::at((*flinfo).fn_extra.cast()).unwrap_or_else(|| {
             raise(
                 Code::ERRCODE_INTERNAL_ERROR,
                 "pg_segment: call site state of another type",
                 None,
-            );
-        }
-        (
-            &mut (*((*flinfo).fn_extra as *mut Slot<T>)).value,
-            (*flinfo).fn_mcxt,
-        )
+            )
+        });
+        (slot, (*flinfo).fn_mcxt)
     }
 }

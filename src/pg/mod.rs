@@ -26,10 +26,11 @@
 //! Files: [`spi`] (internal SQL, extension-owner context), [`args`] (raw jsonb and
 //! regclass arguments), [`arrays`] (float8[] and float8[][]), [`values`] (Datum to
 //! engine values), [`rows`] (deforming row arguments), [`call_site`] (per-call-site
-//! state), [`agg_state`] (aggregate states), [`reader`] (the source scan), [`writer`]
-//! and [`pages`] (the assignment table), [`planner`] (support function, plan
-//! invalidation, the planned C entry points), [`alloc`] (the allocator's huge-page
-//! hint), [`compat`] (differences between PostgreSQL versions).
+//! state), [`agg_state`] (aggregate states), [`tagged`] (the type tag both carry),
+//! [`reader`] (the source scan), [`writer`] and [`pages`] (the assignment table),
+//! [`planner`] (support function, plan invalidation, the planned C entry points),
+//! [`alloc`] (the allocator's huge-page hint), [`compat`] (differences between
+//! PostgreSQL versions).
 pub mod agg_state;
 pub mod alloc;
 pub mod args;
@@ -41,6 +42,7 @@ pub mod planner;
 pub mod reader;
 pub mod rows;
 pub mod spi;
+pub mod tagged;
 pub mod values;
 pub mod writer;
 
@@ -72,10 +74,4 @@ impl kmeans::Hooks for PgHooks {
             p.moved
         );
     }
-}
-
-/// The engine's interrupt check, for engine functions that take a closure.
-pub fn interrupt() -> Result<(), EngineError> {
-    check_for_interrupts!();
-    Ok(())
 }

@@ -233,6 +233,13 @@ pub unsafe extern "C-unwind" fn segment_assign_cols(
 
 function_info_v1!(pg_finfo_segment_assign_planned);
 
+/// What a `segment._assign_planned` call site keeps: the model and, for each of its
+/// features, the argument holding it.
+struct Planned {
+    cache: AssignCache,
+    cols: ColumnMap,
+}
+
 /// `segment._assign_planned(model text, planned text, VARIADIC cols "any")`: what the
 /// planner turns `segment_assign(model, row)` into (see above). `planned` is the model
 /// as it was when the query was planned (so planning and execution can never disagree
@@ -255,26 +262,26 @@ pub unsafe extern "C-unwind" fn segment_assign_planned(
             (*fcinfo).isnull = true;
             return pg_sys::Datum::from(0);
         }
-        let (slot, mcxt) = call_site::slot::<AssignCache>(fcinfo);
+        let (slot, mcxt) = call_site::slot::<Planned>(fcinfo);
         if slot.is_none() {
             // The planner writes both as constants, so they are read once per call site.
             let name = text_str(args[0].value).unwrap_or_default();
             let planned = text_str(args[1].value).unwrap_or_default();
-            let mut c = AssignCache::planned(mcxt, name, planned, nargs);
-            c.cols = Some(ColumnMap::new(
+            let cache = AssignCache::planned(mcxt, name, planned, nargs);
+            let cols = ColumnMap::new(
                 (2..nargs)
                     .map(|i| {
                         let typ = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32);
                         (i, conv_for(typ))
                     })
                     .collect(),
-            ));
-            *slot = Some(c);
+            );
+            *slot = Some(Planned { cache, cols });
         }
-        let c = slot.as_mut().expect("filled above");
-        let cols = c.cols.take().expect("set with the cache");
-        let segment = c.assign_planned(&Features::new(&cols, Datums::Args(args)));
-        c.cols = Some(cols);
+        let p = slot.as_mut().expect("filled above");
+        let segment = p
+            .cache
+            .assign_planned(&Features::new(&p.cols, Datums::Args(args)));
         match segment {
             Some(segment) => pg_sys::Datum::from(segment),
             None => {
