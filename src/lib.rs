@@ -16,7 +16,7 @@
 //!   decoding, aggregate states, memory contexts, the planner support function, the
 //!   allocator). Its module header states the invariants it relies on.
 //! - Hand-written SQL (catalog tables and views, aggregates, wrappers, comments) lives in
-//!   `sql/*.sql`, included below in a stated order.
+//!   `sql/*.sql`, one file per area, in the order stated below.
 #![deny(unsafe_code)]
 
 pub mod adhoc;
@@ -47,9 +47,10 @@ pub extern "C-unwind" fn _PG_init() {
     pg::writer::define_gucs();
 }
 
-// Hand-written SQL, in this order: the catalog first (bootstrap: schema `segment`, its
-// tables, views and policies), then the pieces that need functions pgrx generates, the
-// aggregates and the comments last.
+// Hand-written SQL, in this order: the catalog first (bootstrap, here: schema `segment`,
+// its tables, views and policies); then, each after the functions it names, sql/train.sql
+// (src/train/mod.rs), sql/assign.sql (src/assign.rs) and sql/lifecycle.sql
+// (src/lifecycle.rs); sql/aggregates.sql last (finalize, src/aggregates.rs).
 pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
 
 #[cfg(test)]

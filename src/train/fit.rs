@@ -19,10 +19,8 @@ pub(super) struct Fit {
 
 /// The fit's parameters, as checked by [`Params::check`].
 pub(super) struct Params {
-    /// None: choose k in k_min..=k_max.
-    pub(super) k: Option<usize>,
-    pub(super) k_min: usize,
-    pub(super) k_max: usize,
+    /// Some((k_min, k_max)): choose k in that range; None: fit `kmeans`'s k.
+    pub(super) choose: Option<(usize, usize)>,
     pub(super) seed: u64,
     pub(super) kmeans: KMeansParams,
 }
@@ -48,9 +46,7 @@ impl Params {
         }
         let seed = seed as u64;
         Params {
-            k: k.map(|k| k as usize),
-            k_min: k_min.max(1) as usize,
-            k_max: k_max.max(1) as usize,
+            choose: k.is_none().then_some((k_min as usize, k_max as usize)),
             seed,
             kmeans: KMeansParams::new(k.unwrap_or(k_min).max(1) as usize)
                 .seed(seed)
@@ -67,16 +63,15 @@ impl Params {
 /// 1 = the largest, ties by centroid (see `KMeansResult::canonicalize`).
 pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
     let c = ctx(model);
-    if p.k.is_some() {
+    let Some((k_min, k_max)) = p.choose else {
         let mut result = kmeans::fit(x, &p.kmeans, &mut PgHooks).or_raise(&c);
         result.canonicalize();
         return Fit {
             result,
             k_selection: None,
         };
-    }
-    let choice =
-        choose_k::choose_k(x, p.k_min, p.k_max, &p.kmeans, p.seed, &mut PgHooks).or_raise(&c);
+    };
+    let choice = choose_k::choose_k(x, k_min, k_max, &p.kmeans, p.seed, &mut PgHooks).or_raise(&c);
     let scores: Vec<serde_json::Value> = choice
         .scores
         .iter()
@@ -87,7 +82,7 @@ pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
     Fit {
         k_selection: Some(json!({
             "criterion": "max mean silhouette (sampled as for the model)",
-            "k_min": p.k_min, "k_max": p.k_max, "chosen": result.centroids.nrows(),
+            "k_min": k_min, "k_max": k_max, "chosen": result.centroids.nrows(),
             "scores": scores
         })),
         result,

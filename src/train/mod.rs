@@ -236,7 +236,7 @@ fn segment_train(
         already_exists(model);
     }
     let skipped = skipped_rows(id_column, &read, &encoded);
-    let written = write::assignments_and_metrics(
+    let q = write::assignments_and_metrics(
         &write::Target {
             model,
             table: &assignments,
@@ -258,7 +258,6 @@ fn segment_train(
 
     let rows_skipped: u64 = skipped.values().sum();
     let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
-    let q = &written.quality;
     catalog::insert_version(&NewVersion {
         model,
         version,

@@ -29,12 +29,6 @@ pub(super) struct Target<'a> {
     pub specs: &'a [FeatureSpec],
 }
 
-/// What the step produced: the quality figures, with each segment's size, share and
-/// mean distance over the whole population (the fit may have seen a sample).
-pub(super) struct Written {
-    pub quality: Quality,
-}
-
 /// Sets the flag when dropped, also while unwinding from an error.
 struct CancelOnDrop<'a>(&'a AtomicBool);
 
@@ -45,7 +39,8 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 /// Write every row's segment (all rows, also when trained on a sample) and compute the
-/// quality figures meanwhile. Takes the encoded matrix and the raw columns, the bulk of
+/// quality figures meanwhile; each segment's size, share and mean distance are then
+/// taken over the whole population (the fit may have seen a sample). Takes the encoded matrix and the raw columns, the bulk of
 /// the memory, and frees them as soon as the metrics are done.
 pub(super) fn assignments_and_metrics(
     t: &Target,
@@ -54,7 +49,7 @@ pub(super) fn assignments_and_metrics(
     encoder: &FittedEncoder,
     r: &KMeansResult,
     seed: u64,
-) -> Written {
+) -> Quality {
     let c = super::ctx(t.model);
     let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let names = encoder.feature_names();
@@ -168,5 +163,5 @@ pub(super) fn assignments_and_metrics(
         };
         f.mean_distance = mean_distances[f.segment];
     }
-    Written { quality }
+    quality
 }
