@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash-recovery test of the assignment tables segment_train writes a page at a time
+# Crash-recovery test of the assignment tables segment_train (and segment_refresh) write a page at a time
 # (pg_segment.direct_writes): train, kill the server (pg_ctl stop -m immediate: shared
 # buffers are lost, only WAL and what reached the files survive), restart, and check that
 # every row is back, that amcheck finds nothing wrong with the heap or its primary key,
@@ -27,8 +27,12 @@ check() { # check NAME EXPECTED SQL
   else fail=$((fail + 1)); echo "FAILED  $1: expected [$2], got [$got]"; fi
 }
 
-run_case() { # run_case WAL_LEVEL ROWS SHARED_BUFFERS
-  local level="$1" rows="$2" sb="$3"
+run_case() { # run_case WAL_LEVEL ROWS SHARED_BUFFERS [refresh]
+  # With "refresh", the model is then refreshed: its assignment table is emptied
+  # (TRUNCATE: new storage in the same transaction) and written again a page at a time.
+  local level="$1" rows="$2" sb="$3" refresh="${4:-}"
+  local then=""
+  [ -n "$refresh" ] && then="UPDATE src SET x = x + 20 WHERE id % 5 = 0; SELECT version FROM segment_refresh('m', k => 5);"
   cat <<CONF | as_postgres tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
 shared_buffers = '$sb'
 wal_level = $level
@@ -49,11 +53,12 @@ SELECT i::int8 AS id, (i % 13)::float8 AS x, (i % 7)::float8 AS y,
        (ARRAY['a', 'b', 'c'])[1 + i % 3] AS tier
 FROM generate_series(1, $rows) i;
 SELECT k FROM segment_train('m', 'src', 'id', k => 4, seed => 1);
+$then
 SQL
   as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null
   as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 120 start >/dev/null \
     || { tail -20 "$PGDATA_DIR/server.log" >&2; die "cluster did not restart"; }
-  check "wal_level=$level, $rows rows, shared_buffers=$sb: rows after the crash" "$rows" \
+  check "wal_level=$level, $rows rows, shared_buffers=$sb $refresh: rows after the crash" "$rows" \
     "SELECT count(*) FROM segment.m_assignments"
   check "wal_level=$level, $rows rows, shared_buffers=$sb: verify_heapam" "0" \
     "SELECT count(*) FROM verify_heapam('segment.m_assignments')"
@@ -77,5 +82,8 @@ run_case replica 200000 16MB
 run_case minimal 200000 128MB
 # Under it: WAL-logged at commit instead.
 run_case minimal 5000 128MB
+# A refresh rewriting the table, both ways.
+run_case replica 200000 16MB refresh
+run_case minimal 200000 128MB refresh
 echo "regression: ${pass} passed, ${fail} failed, 0 skipped"
 [ "$fail" -eq 0 ]

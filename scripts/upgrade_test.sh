@@ -114,6 +114,13 @@ check "old models assign exactly as before (jsonb)" "0" \
 check "stored assignments agree" "0" \
   "SELECT count(*) FROM segment.legacy_assignments a JOIN before b USING (id) WHERE a.segment <> b.legacy"
 check "labels kept" "big spenders" "SELECT label FROM segment.summary WHERE model = 'legacy' AND segment = 2"
+check "a 0.1.0 model refreshes after the update: same customers, same ids, label kept" "2|4|0|1|big spenders" \
+  "SELECT r.version, r.segments_kept, r.customers_moved, r.ari,
+          (SELECT label FROM segment.summary WHERE model = 'legacy' AND segment = 2)
+   FROM segment_refresh('legacy') r"
+check "... its assignment table holds the new version" "2|0" \
+  "SELECT max(a.version), count(*) FILTER (WHERE a.segment <> b.legacy)
+   FROM segment.legacy_assignments a JOIN before b USING (id)"
 check "old models are private: an outsider sees no catalog row" "0|0|0" \
   "SET ROLE legacy_outsider; SELECT (SELECT count(*) FROM segment.models), (SELECT count(*) FROM segment.versions),
    (SELECT count(*) FROM segment.summary)"
@@ -196,6 +203,8 @@ fi
 # --- 3. dump and restore ---------------------------------------------------------------------
 sql up <<'SQL' >/dev/null
 SELECT segment_grant('legacy', 'legacy_outsider');
+-- a refreshed model: several versions, migrations and stability to restore
+SELECT version FROM segment_refresh('legacy', k => 5);
 SELECT segment_label('owned', 1, 'young');
 CREATE TABLE before_dump AS
 SELECT c.id, segment_assign('legacy', c) AS legacy, segment_assign('owned', c) AS owned
@@ -207,10 +216,14 @@ as_postgres "$PG_BIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U postgres -d up_res
   "/tmp/pg_segment-upgrade-$$.dump"
 as_postgres rm -f "/tmp/pg_segment-upgrade-$$.dump"
 r=up_restored
-check "restore: every model, version, segment, profile and grant" "2|2|7|$(psql -d up -X -A -t -q -c "SELECT count(*) FROM segment.profile_data")|1" \
-  "SELECT (SELECT count(*) FROM segment.models), (SELECT count(*) FROM segment.versions),
+counts="SELECT (SELECT count(*) FROM segment.models), (SELECT count(*) FROM segment.versions),
    (SELECT count(*) FROM segment.segments), (SELECT count(*) FROM segment.profile_data),
-   (SELECT count(*) FROM segment.grants)" $r
+   (SELECT count(*) FROM segment.grants), (SELECT count(*) FROM segment.migrations),
+   (SELECT count(*) FROM segment.stability), (SELECT max(last_segment) FROM segment.models)"
+check "restore: every model, version, segment, profile, grant, migration and stability row" \
+  "$(psql -d up -X -A -t -q -c "$counts")" "$counts" $r
+check "restore: the refreshed model's versions" "$(psql -d up -X -A -t -q -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM segment.versions WHERE model = 'legacy'")" \
+  "SELECT string_agg(version::text, ',' ORDER BY version) FROM segment.versions WHERE model = 'legacy'" $r
 check "restore: the source is the restored table, by name" "crm.customers|t" \
   "SELECT source_oid::text, bool_and(source_oid = 'crm.customers'::regclass) FROM segment.models GROUP BY 1" $r
 check "restore: labels" "big spenders|young" \

@@ -36,7 +36,12 @@ CREATE TABLE segment.models (
     -- segment."<name>_assignments". The CHECK matters for security: the delete
     -- trigger below drops exactly this table, so it must never name anything else.
     assignments     text NOT NULL CHECK (assignments = name || '_assignments'),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The highest segment id the model has ever given: a fresh id is above it, so a
+    -- retired id is never reused.
+    last_segment    int NOT NULL DEFAULT 0,
+    -- Versions segment_refresh keeps (the current one always stays).
+    keep_versions   int NOT NULL DEFAULT 10 CHECK (keep_versions BETWEEN 1 AND 1000)
 );
 COMMENT ON TABLE segment.models IS 'One row per model: spec, parameters, owner, current version';
 
@@ -67,6 +72,12 @@ CREATE TABLE segment.versions (
                     DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
     trained_at      timestamptz NOT NULL DEFAULT now(),
     seconds         float8 NOT NULL,
+    -- Segment id of each centroid row, in centroid order (1..k for a trained version;
+    -- a refresh's matched and fresh ids).
+    segment_ids     int[] NOT NULL,
+    parent_version  int,                    -- the version a refresh started from
+    ari             float8,                 -- adjusted Rand index with it (shared customers)
+    refresh         jsonb,                  -- what the refresh did (options, counts, promotion)
     PRIMARY KEY (model, version)
 );
 COMMENT ON TABLE segment.versions IS 'One row per trained version: lineage, fitted encoder, centroids, metrics';
@@ -83,6 +94,8 @@ CREATE TABLE segment.segments (
     nearest_segment int,                    -- nearest other centroid
     separation      float8,                 -- distance to it
     centroid        float8[] NOT NULL,      -- encoded space
+    matched_from    int,                    -- a refresh: the parent's segment it was matched with
+    jaccard         float8,                 -- and their Jaccard (the id is inherited when > 0.5)
     PRIMARY KEY (model, version, segment),
     FOREIGN KEY (model, version) REFERENCES segment.versions ON DELETE CASCADE
 );
@@ -101,6 +114,36 @@ CREATE TABLE segment.profile_data (
 CREATE INDEX ON segment.profile_data (model, version);
 COMMENT ON TABLE segment.profile_data IS 'Per segment and feature: mean or category share, in original units';
 
+-- What each refresh did to the customers: counts from each segment of the parent
+-- version (NULL: new to the source) to each segment of the new one (NULL: gone).
+CREATE TABLE segment.migration_data (
+    model           text NOT NULL,
+    from_version    int NOT NULL,
+    to_version      int NOT NULL,
+    from_segment    int,
+    to_segment      int,
+    customers       bigint NOT NULL,
+    FOREIGN KEY (model, to_version) REFERENCES segment.versions ON DELETE CASCADE
+);
+CREATE INDEX ON segment.migration_data (model, to_version);
+COMMENT ON TABLE segment.migration_data IS 'Per refresh: customers from each segment of the parent version to each of the new one';
+
+-- Per refresh, each segment's fate: kept (a new segment inherited the id), retired (no
+-- one did; jaccard is its best match, to_segment where most of it went), new (a fresh
+-- id; from_segment its Hungarian partner, if any).
+CREATE TABLE segment.stability_data (
+    model           text NOT NULL,
+    from_version    int NOT NULL,
+    to_version      int NOT NULL,
+    status          text NOT NULL CHECK (status IN ('kept', 'retired', 'new')),
+    from_segment    int,
+    to_segment      int,
+    jaccard         float8 NOT NULL,
+    FOREIGN KEY (model, to_version) REFERENCES segment.versions ON DELETE CASCADE
+);
+CREATE INDEX ON segment.stability_data (model, to_version);
+COMMENT ON TABLE segment.stability_data IS 'Per refresh: each segment kept, retired or new, with its Jaccard';
+
 CREATE TABLE segment.grants (
     model           text NOT NULL REFERENCES segment.models (name) ON DELETE CASCADE,
     grantee         regrole NOT NULL,
@@ -118,6 +161,8 @@ ALTER TABLE segment.versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.segments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.profile_data ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.grants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE segment.migration_data ENABLE ROW LEVEL SECURITY;
+ALTER TABLE segment.stability_data ENABLE ROW LEVEL SECURITY;
 
 -- Whether `who` was granted `model`. SECURITY DEFINER only so that the policy on
 -- segment.models can read segment.grants without the grants' own policy (which reads
@@ -155,16 +200,22 @@ CREATE POLICY read ON segment.segments FOR SELECT USING (segment._can_read(model
 CREATE POLICY write ON segment.segments FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 CREATE POLICY read ON segment.profile_data FOR SELECT USING (segment._can_read(model));
 CREATE POLICY write ON segment.profile_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+CREATE POLICY read ON segment.migration_data FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.migration_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+CREATE POLICY read ON segment.stability_data FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.stability_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 CREATE POLICY read ON segment.grants FOR SELECT
     USING (pg_catalog.pg_has_role(grantee, 'MEMBER') OR segment._owns(model));
 CREATE POLICY write ON segment.grants FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 
 GRANT SELECT, INSERT, DELETE ON segment.models, segment.versions,
-    segment.segments, segment.profile_data, segment.grants TO PUBLIC;
+    segment.segments, segment.profile_data, segment.grants,
+    segment.migration_data, segment.stability_data TO PUBLIC;
 -- A model's name, owner and assignment table never change after training (the delete
 -- trigger and the assignment table's grants rely on that); labels, the current
--- version and a version's training time (written last) may.
-GRANT UPDATE (current_version) ON segment.models TO PUBLIC;
+-- version, the ids given, the retention and a version's training time (written last)
+-- may.
+GRANT UPDATE (current_version, last_segment, keep_versions) ON segment.models TO PUBLIC;
 GRANT UPDATE (label) ON segment.segments TO PUBLIC;
 GRANT UPDATE (seconds) ON segment.versions TO PUBLIC;
 
@@ -229,10 +280,41 @@ SELECT v.model, v.version, v.k, v.rows_used, v.inertia, v.silhouette,
 FROM segment.versions v JOIN segment.models m ON m.name = v.model;
 COMMENT ON VIEW segment.quality IS 'Metric history, one row per model version';
 
-GRANT SELECT ON segment.summary, segment.profiles, segment.quality TO PUBLIC;
+CREATE VIEW segment.migrations WITH (security_invoker = true) AS
+SELECT d.model, d.from_version, d.to_version, d.from_segment, f.label AS from_label,
+       d.to_segment, t.label AS to_label, d.customers,
+       d.customers::float8 / NULLIF(sum(d.customers) OVER (
+           PARTITION BY d.model, d.from_version, d.to_version, d.from_segment), 0) AS share_of_from
+FROM segment.migration_data d
+LEFT JOIN segment.segments f
+       ON f.model = d.model AND f.version = d.from_version AND f.segment = d.from_segment
+LEFT JOIN segment.segments t
+       ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
+COMMENT ON VIEW segment.migrations IS 'Per refresh: customers from each old segment (NULL: new to the source) to each new one (NULL: gone), and their share of the old segment';
+
+CREATE VIEW segment.stability WITH (security_invoker = true) AS
+SELECT d.model, d.from_version, d.to_version, v.ari, d.status,
+       d.from_segment, f.label AS from_label, d.to_segment, t.label AS to_label, d.jaccard,
+       CASE WHEN d.jaccard >= 0.85 THEN 'highly stable'
+            WHEN d.jaccard >= 0.75 THEN 'stable'
+            WHEN d.jaccard >= 0.6 THEN 'pattern only'
+            WHEN d.jaccard > 0.5 THEN 'unstable'
+            ELSE 'dissolved' END AS band
+FROM segment.stability_data d
+JOIN segment.versions v ON v.model = d.model AND v.version = d.to_version
+LEFT JOIN segment.segments f
+       ON f.model = d.model AND f.version = d.from_version AND f.segment = d.from_segment
+LEFT JOIN segment.segments t
+       ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
+COMMENT ON VIEW segment.stability IS 'Per refresh: ARI on shared customers, each segment kept / retired / new with its Jaccard and Hennig''s band';
+
+GRANT SELECT ON segment.summary, segment.profiles, segment.quality,
+    segment.migrations, segment.stability TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('segment.models', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.versions', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.segments', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.profile_data', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.migration_data', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.stability_data', '');

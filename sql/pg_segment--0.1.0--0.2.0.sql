@@ -17,6 +17,11 @@
 --   the model as planned (planning and execution can no longer disagree); plans that
 --   hold a model are invalidated when any model changes.
 -- * segment_drop is no longer STRICT: a NULL argument is an error (22004), not NULL.
+-- * Living models: segment_refresh retrains a model into a new version whose segments
+--   keep their ids (and labels) when they are still the same customers; segment_promote
+--   makes any kept version current. Segment ids are no longer always 1..k
+--   (versions.segment_ids); migrations and stability are recorded per refresh
+--   (segment.migration_data, segment.stability_data and their views).
 
 -- Helpers that are gone.
 DROP FUNCTION segment._create_assignments(text);
@@ -189,3 +194,149 @@ COMMENT ON FUNCTION segment._grant(text, oid, boolean) IS
 
 -- NULL arguments are errors (22004), not a NULL result.
 ALTER FUNCTION segment_drop(text, boolean) CALLED ON NULL INPUT;
+
+-- Living models (segment_refresh / segment_promote).
+ALTER TABLE segment.models
+    ADD COLUMN last_segment int NOT NULL DEFAULT 0,
+    ADD COLUMN keep_versions int NOT NULL DEFAULT 10 CHECK (keep_versions BETWEEN 1 AND 1000);
+ALTER TABLE segment.versions
+    ADD COLUMN segment_ids int[],
+    ADD COLUMN parent_version int,
+    ADD COLUMN ari float8,
+    ADD COLUMN refresh jsonb;
+-- A trained version's segments are 1..k.
+UPDATE segment.versions v
+   SET segment_ids = ARRAY(SELECT pg_catalog.generate_series(1, v.k));
+ALTER TABLE segment.versions ALTER COLUMN segment_ids SET NOT NULL;
+UPDATE segment.models m
+   SET last_segment = COALESCE((SELECT pg_catalog.max(v.k) FROM segment.versions v
+                                 WHERE v.model OPERATOR(pg_catalog.=) m.name), 0);
+ALTER TABLE segment.segments
+    ADD COLUMN matched_from int,
+    ADD COLUMN jaccard float8;
+
+-- What each refresh did to the customers: counts from each segment of the parent
+-- version (NULL: new to the source) to each segment of the new one (NULL: gone).
+CREATE TABLE segment.migration_data (
+    model           text NOT NULL,
+    from_version    int NOT NULL,
+    to_version      int NOT NULL,
+    from_segment    int,
+    to_segment      int,
+    customers       bigint NOT NULL,
+    FOREIGN KEY (model, to_version) REFERENCES segment.versions ON DELETE CASCADE
+);
+CREATE INDEX ON segment.migration_data (model, to_version);
+COMMENT ON TABLE segment.migration_data IS 'Per refresh: customers from each segment of the parent version to each of the new one';
+
+-- Per refresh, each segment's fate: kept (a new segment inherited the id), retired (no
+-- one did; jaccard is its best match, to_segment where most of it went), new (a fresh
+-- id; from_segment its Hungarian partner, if any).
+CREATE TABLE segment.stability_data (
+    model           text NOT NULL,
+    from_version    int NOT NULL,
+    to_version      int NOT NULL,
+    status          text NOT NULL CHECK (status IN ('kept', 'retired', 'new')),
+    from_segment    int,
+    to_segment      int,
+    jaccard         float8 NOT NULL,
+    FOREIGN KEY (model, to_version) REFERENCES segment.versions ON DELETE CASCADE
+);
+CREATE INDEX ON segment.stability_data (model, to_version);
+COMMENT ON TABLE segment.stability_data IS 'Per refresh: each segment kept, retired or new, with its Jaccard';
+ALTER TABLE segment.migration_data ENABLE ROW LEVEL SECURITY;
+ALTER TABLE segment.stability_data ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read ON segment.migration_data FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.migration_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+CREATE POLICY read ON segment.stability_data FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.stability_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+GRANT SELECT, INSERT, DELETE ON segment.migration_data, segment.stability_data TO PUBLIC;
+GRANT UPDATE (last_segment, keep_versions) ON segment.models TO PUBLIC;
+
+CREATE VIEW segment.migrations WITH (security_invoker = true) AS
+SELECT d.model, d.from_version, d.to_version, d.from_segment, f.label AS from_label,
+       d.to_segment, t.label AS to_label, d.customers,
+       d.customers::float8 / NULLIF(sum(d.customers) OVER (
+           PARTITION BY d.model, d.from_version, d.to_version, d.from_segment), 0) AS share_of_from
+FROM segment.migration_data d
+LEFT JOIN segment.segments f
+       ON f.model = d.model AND f.version = d.from_version AND f.segment = d.from_segment
+LEFT JOIN segment.segments t
+       ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
+COMMENT ON VIEW segment.migrations IS 'Per refresh: customers from each old segment (NULL: new to the source) to each new one (NULL: gone), and their share of the old segment';
+
+CREATE VIEW segment.stability WITH (security_invoker = true) AS
+SELECT d.model, d.from_version, d.to_version, v.ari, d.status,
+       d.from_segment, f.label AS from_label, d.to_segment, t.label AS to_label, d.jaccard,
+       CASE WHEN d.jaccard >= 0.85 THEN 'highly stable'
+            WHEN d.jaccard >= 0.75 THEN 'stable'
+            WHEN d.jaccard >= 0.6 THEN 'pattern only'
+            WHEN d.jaccard > 0.5 THEN 'unstable'
+            ELSE 'dissolved' END AS band
+FROM segment.stability_data d
+JOIN segment.versions v ON v.model = d.model AND v.version = d.to_version
+LEFT JOIN segment.segments f
+       ON f.model = d.model AND f.version = d.from_version AND f.segment = d.from_segment
+LEFT JOIN segment.segments t
+       ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
+COMMENT ON VIEW segment.stability IS 'Per refresh: ARI on shared customers, each segment kept / retired / new with its Jaccard and Hennig''s band';
+GRANT SELECT ON segment.migrations, segment.stability TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('segment.migration_data', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.stability_data', '');
+
+-- segment_refresh / segment_promote.
+CREATE FUNCTION "segment_refresh"(
+	"model" TEXT,
+	"source" regclass DEFAULT NULL,
+	"k" INT DEFAULT NULL,
+	"warm_start" bool DEFAULT true,
+	"refit_encoder" bool DEFAULT true,
+	"promote" TEXT DEFAULT 'always',
+	"keep_versions" INT DEFAULT NULL,
+	"seed" bigint DEFAULT NULL
+) RETURNS TABLE (
+	"model" TEXT,
+	"version" INT,
+	"k" INT,
+	"rows_used" bigint,
+	"rows_skipped" bigint,
+	"skipped" jsonb,
+	"sampled" bool,
+	"iterations" INT,
+	"inertia" double precision,
+	"silhouette" double precision,
+	"silhouette_sample" INT,
+	"davies_bouldin" double precision,
+	"calinski_harabasz" double precision,
+	"seconds" double precision,
+	"from_version" INT,
+	"promoted" bool,
+	"ari" double precision,
+	"segments_kept" INT,
+	"segments_new" INT,
+	"segments_retired" INT,
+	"customers_moved" bigint,
+	"customers_new" bigint,
+	"customers_gone" bigint,
+	"note" TEXT
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'segment_refresh_wrapper';
+
+CREATE FUNCTION "segment_promote"(
+	"model" TEXT,
+	"version" INT
+) RETURNS TABLE (
+	"model" TEXT,
+	"version" INT,
+	"previous_version" INT,
+	"rows" bigint
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'segment_promote_wrapper';
+COMMENT ON FUNCTION segment_refresh(text, regclass, int, boolean, boolean, text, int, bigint) IS
+    'Retrain a model into a new version whose segments keep their ids and labels where they are still the same customers (owner only)';
+COMMENT ON FUNCTION segment_promote(text, int) IS
+    'Make a kept version of a model current (a candidate, or a rollback) and rewrite its assignment table (owner only)';

@@ -108,9 +108,9 @@ impl AssignCache {
         kmeans::nearest(self.centroids(), &self.out)
     }
 
-    /// The 1-based segment of `self.out` (what segment_assign returns).
+    /// The segment id of `self.out` (what segment_assign returns).
     fn segment(&self) -> i32 {
-        self.index.index(&self.out) as i32 + 1
+        self.model.segment_id(self.index.index(&self.out))
     }
 
     /// Encode a composite row Datum; false when skipped.
@@ -223,10 +223,13 @@ impl AssignCache {
         }
         let mut t = ok(PgHeapTuple::new_composite_type("segment_assignment"));
         let d = nr.dist_sq.sqrt();
-        ok(t.set_by_name("segment", nr.index as i32 + 1));
+        ok(t.set_by_name("segment", self.model.segment_id(nr.index)));
         ok(t.set_by_name("label", self.model.labels.get(nr.index).cloned().flatten()));
         ok(t.set_by_name("distance", d));
-        ok(t.set_by_name("runner_up", nr.runner_up.map(|(i, _)| i as i32 + 1)));
+        ok(t.set_by_name(
+            "runner_up",
+            nr.runner_up.map(|(i, _)| self.model.segment_id(i)),
+        ));
         ok(t.set_by_name("margin", nr.runner_up.map(|(_, sq)| sq.sqrt() - d)));
         t
     }

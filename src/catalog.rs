@@ -20,6 +20,9 @@ pub struct LoadedModel {
     pub centroids: Vec<f64>,
     pub k: usize,
     pub dim: usize,
+    /// Segment id of each centroid row.
+    pub segment_ids: Vec<i32>,
+    /// Label of each centroid row's segment.
     pub labels: Vec<Option<String>>,
 }
 
@@ -79,6 +82,7 @@ struct Stored {
     centroids: Vec<Option<f64>>,
     k: i32,
     dim: i32,
+    segment_ids: Vec<Option<i32>>,
     labels: Vec<Option<String>>,
 }
 
@@ -90,9 +94,13 @@ fn fetch(model: &str, version: Option<i32>) -> Result<Stored, bool> {
         let t = client
             .select(
                 "SELECT v.version, v.encoder::pg_catalog.text, v.centroids, v.k, v.dim,
-                        (SELECT pg_catalog.array_agg(s.label ORDER BY s.segment) FROM segment.segments s
-                          WHERE s.model OPERATOR(pg_catalog.=) v.model
-                            AND s.version OPERATOR(pg_catalog.=) v.version)
+                        (SELECT pg_catalog.array_agg(s.label ORDER BY o.n)
+                           FROM pg_catalog.unnest(v.segment_ids) WITH ORDINALITY o(id, n)
+                           LEFT JOIN segment.segments s
+                             ON s.model OPERATOR(pg_catalog.=) v.model
+                            AND s.version OPERATOR(pg_catalog.=) v.version
+                            AND s.segment OPERATOR(pg_catalog.=) o.id),
+                        v.segment_ids
                    FROM segment.models m JOIN segment.versions v ON v.model OPERATOR(pg_catalog.=) m.name
                   WHERE m.name OPERATOR(pg_catalog.=) $1
                     AND v.version OPERATOR(pg_catalog.=) COALESCE($2, m.current_version)",
@@ -121,6 +129,7 @@ fn fetch(model: &str, version: Option<i32>) -> Result<Stored, bool> {
             k: t.get::<i32>(4)?.unwrap_or(0),
             dim: t.get::<i32>(5)?.unwrap_or(0),
             labels: t.get::<Vec<Option<String>>>(6)?.unwrap_or_default(),
+            segment_ids: t.get::<Vec<Option<i32>>>(7)?.unwrap_or_default(),
         }))
     })
 }
@@ -194,6 +203,17 @@ fn decode(model: &str, row: Stored) -> Result<LoadedModel, String> {
             row.labels.len()
         ));
     }
+    let segment_ids: Vec<i32> = row
+        .segment_ids
+        .iter()
+        .map(|v| v.filter(|&id| id >= 1))
+        .collect::<Option<_>>()
+        .filter(|ids: &Vec<i32>| {
+            ids.len() == k && ids.iter().collect::<std::collections::HashSet<_>>().len() == k
+        })
+        .ok_or_else(|| {
+            format!("version {version}: its segment ids are not {k} distinct positive ids")
+        })?;
     Ok(LoadedModel {
         name: model.to_string(),
         version,
@@ -201,11 +221,18 @@ fn decode(model: &str, row: Stored) -> Result<LoadedModel, String> {
         centroids,
         k,
         dim,
+        segment_ids,
         labels: row.labels,
     })
 }
 
 impl LoadedModel {
+    /// The segment id of centroid row `index`.
+    #[inline]
+    pub fn segment_id(&self, index: usize) -> i32 {
+        self.segment_ids[index]
+    }
+
     /// The model as a self-contained text value, for plans that must use exactly the
     /// model they were planned with (see planner.rs). Floats round-trip exactly.
     pub fn to_plan_text(&self) -> String {
@@ -215,6 +242,7 @@ impl LoadedModel {
             "dim": self.dim,
             "encoder": self.encoder.to_json(),
             "centroids": self.centroids,
+            "segment_ids": self.segment_ids,
             "labels": self.labels,
         })
         .to_string()
@@ -237,12 +265,19 @@ impl LoadedModel {
                     .iter()
                     .map(|l| l.as_str().map(str::to_string))
                     .collect();
+                let segment_ids = v["segment_ids"]
+                    .as_array()
+                    .ok_or("no segment ids")?
+                    .iter()
+                    .map(|l| l.as_i64().and_then(|i| i32::try_from(i).ok()))
+                    .collect();
                 Ok(Stored {
                     version: v["version"].as_i64().unwrap_or(0) as i32,
                     encoder: v["encoder"].take(),
                     centroids,
                     k: v["k"].as_i64().unwrap_or(0) as i32,
                     dim: v["dim"].as_i64().unwrap_or(0) as i32,
+                    segment_ids,
                     labels,
                 })
             })
@@ -376,6 +411,19 @@ pub struct NewVersion<'a> {
     pub seed: i64,
     pub facts: &'a [SegmentFacts],
     pub profiles: &'a [ProfileRow],
+    /// Segment id of each centroid row.
+    pub segment_ids: &'a [i32],
+    /// A refresh: what it started from and did (None for a trained version).
+    pub lineage: Option<Lineage<'a>>,
+}
+
+/// How a refreshed version descends from its parent.
+pub struct Lineage<'a> {
+    pub parent_version: i32,
+    pub ari: Option<f64>,
+    pub refresh: serde_json::Value,
+    /// Per centroid row: the parent's segment id it was matched with, and their Jaccard.
+    pub matched: &'a [(Option<i32>, f64)],
 }
 
 /// Insert a version's rows: `segment.versions`, one `segment.segments` row per segment
@@ -386,9 +434,9 @@ pub fn insert_version(v: &NewVersion) {
         "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
             rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
             inertia, silhouette, silhouette_sample, davies_bouldin, calinski_harabasz, k_selection,
-            seed, seconds)
+            seed, seconds, segment_ids, parent_version, ari, refresh)
          VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19, $20, $21, $22, 0)",
+                 $17, $18, $19, $20, $21, $22, 0, $23, $24, $25, $26)",
         &[
             model.into(),
             version.into(),
@@ -412,30 +460,45 @@ pub fn insert_version(v: &NewVersion) {
             v.calinski_harabasz.into(),
             v.k_selection.cloned().map(JsonB).into(),
             v.seed.into(),
+            v.segment_ids.to_vec().into(),
+            v.lineage.as_ref().map(|l| l.parent_version).into(),
+            v.lineage.as_ref().and_then(|l| l.ari).into(),
+            v.lineage.as_ref().map(|l| JsonB(l.refresh.clone())).into(),
         ],
     );
+    let id = |index: usize| v.segment_ids[index];
     for f in v.facts {
         let centroid: Vec<f64> = v.centroids.row(f.segment).to_vec();
+        let matched = v.lineage.as_ref().map(|l| l.matched[f.segment]);
+        // A new segment's label is its parent's when it inherited the id.
         spi::run(
             "INSERT INTO segment.segments (model, version, segment, size, share, mean_distance, silhouette,
-                nearest_segment, separation, centroid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                nearest_segment, separation, centroid, matched_from, jaccard, label)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                     (SELECT p.label FROM segment.segments p
+                       WHERE p.model OPERATOR(pg_catalog.=) $1
+                         AND p.version OPERATOR(pg_catalog.=) $13
+                         AND p.segment OPERATOR(pg_catalog.=) $3
+                         AND p.segment OPERATOR(pg_catalog.=) $11))",
             &[
                 model.into(),
                 version.into(),
-                (f.segment as i32 + 1).into(),
+                id(f.segment).into(),
                 (f.size as i64).into(),
                 f.share.into(),
                 f.mean_distance.into(),
                 f.silhouette.into(),
-                f.nearest.map(|s| s as i32 + 1).into(),
+                f.nearest.map(id).into(),
                 f.separation.into(),
                 centroid.into(),
+                matched.and_then(|m| m.0).into(),
+                matched.map(|m| m.1).into(),
+                v.lineage.as_ref().map(|l| l.parent_version).into(),
             ],
         );
     }
     let profiles = v.profiles;
-    let p_seg: Vec<i32> = profiles.iter().map(|p| p.segment as i32 + 1).collect();
+    let p_seg: Vec<i32> = profiles.iter().map(|p| id(p.segment)).collect();
     let p_feat: Vec<String> = profiles.iter().map(|p| p.feature.clone()).collect();
     let p_cat: Vec<Option<String>> = profiles.iter().map(|p| p.category.clone()).collect();
     let p_sv: Vec<Option<f64>> = profiles.iter().map(|p| p.segment_value).collect();
@@ -581,4 +644,178 @@ pub fn grant_assignments(model: &str, role_name: &str, grant: bool) {
         format!("REVOKE SELECT ON segment.{table} FROM {role}")
     };
     spi::as_extension_owner(&[], || spi::run(&sql, &[]));
+}
+
+/// A model's row as `segment_refresh` and `segment_promote` need it.
+pub struct ModelRow {
+    pub source_oid: pg_sys::Oid,
+    pub source: String,
+    pub id_column: String,
+    pub id_type: pg_sys::Oid,
+    pub spec: serde_json::Value,
+    pub params: serde_json::Value,
+    pub current_version: i32,
+    pub last_segment: i32,
+    pub keep_versions: i32,
+    pub assignments: String,
+}
+
+/// The row of `model` as the current role may read it (None when it may not, or there
+/// is no such model).
+pub fn model_row(model: &str) -> Option<ModelRow> {
+    spi::connect(|client| {
+        let t = client
+            .select(
+                "SELECT m.source_oid::pg_catalog.oid, m.source, m.id_column, m.id_type::pg_catalog.oid,
+                        m.spec::pg_catalog.text, m.params::pg_catalog.text, m.current_version,
+                        m.last_segment, m.keep_versions, m.assignments
+                   FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+                None,
+                &[model.into()],
+            )?
+            .first();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let json = |s: Option<String>| {
+            s.and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        Ok(Some(ModelRow {
+            source_oid: t.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+            source: t.get::<String>(2)?.unwrap_or_default(),
+            id_column: t.get::<String>(3)?.unwrap_or_default(),
+            id_type: t.get::<pg_sys::Oid>(4)?.unwrap_or(pg_sys::Oid::INVALID),
+            spec: json(t.get::<String>(5)?),
+            params: json(t.get::<String>(6)?),
+            current_version: t.get::<i32>(7)?.unwrap_or(0),
+            last_segment: t.get::<i32>(8)?.unwrap_or(0),
+            keep_versions: t.get::<i32>(9)?.unwrap_or(10),
+            assignments: t.get::<String>(10)?.unwrap_or_default(),
+        }))
+    })
+}
+
+/// Segment sizes of `model`'s `version`, in centroid order.
+pub fn segment_sizes(model: &str, version: i32) -> Vec<u64> {
+    spi::one::<Vec<Option<i64>>>(
+        "SELECT pg_catalog.array_agg(s.size ORDER BY o.n)
+           FROM segment.versions v
+           CROSS JOIN LATERAL pg_catalog.unnest(v.segment_ids) WITH ORDINALITY o(id, n)
+           LEFT JOIN segment.segments s
+             ON s.model OPERATOR(pg_catalog.=) v.model AND s.version OPERATOR(pg_catalog.=) v.version
+            AND s.segment OPERATOR(pg_catalog.=) o.id
+          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+        &[model.into(), version.into()],
+    )
+    .unwrap_or_default()
+    .into_iter()
+    .map(|s| s.unwrap_or(0).max(0) as u64)
+    .collect()
+}
+
+/// The next version number of `model` (above every version it ever had that is kept).
+pub fn next_version(model: &str) -> i32 {
+    spi::one::<i32>(
+        "SELECT COALESCE(pg_catalog.max(v.version), 0) + 1 FROM segment.versions v
+          WHERE v.model OPERATOR(pg_catalog.=) $1",
+        &[model.into()],
+    )
+    .unwrap_or(1)
+}
+
+/// Record a refresh's migrations: (from segment id, to segment id, customers).
+pub fn insert_migrations(
+    model: &str,
+    from_version: i32,
+    to_version: i32,
+    rows: &[(Option<i32>, Option<i32>, u64)],
+) {
+    let from: Vec<Option<i32>> = rows.iter().map(|r| r.0).collect();
+    let to: Vec<Option<i32>> = rows.iter().map(|r| r.1).collect();
+    let n: Vec<i64> = rows.iter().map(|r| r.2 as i64).collect();
+    spi::run(
+        "INSERT INTO segment.migration_data (model, from_version, to_version, from_segment, to_segment, customers)
+         SELECT $1, $2, $3, u.* FROM ROWS FROM (pg_catalog.unnest($4::pg_catalog.int4[]),
+                                                 pg_catalog.unnest($5::pg_catalog.int4[]),
+                                                 pg_catalog.unnest($6::pg_catalog.int8[])) u",
+        &[
+            model.into(),
+            from_version.into(),
+            to_version.into(),
+            from.into(),
+            to.into(),
+            n.into(),
+        ],
+    );
+}
+
+/// Record a refresh's per-segment stability: (status, from id, to id, jaccard).
+pub fn insert_stability(
+    model: &str,
+    from_version: i32,
+    to_version: i32,
+    rows: &[(&str, Option<i32>, Option<i32>, f64)],
+) {
+    let status: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let from: Vec<Option<i32>> = rows.iter().map(|r| r.1).collect();
+    let to: Vec<Option<i32>> = rows.iter().map(|r| r.2).collect();
+    let j: Vec<f64> = rows.iter().map(|r| r.3).collect();
+    spi::run(
+        "INSERT INTO segment.stability_data (model, from_version, to_version, status, from_segment, to_segment, jaccard)
+         SELECT $1, $2, $3, u.* FROM ROWS FROM (pg_catalog.unnest($4::pg_catalog.text[]),
+                                                 pg_catalog.unnest($5::pg_catalog.int4[]),
+                                                 pg_catalog.unnest($6::pg_catalog.int4[]),
+                                                 pg_catalog.unnest($7::pg_catalog.float8[])) u",
+        &[
+            model.into(),
+            from_version.into(),
+            to_version.into(),
+            status.into(),
+            from.into(),
+            to.into(),
+            j.into(),
+        ],
+    );
+}
+
+/// Set the model's current version, its highest segment id and (when given) its
+/// retention.
+pub fn set_current(model: &str, current: i32, last_segment: i32, keep_versions: Option<i32>) {
+    spi::run(
+        "UPDATE segment.models m
+            SET current_version = $2,
+                last_segment = GREATEST(m.last_segment, $3),
+                keep_versions = COALESCE($4, m.keep_versions)
+          WHERE m.name OPERATOR(pg_catalog.=) $1",
+        &[
+            model.into(),
+            current.into(),
+            last_segment.into(),
+            keep_versions.into(),
+        ],
+    );
+}
+
+/// Delete the oldest versions of `model` beyond its `keep_versions` newest, never
+/// `current` (their segments, profiles, migrations and stability go with them).
+/// Returns the versions deleted.
+pub fn prune_versions(model: &str, current: i32) -> Vec<i32> {
+    spi::one::<Vec<i32>>(
+        "WITH doomed AS (
+            DELETE FROM segment.versions v
+             WHERE v.model OPERATOR(pg_catalog.=) $1
+               AND v.version OPERATOR(pg_catalog.<>) $2
+               AND v.version OPERATOR(pg_catalog.<) (
+                   SELECT pg_catalog.min(n.version) FROM (
+                       SELECT w.version FROM segment.versions w
+                        WHERE w.model OPERATOR(pg_catalog.=) $1
+                        ORDER BY w.version DESC
+                        LIMIT (SELECT m.keep_versions FROM segment.models m
+                                WHERE m.name OPERATOR(pg_catalog.=) $1)) n)
+            RETURNING v.version)
+         SELECT pg_catalog.array_agg(d.version ORDER BY d.version) FROM doomed d",
+        &[model.into(), current.into()],
+    )
+    .unwrap_or_default()
 }

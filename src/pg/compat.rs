@@ -33,3 +33,23 @@ pub unsafe fn tupdesc_attr(
 /// tested here has no contrib modules, and 17 is not tested), assignment tables are
 /// written with heap_multi_insert whatever the setting.
 pub const PAGE_WRITER_PROVEN: bool = cfg!(any(feature = "pg15", feature = "pg18"));
+
+/// Whether `rel`'s storage was created in this transaction: the relation itself
+/// (`rd_createSubid`) or a new relfilenode for it, as `TRUNCATE` assigns
+/// (`rd_newRelfilenodeSubid`, renamed `rd_newRelfilelocatorSubid` in 16). Either way its
+/// current storage is invisible to every other transaction and dropped on abort: the
+/// condition `COPY FREEZE` checks.
+///
+/// # Safety
+/// `rel` must be a valid open relation.
+#[inline]
+pub unsafe fn storage_created_here(rel: pg_sys::Relation) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe {
+        #[cfg(feature = "pg15")]
+        let new_storage = (*rel).rd_newRelfilenodeSubid;
+        #[cfg(not(feature = "pg15"))]
+        let new_storage = (*rel).rd_newRelfilelocatorSubid;
+        (*rel).rd_createSubid != 0 || new_storage != 0
+    }
+}

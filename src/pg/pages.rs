@@ -8,8 +8,9 @@
 //! image (`log_newpage_buffer`, as index builds do). Compared with forming a
 //! `HeapTuple` per row and logging every row, this is a fraction of the work per row.
 //!
-//! Only used where that shortcut is exact: a permanent table created (and so locked and
-//! invisible to everyone else) in this transaction, with no storage options, a
+//! Only used where that shortcut is exact: a permanent table whose storage was created
+//! (and so locked and invisible to everyone else) in this transaction, by `CREATE TABLE`
+//! or by `TRUNCATE` (a refresh rewriting the assignment table), with no storage options, a
 //! `wal_level` below `logical` (logical decoding needs per-row WAL), and a tuple
 //! descriptor of by-value fixed-length columns with no dropped or missing attributes.
 //! Anything else goes through `heap_multi_insert` (see `writer.rs`). The regression
@@ -26,8 +27,6 @@ const LINE_POINTER: usize = 4;
 const MAX_ALIGN: usize = 8;
 /// MaxHeapTuplesPerPage.
 const MAX_HEAP_TUPLES: usize = (BLCKSZ - PAGE_HEADER) / (TUPLE_HEADER + LINE_POINTER);
-/// InvalidSubTransactionId.
-const NO_SUBXACT: pg_sys::SubTransactionId = 0;
 
 // The byte offsets written below, checked against the server's own structs.
 const _: () = {
@@ -131,7 +130,8 @@ impl PageWriter {
         // SAFETY: reading fields of a valid open relation and backend globals.
         unsafe {
             let form = (*rel).rd_rel;
-            let created_here = (*rel).rd_createSubid != NO_SUBXACT;
+            // Created, or truncated to new storage, in this transaction.
+            let created_here = crate::pg::compat::storage_created_here(rel);
             if (*form).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
                 || (*form).relpersistence != pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
                 || !created_here

@@ -96,6 +96,38 @@ fn create_table(
     })
 }
 
+/// What happens to the model's assignment table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMode {
+    /// Create it (a new model).
+    Create,
+    /// Empty it (`TRUNCATE`: new storage in this transaction, the old one kept for
+    /// readers that started before and for an abort) and write it anew: a version is
+    /// promoted. Its OID, grants and dependent views stay.
+    Replace,
+    /// Write nothing: only count (a refresh kept as a candidate).
+    CountOnly,
+}
+
+/// `TRUNCATE` the model's assignment table (as the extension's owner, who owns it) and
+/// return its OID.
+fn truncate_table(model: &str, assignments: &str) -> pg_sys::Oid {
+    let table = format!("segment.{}", spi::ident(assignments));
+    let oid = spi::one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[table.as_str().into()],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("the assignment table {table} of model \"{model}\" is missing"),
+            Some("Drop the model and train it again.".into()),
+        )
+    });
+    spi::as_extension_owner(&[], || spi::run(&format!("TRUNCATE {table}"), &[]));
+    oid
+}
+
 /// Rows per heap_multi_insert call (COPY FROM's own batch size).
 const BATCH: usize = 1000;
 /// Rows per INSERT in the fallback path.
@@ -147,6 +179,8 @@ enum Sink {
         segs: Vec<i32>,
         dists: Vec<f64>,
     },
+    /// [`TableMode::CountOnly`].
+    Discard,
 }
 
 /// Bulk writer for one model's assignment table. Also counts rows and sums distances
@@ -157,6 +191,9 @@ pub struct AssignWriter {
     id_column: String,
     id_type: String,
     version: i32,
+    /// Segment id of each centroid row (what the table stores).
+    segment_ids: Vec<i32>,
+    mode: TableMode,
     id_datum: IdDatum,
     sink: Sink,
     /// Rows written per segment (0-based) and the sum of their distances.
@@ -165,7 +202,8 @@ pub struct AssignWriter {
 }
 
 impl AssignWriter {
-    /// Create the (empty) assignment table of `model` and open it for writing;
+    /// Create (or empty, see [`TableMode`]) the assignment table of `model` and open it
+    /// for writing; rows of centroid row `i` are stored as segment `segment_ids[i]`.
     /// `expected_rows` sizes the buffer strategy of the page writer.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
@@ -175,10 +213,16 @@ impl AssignWriter {
         id_type_oid: pg_sys::Oid,
         id_type: &str,
         version: i32,
-        k: usize,
+        segment_ids: Vec<i32>,
+        mode: TableMode,
         expected_rows: usize,
     ) -> AssignWriter {
-        let oid = create_table(model, assignments, id_column, id_type_oid);
+        let k = segment_ids.len();
+        let oid = match mode {
+            TableMode::Create => create_table(model, assignments, id_column, id_type_oid),
+            TableMode::Replace => truncate_table(model, assignments),
+            TableMode::CountOnly => pg_sys::Oid::INVALID,
+        };
         // SAFETY: getBaseType/getTypeInputInfo read the syscache of an existing type.
         let id_datum = unsafe {
             match pg_sys::getBaseType(id_type_oid) {
@@ -191,52 +235,60 @@ impl AssignWriter {
                 }
             }
         };
-        // SAFETY: the table was created in this transaction (AccessExclusiveLock held);
-        // opening it and reading its pg_class row and trigger descriptor is plain relcache use.
-        let sink = unsafe {
-            let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-            let form = (*rel).rd_rel;
-            let plain = !(*form).relhasindex
-                && (*rel).trigdesc.is_null()
-                && !(*form).relrowsecurity
-                && (*(*rel).rd_att).natts == 4;
-            let by_value = matches!(id_datum, IdDatum::Int(_));
-            let cid = pg_sys::GetCurrentCommandId(true);
-            let pages = if plain && by_value && DIRECT_PAGES.get() && PAGE_WRITER_PROVEN {
-                PageWriter::new(rel, cid, expected_rows)
-            } else {
-                None
-            };
-            if let Some(pages) = pages {
-                Sink::Pages { rel, pages }
-            } else if plain {
-                let slots = (0..BATCH)
-                    .map(|_| {
-                        pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsVirtual)
-                    })
-                    .collect();
-                let batch_cxt = pg_sys::AllocSetContextCreateInternal(
-                    pg_sys::CurrentMemoryContext,
-                    c"pg_segment assignment batch".as_ptr(),
-                    pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
-                    pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
-                    pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-                );
-                Sink::Heap {
-                    rel,
-                    bistate: pg_sys::GetBulkInsertState(),
-                    slots,
-                    filled: 0,
-                    cid,
-                    batch_cxt,
-                }
-            } else {
-                pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-                Sink::Sql {
-                    ids_int: Vec::new(),
-                    ids_text: Vec::new(),
-                    segs: Vec::new(),
-                    dists: Vec::new(),
+        // SAFETY: the table was created or truncated in this transaction
+        // (AccessExclusiveLock held); opening it and reading its pg_class row and trigger
+        // descriptor is plain relcache use.
+        let sink = if mode == TableMode::CountOnly {
+            Sink::Discard
+        } else {
+            unsafe {
+                let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+                let form = (*rel).rd_rel;
+                // A new table has no index yet (its primary key is built at the end); an
+                // emptied one is reindexed at the end, so its indexes need no row-by-row
+                // inserts either.
+                let plain = (mode == TableMode::Replace || !(*form).relhasindex)
+                    && (*rel).trigdesc.is_null()
+                    && !(*form).relrowsecurity
+                    && (*(*rel).rd_att).natts == 4;
+                let by_value = matches!(id_datum, IdDatum::Int(_));
+                let cid = pg_sys::GetCurrentCommandId(true);
+                let pages = if plain && by_value && DIRECT_PAGES.get() && PAGE_WRITER_PROVEN {
+                    PageWriter::new(rel, cid, expected_rows)
+                } else {
+                    None
+                };
+                if let Some(pages) = pages {
+                    Sink::Pages { rel, pages }
+                } else if plain {
+                    let slots = (0..BATCH)
+                        .map(|_| {
+                            pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsVirtual)
+                        })
+                        .collect();
+                    let batch_cxt = pg_sys::AllocSetContextCreateInternal(
+                        pg_sys::CurrentMemoryContext,
+                        c"pg_segment assignment batch".as_ptr(),
+                        pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                        pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                        pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+                    );
+                    Sink::Heap {
+                        rel,
+                        bistate: pg_sys::GetBulkInsertState(),
+                        slots,
+                        filled: 0,
+                        cid,
+                        batch_cxt,
+                    }
+                } else {
+                    pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+                    Sink::Sql {
+                        ids_int: Vec::new(),
+                        ids_text: Vec::new(),
+                        segs: Vec::new(),
+                        dists: Vec::new(),
+                    }
                 }
             }
         };
@@ -246,6 +298,8 @@ impl AssignWriter {
             id_column: spi::ident(id_column),
             id_type: id_type.to_string(),
             version,
+            segment_ids,
+            mode,
             id_datum,
             sink,
             sizes: vec![0; k],
@@ -253,12 +307,14 @@ impl AssignWriter {
         }
     }
 
-    /// Write one assignment: `segment` 0-based (stored 1-based), `distance` Euclidean.
+    /// Write one assignment: `segment` the centroid row (stored as its segment id),
+    /// `distance` Euclidean.
     pub fn push(&mut self, id: Id<'_>, segment: usize, distance: f64) {
         self.sizes[segment] += 1;
         self.distance_sums[segment] += distance;
-        let seg = segment as i32 + 1;
+        let seg = self.segment_ids[segment];
         let full = match &mut self.sink {
+            Sink::Discard => false,
             Sink::Pages { pages, .. } => {
                 let Id::Int(id) = id else {
                     unreachable!("integer id columns are read as integers")
@@ -346,7 +402,7 @@ impl AssignWriter {
 
     fn flush(&mut self) {
         match &mut self.sink {
-            Sink::Pages { .. } => {}
+            Sink::Pages { .. } | Sink::Discard => {}
             Sink::Heap {
                 rel,
                 bistate,
@@ -441,7 +497,7 @@ impl AssignWriter {
                     pg_sys::MemoryContextDelete(*batch_cxt);
                     Some(*rel)
                 }
-                Sink::Sql { .. } => None,
+                Sink::Sql { .. } | Sink::Discard => None,
             }
         };
         if let Some(rel) = rel {
@@ -454,11 +510,17 @@ impl AssignWriter {
         }
         // Creating an index needs CREATE on schema segment, and the table belongs to the
         // extension's owner. Serially: the rows arrive in id order where ids are
-        // integers, and a parallel build would only add worker start-up.
-        let sql = format!(
-            "ALTER TABLE {} ADD PRIMARY KEY ({})",
-            self.table, self.id_column
-        );
+        // integers, and a parallel build would only add worker start-up. An emptied
+        // table written a page or a batch at a time gets its indexes rebuilt; one
+        // written with INSERTs kept them up to date.
+        let sql = match (self.mode, rel.is_some()) {
+            (TableMode::CountOnly, _) | (TableMode::Replace, false) => return,
+            (TableMode::Create, _) => format!(
+                "ALTER TABLE {} ADD PRIMARY KEY ({})",
+                self.table, self.id_column
+            ),
+            (TableMode::Replace, true) => format!("REINDEX TABLE {}", self.table),
+        };
         spi::as_extension_owner(&[(c"max_parallel_maintenance_workers", c"0")], || {
             spi::run(&sql, &[])
         });

@@ -8,6 +8,8 @@
 //! ([`fit`]), store the model's row, write the assignments while the metrics are
 //! computed on a second thread ([`write`]), store the version.
 mod fit;
+mod previous;
+mod refresh;
 mod source;
 mod write;
 
@@ -18,6 +20,7 @@ use crate::error::{raise, raise_detail, require, Code, OrRaise};
 use crate::pg::args::{RawJsonb, RegClass};
 use crate::pg::planner::invalidate_plans;
 use crate::pg::reader::IdKind;
+use crate::pg::writer::TableMode;
 use fit::{check_fit, fit_model, Params, INIT_SAMPLE};
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
@@ -27,8 +30,14 @@ use source::{Read, Source};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+thread_local! {
+    /// The SQL function running (segment_train, segment_refresh or segment_promote):
+    /// messages of the shared steps name it. Set by each entry point.
+    static FUNCTION: std::cell::Cell<&'static str> = const { std::cell::Cell::new("segment_train") };
+}
+
 fn ctx(model: &str) -> String {
-    format!("segment_train(\"{model}\")")
+    format!("{}(\"{model}\")", FUNCTION.get())
 }
 
 /// Phase timings, reported at DEBUG1 (`SET client_min_messages = debug1`).
@@ -47,8 +56,8 @@ impl Phase {
 
     fn done(&mut self, what: &str) {
         debug1!(
-            "segment_train(\"{}\"): {what}: {:.3} s",
-            self.model,
+            "{}: {what}: {:.3} s",
+            ctx(&self.model),
             self.at.elapsed().as_secs_f64()
         );
         self.at = Instant::now();
@@ -60,18 +69,20 @@ fn already_exists(model: &str) -> ! {
         Code::ERRCODE_DUPLICATE_OBJECT,
         format!("model \"{model}\" already exists"),
         Some(format!(
-            "Drop it first with SELECT segment_drop('{model}'), or choose another name."
+            "Retrain it with SELECT * FROM segment_refresh('{model}'), drop it first with SELECT segment_drop('{model}'), or choose another name."
         )),
     )
 }
 
-/// Fit the encoder on what was read and encode it. Engine errors about a row name the
-/// row's id rather than the engine's internal row number.
+/// Fit the encoder on what was read (or take `keep`, an encoder fitted before) and
+/// encode it. Engine errors about a row name the row's id rather than the engine's
+/// internal row number.
 fn encode_rows(
     model: &str,
     id_column: &str,
     specs: &[FeatureSpec],
     read: &Read,
+    keep: Option<&FittedEncoder>,
 ) -> (FittedEncoder, Encoded) {
     let c = ctx(model);
     let with_id = |e: EngineError| -> ! {
@@ -94,7 +105,10 @@ fn encode_rows(
         }
         crate::error::raise_engine(e, &c)
     };
-    let encoder = encode::fit(specs, &read.raw).unwrap_or_else(|e| with_id(e));
+    let encoder = match keep {
+        Some(e) => e.clone(),
+        None => encode::fit(specs, &read.raw).unwrap_or_else(|e| with_id(e)),
+    };
     let encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
     if encoded.kept_rows.is_empty() {
         raise(
@@ -169,6 +183,7 @@ fn segment_train(
 > {
     let started = Instant::now();
     let f = "segment_train";
+    FUNCTION.set(f);
     let model = require(model, f, "model");
     let source = require(source, f, "source").0;
     let id_column = require(id_column, f, "id_column");
@@ -201,7 +216,7 @@ fn segment_train(
     let mut read =
         source::read_source(model, &src, id_column, id_kind, &specs, budget, seed as u64);
     phase.done("read source");
-    let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read);
+    let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read, None);
     let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
         .map_err(|e| EngineError::Internal(e.to_string()))
@@ -216,6 +231,7 @@ fn segment_train(
 
     // The model's row first: creating its assignment table needs it.
     let version = 1i32;
+    let segment_ids: Vec<i32> = (1..=r.centroids.nrows() as i32).collect();
     let assignments = format!("{model}_assignments");
     let inserted = catalog::insert_model(&NewModel {
         name: model,
@@ -247,13 +263,18 @@ fn segment_train(
             source: &src,
             id_kind,
             specs: &specs,
+            segment_ids: &segment_ids,
+            mode: TableMode::Create,
+            previous: None,
         },
         &mut read,
         &mut encoded,
         &encoder,
         r,
         seed as u64,
-    );
+        None,
+    )
+    .quality;
     phase.done("write assignments (and metrics)");
 
     let rows_skipped: u64 = skipped.values().sum();
@@ -280,7 +301,10 @@ fn segment_train(
         seed,
         facts: &q.facts,
         profiles: &q.profiles,
+        segment_ids: &segment_ids,
+        lineage: None,
     });
+    catalog::set_current(model, version, *segment_ids.last().unwrap_or(&0), None);
     phase.done("store catalog");
     let seconds = started.elapsed().as_secs_f64();
     catalog::set_seconds(model, version, seconds);

@@ -11,7 +11,6 @@ use crate::error::{raise, raise_detail, Code, OrRaise};
 use crate::pg::reader::{self, Id, IdKind, Ids};
 use crate::pg::spi;
 use crate::pg::values::kind_of_category;
-use crate::pg::writer::AssignWriter;
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
 
@@ -459,7 +458,8 @@ fn encode_width_estimate(specs: &[FeatureSpec]) -> usize {
         .sum()
 }
 
-/// Assign every row of the source by streaming it again (used when the fit saw a sample).
+/// Assign every row of the source by streaming it again (used when the fit saw a
+/// sample): `push(id, centroid row, distance)` per row kept.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stream_assignments(
     model: &str,
@@ -469,7 +469,7 @@ pub(super) fn stream_assignments(
     specs: &[FeatureSpec],
     encoder: &encode::FittedEncoder,
     centroids: ArrayView2<f64>,
-    target: &mut AssignWriter,
+    push: &mut dyn FnMut(Id<'_>, usize, f64),
 ) {
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
@@ -488,7 +488,7 @@ pub(super) fn stream_assignments(
             });
         if keep {
             let nr = kmeans::nearest(centroids, &out);
-            target.push(id, nr.index, nr.dist_sq.sqrt());
+            push(id, nr.index, nr.dist_sq.sqrt());
         }
     });
 }

@@ -2,14 +2,16 @@
 //! assignment table on this thread (the only one that may call into PostgreSQL) while a
 //! second thread computes the quality figures (pure engine work). If writing fails, the
 //! worker is told to stop.
+use super::previous::Previous;
 use super::source::{self, Read, Source};
 use crate::engine::encode::{Encoded, FeatureSpec, FittedEncoder};
 use crate::engine::kmeans::KMeansResult;
+use crate::engine::lineage::Transitions;
 use crate::engine::quality::{nearest_all, quality, Quality};
 use crate::engine::EngineError;
 use crate::error::{raise, Code, OrRaise};
 use crate::pg::reader::IdKind;
-use crate::pg::writer::AssignWriter;
+use crate::pg::writer::{AssignWriter, TableMode};
 use ndarray::ArrayView2;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -27,6 +29,19 @@ pub(super) struct Target<'a> {
     pub source: &'a Source,
     pub id_kind: IdKind,
     pub specs: &'a [FeatureSpec],
+    /// Segment id of each centroid row.
+    pub segment_ids: &'a [i32],
+    pub mode: TableMode,
+    /// A refresh: the current version's assignments, to count where customers move.
+    pub previous: Option<&'a Previous>,
+}
+
+/// What the write step found.
+pub(super) struct Written {
+    pub quality: Quality,
+    /// A refresh: customers from each current segment to each new one, over the whole
+    /// source (exact, also when the fit saw a sample).
+    pub transitions: Option<Transitions>,
 }
 
 /// Sets the flag when dropped, also while unwinding from an error.
@@ -40,8 +55,11 @@ impl Drop for CancelOnDrop<'_> {
 
 /// Write every row's segment (all rows, also when trained on a sample) and compute the
 /// quality figures meanwhile; each segment's size, share and mean distance are then
-/// taken over the whole population (the fit may have seen a sample). Takes the encoded matrix and the raw columns, the bulk of
-/// the memory, and frees them as soon as the metrics are done.
+/// taken over the whole population (the fit may have seen a sample). Takes the encoded
+/// matrix and the raw columns, the bulk of the memory, and frees them as soon as the
+/// metrics are done. `nearest`: every in-memory row's centroid row and distance, when
+/// the caller has them already (computed here otherwise).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn assignments_and_metrics(
     t: &Target,
     read: &mut Read,
@@ -49,7 +67,8 @@ pub(super) fn assignments_and_metrics(
     encoder: &FittedEncoder,
     r: &KMeansResult,
     seed: u64,
-) -> Quality {
+    nearest: Option<Vec<(u32, f64)>>,
+) -> Written {
     let c = super::ctx(t.model);
     let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let names = encoder.feature_names();
@@ -57,9 +76,14 @@ pub(super) fn assignments_and_metrics(
     // Every row's segment, before the metrics worker starts (both cores); with a sample,
     // the rest of the source is streamed and assigned while writing.
     let nearest = (!read.sampled).then(|| {
-        let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix).expect("rows x dim");
-        nearest_all(x, r.centroids.view())
+        nearest.unwrap_or_else(|| {
+            let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix).expect("rows x dim");
+            nearest_all(x, r.centroids.view())
+        })
     });
+    let mut transitions = t
+        .previous
+        .map(|p| Transitions::new(p.k(), r.centroids.nrows()));
     // The worker takes the encoded matrix and the raw columns and frees them itself: this
     // thread needs neither again.
     let matrix = std::mem::take(&mut encoded.matrix);
@@ -91,13 +115,20 @@ pub(super) fn assignments_and_metrics(
             t.id_type,
             t.id_type_name,
             t.version,
-            r.centroids.nrows(),
+            t.segment_ids.to_vec(),
+            t.mode,
             if read.sampled {
                 read.rows_read as usize
             } else {
                 n_used
             },
         );
+        let mut push = |id: crate::pg::reader::Id<'_>, segment: usize, distance: f64| {
+            if let (Some(p), Some(tr)) = (t.previous, transitions.as_mut()) {
+                tr.add(p.get(id), Some(segment), 1);
+            }
+            target.push(id, segment, distance);
+        };
         if read.sampled {
             source::stream_assignments(
                 t.model,
@@ -107,14 +138,14 @@ pub(super) fn assignments_and_metrics(
                 t.specs,
                 encoder,
                 r.centroids.view(),
-                &mut target,
+                &mut push,
             );
         } else {
             // Everything is in memory, in id order (see read_source), so the primary
             // key's build finds the ids sorted.
             let nearest = nearest.expect("computed when not sampled");
             for (&row, &(segment, distance)) in kept_rows.iter().zip(&nearest) {
-                target.push(
+                push(
                     read.ids.get(row).expect("one id per row read"),
                     segment as usize,
                     distance,
@@ -163,5 +194,11 @@ pub(super) fn assignments_and_metrics(
         };
         f.mean_distance = mean_distances[f.segment];
     }
-    quality
+    if let (Some(p), Some(tr)) = (t.previous, transitions.as_mut()) {
+        p.count_gone(tr);
+    }
+    Written {
+        quality,
+        transitions,
+    }
 }

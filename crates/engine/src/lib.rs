@@ -26,7 +26,8 @@
 //! - `gathered.rs`: rows held whole for the aggregates that need them all.
 //! - `codec.rs`: the byte format of every aggregate state; `hash.rs`: every hash;
 //!   `defaults.rs`: shared limits and defaults; `quality.rs`: a trained model's quality
-//!   figures; `report.rs`: segment facts and profiles; `matching.rs`: centroid matching;
+//!   figures; `report.rs`: segment facts and profiles; `matching.rs`: centroid matching (the Hungarian method);
+//!   `lineage.rs`: segment ids across versions (transitions, Jaccard, matching, bands);
 //!   `error.rs`: [`EngineError`].
 #![deny(unsafe_code)]
 
@@ -38,6 +39,7 @@ pub mod error;
 pub mod gathered;
 pub mod hash;
 pub mod kmeans;
+pub mod lineage;
 pub mod matching;
 pub mod metrics;
 pub mod quality;

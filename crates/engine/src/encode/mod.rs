@@ -158,6 +158,7 @@ pub const PARALLEL_MIN_ROWS: usize = 50_000;
 /// Category index meaning "not among the fitted categories".
 const NOT_FOUND: u32 = u32::MAX;
 
+mod carry;
 mod columns;
 mod fit;
 mod model;

@@ -196,3 +196,73 @@ pub(super) fn random_init<R: Rng + ?Sized>(
     }
     Ok(out)
 }
+
+/// `given` centroids plus `k - given.nrows()` more, drawn as k-means++ draws its later
+/// seeds: each with probability proportional to its squared distance to the nearest
+/// centroid so far (one candidate per draw), from a seeded uniform sample of `sample`
+/// rows when there are more than twice as many (0: every row). The warm start of a
+/// refresh that raises k. Deterministic for the same rows, `given`, `k` and `seed`.
+/// With `k <= given.nrows()`, the first `k` given rows.
+///
+/// Panics if `x` has no rows or the widths differ.
+pub fn extend_seeds(
+    x: ArrayView2<f64>,
+    given: ArrayView2<f64>,
+    k: usize,
+    sample: usize,
+    seed: u64,
+) -> Array2<f64> {
+    let (n, d) = x.dim();
+    assert!(n > 0, "extend_seeds: no rows");
+    assert_eq!(given.ncols(), d, "extend_seeds: widths differ");
+    if k <= given.nrows() {
+        return given.slice(ndarray::s![..k, ..]).to_owned();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let rows: Vec<usize> = if sample > 0 && n / 2 > sample {
+        crate::sample::sample_indices(n, sample, rng.gen::<u64>())
+    } else {
+        (0..n).collect()
+    };
+    let sq = |i: usize, c: ndarray::ArrayView1<f64>| -> f64 {
+        x.row(i)
+            .iter()
+            .zip(c.iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum()
+    };
+    let mut closest: Vec<f64> = rows
+        .iter()
+        .map(|&i| {
+            given
+                .rows()
+                .into_iter()
+                .map(|c| sq(i, c))
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    let mut out: Vec<f64> = given.iter().copied().collect();
+    for _ in given.nrows()..k {
+        let total: f64 = closest.iter().sum();
+        let pick = if total > 0.0 && total.is_finite() {
+            let mut r = rng.gen::<f64>() * total;
+            let mut at = rows.len() - 1;
+            for (p, &c) in closest.iter().enumerate() {
+                if r < c {
+                    at = p;
+                    break;
+                }
+                r -= c;
+            }
+            at
+        } else {
+            rng.gen_range(0..rows.len())
+        };
+        let chosen = x.row(rows[pick]).to_owned();
+        for (p, &i) in rows.iter().enumerate() {
+            closest[p] = closest[p].min(sq(i, chosen.view()));
+        }
+        out.extend(chosen.iter());
+    }
+    Array2::from_shape_vec((k, d), out).expect("k x d")
+}

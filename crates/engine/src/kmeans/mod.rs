@@ -58,6 +58,7 @@ pub use distinct::count_distinct_rows;
 #[cfg(test)]
 use fit::assign_with_hooks;
 pub use fit::{assign, fit};
+pub use init::extend_seeds;
 #[cfg(test)]
 use init::kmeans_plus_plus;
 pub use nearest::{nearest, CentroidIndex, Nearest};

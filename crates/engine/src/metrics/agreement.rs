@@ -57,6 +57,14 @@ impl Contingency {
         self.n += 1;
     }
 
+    /// Counts `count` rows labeled `a` and `b` (nothing when 0).
+    pub fn push_n(&mut self, a: i64, b: i64, count: u64) {
+        if count > 0 {
+            *self.cells.entry((a, b)).or_insert(0) += count;
+            self.n += count;
+        }
+    }
+
     /// Adds another table's counts (exact).
     pub fn merge(&mut self, other: &Contingency) {
         for (&key, &v) in &other.cells {

@@ -4,6 +4,7 @@ use super::stored::{num_from_json, num_to_json};
 use super::*;
 use serde_json::{json, Map, Value as Json};
 
+mod carry;
 mod categorical;
 mod columns;
 mod limits;

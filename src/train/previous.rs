@@ -1,0 +1,100 @@
+//! The current version's assignments, as a refresh compares them with the new fit's:
+//! each customer's segment, read from the model's assignment table with the caller's
+//! privileges (the owner role reads it).
+use crate::engine::encode::{ColumnKind, Value};
+use crate::engine::lineage::Transitions;
+use crate::error::{raise, Code};
+use crate::pg::reader::{self, Id, IdKind};
+use crate::pg::spi;
+use pgrx::pg_sys;
+use std::collections::HashMap;
+
+enum ById {
+    Int(HashMap<i64, u32>),
+    Text(HashMap<String, u32>),
+}
+
+/// Each customer's current segment (as the centroid row of the current version).
+pub(crate) struct Previous {
+    by_id: ById,
+    /// Customers per centroid row.
+    totals: Vec<u64>,
+}
+
+impl Previous {
+    /// Read `segment.<table>`, whose segment ids are `segment_ids` (in centroid order).
+    pub(crate) fn read(
+        model: &str,
+        table: &str,
+        id_column: &str,
+        id_kind: IdKind,
+        segment_ids: &[i32],
+    ) -> Previous {
+        let index: HashMap<i32, u32> = segment_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        let query = reader::select_query(
+            &format!("segment.{}", spi::ident(table)),
+            id_column,
+            id_kind,
+            &[("segment", ColumnKind::Numeric, pg_sys::INT4OID)],
+        );
+        let mut by_id = match id_kind {
+            IdKind::Int => ById::Int(HashMap::new()),
+            IdKind::Text => ById::Text(HashMap::new()),
+        };
+        let mut totals = vec![0u64; segment_ids.len()];
+        reader::for_each_row(&query, id_kind, &[ColumnKind::Numeric], |row| {
+            let segment = match row.values.first() {
+                Some(Value::Num(x)) => *x as i32,
+                _ => 0,
+            };
+            let (Some(id), Some(&i)) = (row.id, index.get(&segment)) else {
+                raise(
+                    Code::ERRCODE_DATA_CORRUPTED,
+                    format!(
+                        "model \"{model}\": its assignment table holds segment {segment}, which its current version does not have"
+                    ),
+                    Some("Promote a version again with segment_promote, or drop and retrain the model.".into()),
+                )
+            };
+            totals[i as usize] += 1;
+            match (&mut by_id, id) {
+                (ById::Int(m), Id::Int(v)) => {
+                    m.insert(v, i);
+                }
+                (ById::Text(m), Id::Text(s)) => {
+                    m.insert(s.to_string(), i);
+                }
+                _ => unreachable!("id kind fixed per table"),
+            }
+        });
+        Previous { by_id, totals }
+    }
+
+    /// Segments of the current version.
+    pub(crate) fn k(&self) -> usize {
+        self.totals.len()
+    }
+
+    /// The current centroid row of customer `id` (None: not in the table).
+    #[inline]
+    pub(crate) fn get(&self, id: Id<'_>) -> Option<usize> {
+        match (&self.by_id, id) {
+            (ById::Int(m), Id::Int(v)) => m.get(&v).map(|&i| i as usize),
+            (ById::Text(m), Id::Text(s)) => m.get(s).map(|&i| i as usize),
+            _ => None,
+        }
+    }
+
+    /// After every row of the source was counted into `t`: the customers of each
+    /// current segment not seen are gone from the source.
+    pub(crate) fn count_gone(&self, t: &mut Transitions) {
+        for (i, &total) in self.totals.iter().enumerate() {
+            let seen: u64 = (0..t.k_new()).map(|j| t.get(Some(i), Some(j))).sum();
+            t.add(Some(i), None, total.saturating_sub(seen));
+        }
+    }
+}
