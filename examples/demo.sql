@@ -22,13 +22,13 @@ SELECT count(*) AS transactions, count(DISTINCT customer_id) AS customers,
 FROM crm.transactions;
 
 \echo
-\echo '== 2. RFM features per customer (as of the day after the last purchase)'
+\echo '== 2. RFM features per customer as of 1997-12-31 (purchases up to that day)'
 CREATE TABLE crm.customer_rfm AS
 SELECT customer_id,
-       (SELECT max(purchased_on) FROM crm.transactions) + 1 - max(purchased_on) AS recency_days,
+       date '1998-01-01' - max(purchased_on) AS recency_days,
        count(*) AS frequency,
        sum(dollars)::float8 AS monetary
-FROM crm.transactions GROUP BY customer_id;
+FROM crm.transactions WHERE purchased_on <= date '1997-12-31' GROUP BY customer_id;
 ALTER TABLE crm.customer_rfm ADD PRIMARY KEY (customer_id);
 SELECT q AS quartile,
        percentile_disc(q / 4.0) WITHIN GROUP (ORDER BY recency_days) AS recency_days,
@@ -98,7 +98,7 @@ SELECT model, version, k, rows_used, round(inertia::numeric, 1) AS inertia,
 FROM segment.quality WHERE model = 'cdnow_rfm';
 
 \echo
-\echo '== 8. segment_assign in an ordinary query: revenue by segment in 1998'
+\echo '== 8. segment_assign in an ordinary query: what each 1997 segment bought in 1998'
 SELECT d.label, count(DISTINCT t.customer_id) AS buyers_1998, sum(t.dollars) AS revenue_1998
 FROM crm.transactions t
 JOIN crm.customer_rfm c USING (customer_id)
@@ -110,3 +110,35 @@ GROUP BY d.label ORDER BY revenue_1998 DESC;
 \echo '== 9. Scoring a new customer given as jsonb, and the materialized assignments'
 SELECT segment_assign('cdnow_rfm', '{"recency_days": 12, "frequency": 9, "monetary": 480}'::jsonb) AS new_customer_segment;
 SELECT a.segment, count(*) FROM segment.cdnow_rfm_assignments a GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '== 10. Six months later: the RFM table recomputed as of 1998-06-30, and the model refreshed'
+\echo '(segment_refresh: warm start from the current centroids, the encoder refit on the new data;'
+\echo ' a new segment keeps an id and its label when Jaccard > 0.5 with that segment''s customers)'
+BEGIN;
+TRUNCATE crm.customer_rfm;
+INSERT INTO crm.customer_rfm
+SELECT customer_id, date '1998-07-01' - max(purchased_on), count(*), sum(dollars)::float8
+FROM crm.transactions GROUP BY customer_id;
+COMMIT;
+SELECT version, from_version, k, promoted, round(ari::numeric, 3) AS ari, segments_kept,
+       segments_new, segments_retired, customers_moved, iterations
+FROM segment_refresh('cdnow_rfm');
+
+\echo
+\echo 'The labels survive where the segments are still the same customers:'
+SELECT segment, label, size, round(share::numeric, 3) AS share
+FROM segment.summary WHERE model = 'cdnow_rfm' ORDER BY segment;
+
+\echo
+\echo 'segment.stability: each segment kept / retired / new, its Jaccard and Hennig''s band:'
+SELECT status, from_segment, from_label, to_segment, to_label,
+       round(jaccard::numeric, 3) AS jaccard, band
+FROM segment.stability WHERE model = 'cdnow_rfm' ORDER BY from_segment NULLS LAST, to_segment;
+
+\echo
+\echo 'segment.migrations: where customers moved between the two periods (largest moves):'
+SELECT from_label, to_label, customers, round(share_of_from::numeric, 3) AS share_of_from
+FROM segment.migrations
+WHERE model = 'cdnow_rfm' AND from_segment IS DISTINCT FROM to_segment
+ORDER BY customers DESC LIMIT 8;
