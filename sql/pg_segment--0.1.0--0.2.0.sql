@@ -268,7 +268,8 @@ COMMENT ON VIEW segment.migrations IS 'Per refresh: customers from each old segm
 CREATE VIEW segment.stability WITH (security_invoker = true) AS
 SELECT d.model, d.from_version, d.to_version, v.ari, d.status,
        d.from_segment, f.label AS from_label, d.to_segment, t.label AS to_label, d.jaccard,
-       CASE WHEN d.jaccard >= 0.85 THEN 'highly stable'
+       CASE WHEN d.status = 'new' THEN NULL
+            WHEN d.jaccard >= 0.85 THEN 'highly stable'
             WHEN d.jaccard >= 0.75 THEN 'stable'
             WHEN d.jaccard >= 0.6 THEN 'pattern only'
             WHEN d.jaccard > 0.5 THEN 'unstable'
@@ -279,7 +280,7 @@ LEFT JOIN segment.segments f
        ON f.model = d.model AND f.version = d.from_version AND f.segment = d.from_segment
 LEFT JOIN segment.segments t
        ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
-COMMENT ON VIEW segment.stability IS 'Per refresh: ARI on shared customers, each segment kept / retired / new with its Jaccard and Hennig''s band';
+COMMENT ON VIEW segment.stability IS 'Per refresh: ARI on shared customers, each segment kept / retired / new with its Jaccard and Hennig''s band (of the old segments)';
 GRANT SELECT ON segment.migrations, segment.stability TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('segment.migration_data', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.stability_data', '');

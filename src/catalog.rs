@@ -551,8 +551,9 @@ fn matrix_literal(m: &Array2<f64>) -> String {
 }
 
 /// Label segment `segment` of the current version of `model` (NULL removes the label);
-/// Err(k) when the version has no such segment. 42704 when there is no such model.
-pub fn set_label(model: &str, segment: i32, label: Option<&str>) -> Result<(), i32> {
+/// Err(the version's segment ids, ascending) when it has no such segment. 42704 when
+/// there is no such model.
+pub fn set_label(model: &str, segment: i32, label: Option<&str>) -> Result<(), Vec<i32>> {
     let version = spi::one::<i32>(
         "SELECT m.current_version FROM segment.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
         &[model.into()],
@@ -568,12 +569,12 @@ pub fn set_label(model: &str, segment: i32, label: Option<&str>) -> Result<(), i
     if updated.is_some() {
         return Ok(());
     }
-    Err(spi::one::<i32>(
-        "SELECT v.k FROM segment.versions v
-          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+    Err(spi::one::<Vec<i32>>(
+        "SELECT pg_catalog.array_agg(s.segment ORDER BY s.segment) FROM segment.segments s
+          WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.version OPERATOR(pg_catalog.=) $2",
         &[model.into(), version.into()],
     )
-    .unwrap_or(0))
+    .unwrap_or_default())
 }
 
 /// Delete a model's row; its versions, segments, profiles and grants go with it

@@ -19,11 +19,15 @@ fn segment_label(model: Option<&str>, segment: Option<i32>, label: Option<&str>)
     let segment = require(segment, "segment_label", "segment");
     check_catalog_version();
     check_owner(model, "relabel");
-    if let Err(k) = catalog::set_label(model, segment, label) {
+    if let Err(ids) = catalog::set_label(model, segment, label) {
+        let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("model \"{model}\" has no segment {segment}"),
-            Some(format!("Segments are numbered 1 to {k}.")),
+            Some(format!(
+                "Its current version's segments are {}.",
+                ids.join(", ")
+            )),
         )
     }
     label.map(str::to_string)
@@ -44,6 +48,8 @@ fn segment_drop(model: Option<&str>, if_exists: default!(Option<bool>, false)) -
     if if_exists && ownership(model).is_none() {
         return false;
     }
+    // Not while a refresh or promotion of the model runs (they hold this lock).
+    catalog::take_name(model);
     check_owner(model, "drop");
     catalog::delete_model(model);
     invalidate_plans();

@@ -10,7 +10,10 @@ use pgrx::pg_sys;
 use std::collections::HashMap;
 
 enum ById {
-    Int(HashMap<i64, u32>),
+    /// (id, centroid row), sorted by id: looked up by a cursor that moves forward while
+    /// the ids asked for ascend (the usual case: rows are read in id order), by binary
+    /// search otherwise.
+    Int(Vec<(i64, u32)>, std::cell::Cell<usize>),
     Text(HashMap<String, u32>),
 }
 
@@ -42,7 +45,7 @@ impl Previous {
             &[("segment", ColumnKind::Numeric, pg_sys::INT4OID)],
         );
         let mut by_id = match id_kind {
-            IdKind::Int => ById::Int(HashMap::new()),
+            IdKind::Int => ById::Int(Vec::new(), std::cell::Cell::new(0)),
             IdKind::Text => ById::Text(HashMap::new()),
         };
         let mut totals = vec![0u64; segment_ids.len()];
@@ -62,15 +65,19 @@ impl Previous {
             };
             totals[i as usize] += 1;
             match (&mut by_id, id) {
-                (ById::Int(m), Id::Int(v)) => {
-                    m.insert(v, i);
-                }
+                (ById::Int(m, _), Id::Int(v)) => m.push((v, i)),
                 (ById::Text(m), Id::Text(s)) => {
                     m.insert(s.to_string(), i);
                 }
                 _ => unreachable!("id kind fixed per table"),
             }
         });
+        if let ById::Int(m, _) = &mut by_id {
+            // Written in id order, so normally sorted already.
+            if !m.windows(2).all(|w| w[0].0 < w[1].0) {
+                m.sort_unstable();
+            }
+        }
         Previous { by_id, totals }
     }
 
@@ -83,7 +90,19 @@ impl Previous {
     #[inline]
     pub(crate) fn get(&self, id: Id<'_>) -> Option<usize> {
         match (&self.by_id, id) {
-            (ById::Int(m), Id::Int(v)) => m.get(&v).map(|&i| i as usize),
+            (ById::Int(m, cursor), Id::Int(v)) => {
+                let mut at = cursor.get();
+                // Every entry before the cursor is below the last id asked for.
+                if at > 0 && m[at - 1].0 >= v {
+                    at = m.partition_point(|e| e.0 < v);
+                } else {
+                    while at < m.len() && m[at].0 < v {
+                        at += 1;
+                    }
+                }
+                cursor.set(at);
+                (at < m.len() && m[at].0 == v).then(|| m[at].1 as usize)
+            }
             (ById::Text(m), Id::Text(s)) => m.get(s).map(|&i| i as usize),
             _ => None,
         }

@@ -594,7 +594,7 @@ fn segment_promote(
         version,
         target.segment_ids.clone(),
         TableMode::Replace,
-        0,
+        catalog::segment_sizes(model, version).iter().sum::<u64>() as usize,
     );
     source::stream_assignments(
         model,

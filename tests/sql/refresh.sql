@@ -81,6 +81,22 @@ FROM segment_refresh('ord', source => 'crm.rev2');
 SELECT count(DISTINCT centroids) AS distinct_centroids FROM segment.versions
 WHERE model = 'ord' AND version > 1;
 
+-- 7b. a source larger than maintenance_work_mem: the fit and the matching see a sample,
+-- every row is assigned and counted in the migrations.
+CREATE TABLE crm.big AS
+SELECT i AS id, (i % 4) * 10 + (i % 13) / 13.0 AS a, (i % 4) * 3 + (i % 7) / 7.0 AS b
+FROM generate_series(1, 20000) i;
+SET maintenance_work_mem = '1MB';
+SELECT sampled FROM segment_train('big', 'crm.big', 'id', k => 4, seed => 3);
+UPDATE crm.big SET a = a + 0.1 WHERE id % 10 = 0;
+SELECT version, sampled, promoted, segments_kept, customers_moved, customers_new, customers_gone
+FROM segment_refresh('big');
+RESET maintenance_work_mem;
+SELECT sum(customers) AS counted, count(*) FILTER (WHERE from_segment <> to_segment) AS moves
+FROM segment.migrations WHERE model = 'big';
+SELECT count(*) AS rows, count(*) FILTER (WHERE version = 2) AS at_v2 FROM segment.big_assignments;
+SELECT segment_drop('big');
+
 -- 8. errors
 SELECT * FROM segment_refresh(NULL);
 SELECT * FROM segment_refresh('nope');
@@ -89,6 +105,7 @@ SELECT * FROM segment_refresh('customers', keep_versions => 0);
 SELECT * FROM segment_refresh('customers', k => 0);
 SELECT * FROM segment_promote('customers', 99);
 SELECT * FROM segment_promote('customers', NULL);
+SELECT segment_label('customers', 3, 'gone');
 -- a feature column gone (42703), a changed type (42804), an empty source (22000),
 -- a dropped source (42P01): each leaves the current version untouched
 CREATE TABLE crm.nofeat AS SELECT customer_id, age, orders, region FROM crm.customers;
