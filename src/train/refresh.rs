@@ -390,7 +390,9 @@ fn segment_refresh(
             } else {
                 TableMode::CountOnly
             },
-            previous: Some(&previous),
+            // With every row in memory, `seen` already counts every customer: the
+            // write need not look each one up again.
+            previous: read.sampled.then_some(&previous),
         },
         &mut read,
         &mut encoded,
@@ -401,7 +403,10 @@ fn segment_refresh(
     );
     phase.done("write assignments (and metrics)");
     let q = written.quality;
-    let moves = written.transitions.expect("a refresh counts transitions");
+    let moves = written.transitions.unwrap_or_else(|| {
+        previous.count_gone(&mut seen);
+        seen.clone()
+    });
 
     // Migrations (exact, over the whole source) and stability (of the matching).
     let old_id = |i: Option<usize>| i.map(|i| current.segment_ids[i]);
