@@ -325,6 +325,7 @@ fn segment_refresh(
 
     // Match on the rows in memory (every row, or the sample the fit saw).
     let nearest = nearest_all(x, r.centroids.view());
+    phase.done("assign the rows in memory");
     let previous = Previous::read(
         model,
         &row.assignments,
@@ -332,6 +333,7 @@ fn segment_refresh(
         opened.id_kind,
         &current.segment_ids,
     );
+    phase.done("read the current assignments");
     let mut seen = Transitions::new(current.k, r.centroids.nrows());
     for (&i, &(segment, _)) in encoded.kept_rows.iter().zip(&nearest) {
         let id = read.ids.get(i).expect("one id per row read");
