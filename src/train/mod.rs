@@ -134,6 +134,130 @@ fn skipped_rows(id_column: &str, read: &Read, encoded: &Encoded) -> BTreeMap<Str
     skipped
 }
 
+/// A fitted version, as both segment_train and segment_refresh store it.
+struct Fitted<'a> {
+    model: &'a str,
+    version: i32,
+    encoder: &'a FittedEncoder,
+    encoder_json: serde_json::Value,
+    result: &'a crate::engine::kmeans::KMeansResult,
+    read: &'a Read,
+    rows_used: usize,
+    skipped: &'a BTreeMap<String, u64>,
+    quality: &'a crate::engine::quality::Quality,
+    seed: i64,
+}
+
+/// What segment_train returns (segment_refresh returns these columns first).
+type TrainRow = (
+    String,
+    i32,
+    i32,
+    i64,
+    i64,
+    JsonB,
+    bool,
+    i32,
+    f64,
+    Option<f64>,
+    i32,
+    Option<f64>,
+    Option<f64>,
+    f64,
+);
+
+/// A stored version's figures, for the result row.
+struct Stored {
+    model: String,
+    version: i32,
+    k: i32,
+    rows_used: i64,
+    rows_skipped: i64,
+    skipped: serde_json::Value,
+    sampled: bool,
+    iterations: i32,
+    inertia: f64,
+    silhouette: Option<f64>,
+    silhouette_sample: i32,
+    davies_bouldin: Option<f64>,
+    calinski_harabasz: Option<f64>,
+}
+
+impl Stored {
+    fn row(self, seconds: f64) -> TrainRow {
+        (
+            self.model,
+            self.version,
+            self.k,
+            self.rows_used,
+            self.rows_skipped,
+            JsonB(self.skipped),
+            self.sampled,
+            self.iterations,
+            self.inertia,
+            self.silhouette,
+            self.silhouette_sample,
+            self.davies_bouldin,
+            self.calinski_harabasz,
+            seconds,
+        )
+    }
+}
+
+/// Insert a fitted version (its row, segments and profiles) into the catalog.
+fn store_version(
+    f: &Fitted,
+    k_selection: Option<&serde_json::Value>,
+    segment_ids: &[i32],
+    lineage: Option<catalog::Lineage>,
+) -> Stored {
+    let (r, q) = (f.result, f.quality);
+    let rows_skipped: u64 = f.skipped.values().sum();
+    let skipped = serde_json::to_value(f.skipped).unwrap_or_default();
+    let silhouette = q.silhouette.as_ref().map(|s| s.2);
+    let silhouette_sample = q.silhouette.as_ref().map(|s| s.0.len());
+    catalog::insert_version(&NewVersion {
+        model: f.model,
+        version: f.version,
+        encoder: f.encoder,
+        encoder_json: f.encoder_json.clone(),
+        centroids: &r.centroids,
+        rows_read: f.read.rows_read,
+        rows_used: f.rows_used as u64,
+        rows_skipped,
+        skipped: &skipped,
+        sampled: f.read.sampled,
+        iterations: r.n_iter,
+        converged: r.converged,
+        inertia: r.inertia,
+        silhouette,
+        silhouette_sample,
+        davies_bouldin: q.davies_bouldin,
+        calinski_harabasz: q.calinski_harabasz,
+        k_selection,
+        seed: f.seed,
+        facts: &q.facts,
+        profiles: &q.profiles,
+        segment_ids,
+        lineage,
+    });
+    Stored {
+        model: f.model.to_string(),
+        version: f.version,
+        k: r.centroids.nrows() as i32,
+        rows_used: f.rows_used as i64,
+        rows_skipped: rows_skipped as i64,
+        skipped,
+        sampled: f.read.sampled,
+        iterations: r.n_iter as i32,
+        inertia: r.inertia,
+        silhouette,
+        silhouette_sample: silhouette_sample.unwrap_or(0) as i32,
+        davies_bouldin: q.davies_bouldin,
+        calinski_harabasz: q.calinski_harabasz,
+    }
+}
+
 /// Train a k-means segmentation model on `source` and store it as `model`.
 ///
 /// Reads `source` (table, view or materialized view) with the caller's privileges,
@@ -277,55 +401,30 @@ fn segment_train(
     .quality;
     phase.done("write assignments (and metrics)");
 
-    let rows_skipped: u64 = skipped.values().sum();
-    let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
-    catalog::insert_version(&NewVersion {
-        model,
-        version,
-        encoder: &encoder,
-        encoder_json,
-        centroids: &r.centroids,
-        rows_read: read.rows_read,
-        rows_used: n_used as u64,
-        rows_skipped,
-        skipped: &skipped_json,
-        sampled: read.sampled,
-        iterations: r.n_iter,
-        converged: r.converged,
-        inertia: r.inertia,
-        silhouette: q.silhouette.as_ref().map(|s| s.2),
-        silhouette_sample: q.silhouette.as_ref().map(|s| s.0.len()),
-        davies_bouldin: q.davies_bouldin,
-        calinski_harabasz: q.calinski_harabasz,
-        k_selection: fit.k_selection.as_ref(),
-        seed,
-        facts: &q.facts,
-        profiles: &q.profiles,
-        segment_ids: &segment_ids,
-        lineage: None,
-    });
+    let stored = store_version(
+        &Fitted {
+            model,
+            version,
+            encoder: &encoder,
+            encoder_json,
+            result: r,
+            read: &read,
+            rows_used: n_used,
+            skipped: &skipped,
+            quality: &q,
+            seed,
+        },
+        fit.k_selection.as_ref(),
+        &segment_ids,
+        None,
+    );
     catalog::set_current(model, version, *segment_ids.last().unwrap_or(&0), None);
     phase.done("store catalog");
     let seconds = started.elapsed().as_secs_f64();
     catalog::set_seconds(model, version, seconds);
     invalidate_plans();
 
-    TableIterator::once((
-        model.to_string(),
-        version,
-        r.centroids.nrows() as i32,
-        n_used as i64,
-        rows_skipped as i64,
-        JsonB(skipped_json),
-        read.sampled,
-        r.n_iter as i32,
-        r.inertia,
-        q.silhouette.as_ref().map(|s| s.2),
-        q.silhouette.as_ref().map_or(0, |s| s.0.len() as i32),
-        q.davies_bouldin,
-        q.calinski_harabasz,
-        seconds,
-    ))
+    TableIterator::once(stored.row(seconds))
 }
 
 // Comment on segment_train: sql/train.sql.

@@ -20,10 +20,8 @@
 use super::previous::Previous;
 use super::source::{self, Source};
 use super::write::{self, Target};
-use super::{ctx, encode_rows, skipped_rows, Phase, FUNCTION};
-use crate::catalog::{
-    self, check_catalog_version, check_owner, Lineage, LoadedModel, ModelRow, NewVersion,
-};
+use super::{ctx, encode_rows, skipped_rows, store_version, Fitted, Phase, FUNCTION};
+use crate::catalog::{self, check_catalog_version, check_owner, Lineage, LoadedModel, ModelRow};
 use crate::engine::encode::{self, FeatureSpec};
 use crate::engine::kmeans::{self, Init};
 use crate::engine::lineage::{self, Transitions};
@@ -475,38 +473,28 @@ fn segment_refresh(
         "customers_new": new_customers,
         "customers_gone": gone,
     });
-    let rows_skipped: u64 = skipped.values().sum();
-    let skipped_json = serde_json::to_value(&skipped).unwrap_or_default();
-    catalog::insert_version(&NewVersion {
-        model,
-        version,
-        encoder: &encoder,
-        encoder_json,
-        centroids: &r.centroids,
-        rows_read: read.rows_read,
-        rows_used: n_used as u64,
-        rows_skipped,
-        skipped: &skipped_json,
-        sampled: read.sampled,
-        iterations: r.n_iter,
-        converged: r.converged,
-        inertia: r.inertia,
-        silhouette: q.silhouette.as_ref().map(|s| s.2),
-        silhouette_sample: q.silhouette.as_ref().map(|s| s.0.len()),
-        davies_bouldin: q.davies_bouldin,
-        calinski_harabasz: q.calinski_harabasz,
-        k_selection: None,
-        seed,
-        facts: &q.facts,
-        profiles: &q.profiles,
-        segment_ids: &segment_ids,
-        lineage: Some(Lineage {
+    let stored = store_version(
+        &Fitted {
+            model,
+            version,
+            encoder: &encoder,
+            encoder_json,
+            result: r,
+            read: &read,
+            rows_used: n_used,
+            skipped: &skipped,
+            quality: &q,
+            seed,
+        },
+        None,
+        &segment_ids,
+        Some(Lineage {
             parent_version: current.version,
             ari: ari_exact,
             refresh: refresh_json,
             matched: &matched,
         }),
-    });
+    );
     catalog::insert_migrations(model, current.version, version, &migrations);
     catalog::insert_stability(model, current.version, version, &stability);
     let now_current = if promoted { version } else { current.version };
@@ -528,21 +516,23 @@ fn segment_refresh(
         );
     }
 
+    let (m, v, k, used, skipped_n, skipped, sampled, iters, inertia, sil, sil_n, db, ch, secs) =
+        stored.row(seconds);
     TableIterator::once((
-        model.to_string(),
-        version,
-        r.centroids.nrows() as i32,
-        n_used as i64,
-        rows_skipped as i64,
-        JsonB(skipped_json),
-        read.sampled,
-        r.n_iter as i32,
-        r.inertia,
-        q.silhouette.as_ref().map(|s| s.2),
-        q.silhouette.as_ref().map_or(0, |s| s.0.len() as i32),
-        q.davies_bouldin,
-        q.calinski_harabasz,
-        seconds,
+        m,
+        v,
+        k,
+        used,
+        skipped_n,
+        skipped,
+        sampled,
+        iters,
+        inertia,
+        sil,
+        sil_n,
+        db,
+        ch,
+        secs,
         current.version,
         promoted,
         ari_exact,
