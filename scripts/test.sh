@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian 12 machine: setup, lint, engine unit tests,
 # then for each PostgreSQL version in PG_VERSIONS (default 15 16 18): pgrx tests
 # (#[pg_test], inside a real PostgreSQL), the SQL regression suite, the crash-recovery
-# test, the concurrency test and the upgrade + dump/restore test. PG_VERSIONS=15 ./scripts/test.sh runs one.
+# test, the concurrency test, the pg_cron test and the upgrade + dump/restore test. PG_VERSIONS=15 ./scripts/test.sh runs one.
 # Prints a summary and exits non-zero on any failure.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -52,6 +52,7 @@ for v in $PG_VERSIONS; do
   step "install extension (PostgreSQL $v)" bash -c 'source scripts/common.sh && install_extension'
   step "SQL regression (PostgreSQL $v)" scripts/regress.sh
   step "concurrent refreshes, assignment and promotion (PostgreSQL $v)" scripts/concurrency_test.sh
+  step "segment_refresh scheduled with pg_cron (PostgreSQL $v)" scripts/cron_test.sh
   step "crash recovery of assignment tables (PostgreSQL $v)" scripts/crash_test.sh
   step "upgrade, dump and restore (PostgreSQL $v)" scripts/upgrade_test.sh
 done
