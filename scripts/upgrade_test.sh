@@ -114,6 +114,10 @@ check "old models assign exactly as before (jsonb)" "0" \
 check "stored assignments agree" "0" \
   "SELECT count(*) FROM segment.legacy_assignments a JOIN before b USING (id) WHERE a.segment <> b.legacy"
 check "labels kept" "big spenders" "SELECT label FROM segment.summary WHERE model = 'legacy' AND segment = 2"
+check "a 0.1.0 version has no reference distributions: drift says to refresh first" \
+  "ERROR:  segment_drift(\"legacy\"): version 1 has no reference distributions (it was trained before pg_segment 0.2.0)
+HINT:  Refresh the model once, then measure drift: SELECT * FROM segment_refresh('legacy');" \
+  "SELECT count(*) FROM segment_drift('legacy')"
 check "a 0.1.0 model refreshes after the update: same customers, same ids, label kept" "2|4|0|1|big spenders" \
   "SELECT r.version, r.segments_kept, r.customers_moved, r.ari,
           (SELECT label FROM segment.summary WHERE model = 'legacy' AND segment = 2)
@@ -205,6 +209,7 @@ sql up <<'SQL' >/dev/null
 SELECT segment_grant('legacy', 'legacy_outsider');
 -- a refreshed model: several versions, migrations and stability to restore
 SELECT version FROM segment_refresh('legacy', k => 5);
+SELECT count(*) FROM segment_drift('legacy');
 SELECT segment_label('owned', 1, 'young');
 CREATE TABLE before_dump AS
 SELECT c.id, segment_assign('legacy', c) AS legacy, segment_assign('owned', c) AS owned
@@ -219,7 +224,8 @@ r=up_restored
 counts="SELECT (SELECT count(*) FROM segment.models), (SELECT count(*) FROM segment.versions),
    (SELECT count(*) FROM segment.segments), (SELECT count(*) FROM segment.profile_data),
    (SELECT count(*) FROM segment.grants), (SELECT count(*) FROM segment.migrations),
-   (SELECT count(*) FROM segment.stability), (SELECT max(last_segment) FROM segment.models)"
+   (SELECT count(*) FROM segment.stability), (SELECT max(last_segment) FROM segment.models),
+   (SELECT count(*) FROM segment.drift_history), (SELECT count(*) FROM segment.versions WHERE reference IS NOT NULL)"
 check "restore: every model, version, segment, profile, grant, migration and stability row" \
   "$(psql -d up -X -A -t -q -c "$counts")" "$counts" $r
 check "restore: the refreshed model's versions" "$(psql -d up -X -A -t -q -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM segment.versions WHERE model = 'legacy'")" \

@@ -78,6 +78,7 @@ CREATE TABLE segment.versions (
     parent_version  int,                    -- the version a refresh started from
     ari             float8,                 -- adjusted Rand index with it (shared customers)
     refresh         jsonb,                  -- what the refresh did (options, counts, promotion)
+    reference       jsonb,                  -- reference distributions, for segment_drift
     PRIMARY KEY (model, version)
 );
 COMMENT ON TABLE segment.versions IS 'One row per trained version: lineage, fitted encoder, centroids, metrics';
@@ -144,6 +145,29 @@ CREATE TABLE segment.stability_data (
 CREATE INDEX ON segment.stability_data (model, to_version);
 COMMENT ON TABLE segment.stability_data IS 'Per refresh: each segment kept, retired or new, with its Jaccard';
 
+-- Every segment_drift run: one row per feature and one for the segment shares
+-- (feature '(segments)'), with the run's figures.
+CREATE TABLE segment.drift_history (
+    model           text NOT NULL REFERENCES segment.models (name) ON DELETE CASCADE,
+    run             bigint NOT NULL,        -- 1, 2, ... per model
+    version         int NOT NULL,           -- the version whose reference was used
+    run_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    run_by          regrole NOT NULL
+                    DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
+    source          text NOT NULL,
+    rows            bigint NOT NULL,
+    feature         text NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('numeric', 'categorical', 'segments')),
+    psi             float8 NOT NULL,
+    js_distance     float8 NOT NULL,
+    band            text NOT NULL,
+    would_move_share float8,                -- rows the version now puts elsewhere than stored
+    new_ids         bigint NOT NULL,
+    vanished_ids    bigint NOT NULL,
+    PRIMARY KEY (model, run, feature)
+);
+COMMENT ON TABLE segment.drift_history IS 'Every segment_drift run: PSI, Jensen-Shannon distance and band per feature and for the segment shares';
+
 CREATE TABLE segment.grants (
     model           text NOT NULL REFERENCES segment.models (name) ON DELETE CASCADE,
     grantee         regrole NOT NULL,
@@ -163,6 +187,7 @@ ALTER TABLE segment.profile_data ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.migration_data ENABLE ROW LEVEL SECURITY;
 ALTER TABLE segment.stability_data ENABLE ROW LEVEL SECURITY;
+ALTER TABLE segment.drift_history ENABLE ROW LEVEL SECURITY;
 
 -- Whether `who` was granted `model`. SECURITY DEFINER only so that the policy on
 -- segment.models can read segment.grants without the grants' own policy (which reads
@@ -204,13 +229,15 @@ CREATE POLICY read ON segment.migration_data FOR SELECT USING (segment._can_read
 CREATE POLICY write ON segment.migration_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 CREATE POLICY read ON segment.stability_data FOR SELECT USING (segment._can_read(model));
 CREATE POLICY write ON segment.stability_data FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+CREATE POLICY read ON segment.drift_history FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.drift_history FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 CREATE POLICY read ON segment.grants FOR SELECT
     USING (pg_catalog.pg_has_role(grantee, 'MEMBER') OR segment._owns(model));
 CREATE POLICY write ON segment.grants FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
 
 GRANT SELECT, INSERT, DELETE ON segment.models, segment.versions,
     segment.segments, segment.profile_data, segment.grants,
-    segment.migration_data, segment.stability_data TO PUBLIC;
+    segment.migration_data, segment.stability_data, segment.drift_history TO PUBLIC;
 -- A model's name, owner and assignment table never change after training (the delete
 -- trigger and the assignment table's grants rely on that); labels, the current
 -- version, the ids given, the retention and a version's training time (written last)
@@ -309,8 +336,15 @@ LEFT JOIN segment.segments t
        ON t.model = d.model AND t.version = d.to_version AND t.segment = d.to_segment;
 COMMENT ON VIEW segment.stability IS 'Per refresh: ARI on shared customers, each segment kept / retired / new with its Jaccard and Hennig''s band (of the old segments)';
 
+CREATE VIEW segment.drift WITH (security_invoker = true) AS
+SELECT h.model, h.run, h.version, h.run_at, h.source, h.rows, h.feature, h.kind, h.psi,
+       h.js_distance, h.band, h.would_move_share, h.new_ids, h.vanished_ids
+FROM segment.drift_history h
+WHERE h.run = (SELECT max(l.run) FROM segment.drift_history l WHERE l.model = h.model);
+COMMENT ON VIEW segment.drift IS 'The latest segment_drift run of each model, one row per feature and one for the segment shares';
+
 GRANT SELECT ON segment.summary, segment.profiles, segment.quality,
-    segment.migrations, segment.stability TO PUBLIC;
+    segment.migrations, segment.stability, segment.drift TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('segment.models', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.versions', '');
@@ -319,3 +353,4 @@ SELECT pg_catalog.pg_extension_config_dump('segment.profile_data', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.grants', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.migration_data', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.stability_data', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.drift_history', '');

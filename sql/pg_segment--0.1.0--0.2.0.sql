@@ -22,6 +22,9 @@
 --   makes any kept version current. Segment ids are no longer always 1..k
 --   (versions.segment_ids); migrations and stability are recorded per refresh
 --   (segment.migration_data, segment.stability_data and their views).
+-- * Drift: each version stores reference distributions (segment.versions.reference);
+--   segment_drift compares a source with them and records each run
+--   (segment.drift_history, view segment.drift).
 
 -- Helpers that are gone.
 DROP FUNCTION segment._create_assignments(text);
@@ -341,3 +344,67 @@ COMMENT ON FUNCTION segment_refresh(text, regclass, int, boolean, boolean, text,
     'Retrain a model into a new version whose segments keep their ids and labels where they are still the same customers (owner only)';
 COMMENT ON FUNCTION segment_promote(text, int) IS
     'Make a kept version of a model current (a candidate, or a rollback) and rewrite its assignment table (owner only)';
+
+-- Drift (segment_drift): reference distributions with each version, every run recorded.
+ALTER TABLE segment.versions ADD COLUMN reference jsonb;
+
+-- Every segment_drift run: one row per feature and one for the segment shares
+-- (feature '(segments)'), with the run's figures.
+CREATE TABLE segment.drift_history (
+    model           text NOT NULL REFERENCES segment.models (name) ON DELETE CASCADE,
+    run             bigint NOT NULL,        -- 1, 2, ... per model
+    version         int NOT NULL,           -- the version whose reference was used
+    run_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    run_by          regrole NOT NULL
+                    DEFAULT pg_catalog.quote_ident(CURRENT_USER::text)::regrole,
+    source          text NOT NULL,
+    rows            bigint NOT NULL,
+    feature         text NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('numeric', 'categorical', 'segments')),
+    psi             float8 NOT NULL,
+    js_distance     float8 NOT NULL,
+    band            text NOT NULL,
+    would_move_share float8,                -- rows the version now puts elsewhere than stored
+    new_ids         bigint NOT NULL,
+    vanished_ids    bigint NOT NULL,
+    PRIMARY KEY (model, run, feature)
+);
+COMMENT ON TABLE segment.drift_history IS 'Every segment_drift run: PSI, Jensen-Shannon distance and band per feature and for the segment shares';
+
+ALTER TABLE segment.drift_history ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read ON segment.drift_history FOR SELECT USING (segment._can_read(model));
+CREATE POLICY write ON segment.drift_history FOR ALL USING (segment._owns(model)) WITH CHECK (segment._owns(model));
+GRANT SELECT, INSERT, DELETE ON segment.drift_history TO PUBLIC;
+
+CREATE VIEW segment.drift WITH (security_invoker = true) AS
+SELECT h.model, h.run, h.version, h.run_at, h.source, h.rows, h.feature, h.kind, h.psi,
+       h.js_distance, h.band, h.would_move_share, h.new_ids, h.vanished_ids
+FROM segment.drift_history h
+WHERE h.run = (SELECT max(l.run) FROM segment.drift_history l WHERE l.model = h.model);
+COMMENT ON VIEW segment.drift IS 'The latest segment_drift run of each model, one row per feature and one for the segment shares';
+GRANT SELECT ON segment.drift TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('segment.drift_history', '');
+
+-- segment_drift.
+CREATE FUNCTION "segment_drift"(
+	"model" TEXT,
+	"source" regclass DEFAULT NULL
+) RETURNS TABLE (
+	"model" TEXT,
+	"version" INT,
+	"run" bigint,
+	"feature" TEXT,
+	"kind" TEXT,
+	"psi" double precision,
+	"js_distance" double precision,
+	"band" TEXT,
+	"rows" bigint,
+	"would_move_share" double precision,
+	"new_ids" bigint,
+	"vanished_ids" bigint
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'segment_drift_wrapper';
+COMMENT ON FUNCTION segment_drift(text, regclass) IS
+    'How far a source has drifted from the training data of a model''s current version: PSI, Jensen-Shannon distance and band per feature and for the segment shares, recorded in segment.drift_history (owner only)';

@@ -415,6 +415,8 @@ pub struct NewVersion<'a> {
     pub segment_ids: &'a [i32],
     /// A refresh: what it started from and did (None for a trained version).
     pub lineage: Option<Lineage<'a>>,
+    /// The reference distributions (engine `drift::Reference` JSON).
+    pub reference: serde_json::Value,
 }
 
 /// How a refreshed version descends from its parent.
@@ -434,9 +436,9 @@ pub fn insert_version(v: &NewVersion) {
         "INSERT INTO segment.versions (model, version, k, dim, feature_names, encoder, centroids,
             rows_read, rows_used, rows_skipped, skipped, sampled, sample_rows, iterations, converged,
             inertia, silhouette, silhouette_sample, davies_bouldin, calinski_harabasz, k_selection,
-            seed, seconds, segment_ids, parent_version, ari, refresh)
+            seed, seconds, segment_ids, parent_version, ari, refresh, reference)
          VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.float8[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19, $20, $21, $22, 0, $23, $24, $25, $26)",
+                 $17, $18, $19, $20, $21, $22, 0, $23, $24, $25, $26, $27)",
         &[
             model.into(),
             version.into(),
@@ -464,6 +466,7 @@ pub fn insert_version(v: &NewVersion) {
             v.lineage.as_ref().map(|l| l.parent_version).into(),
             v.lineage.as_ref().and_then(|l| l.ari).into(),
             v.lineage.as_ref().map(|l| JsonB(l.refresh.clone())).into(),
+            JsonB(v.reference.clone()).into(),
         ],
     );
     let id = |index: usize| v.segment_ids[index];
@@ -819,4 +822,65 @@ pub fn prune_versions(model: &str, current: i32) -> Vec<i32> {
         &[model.into(), current.into()],
     )
     .unwrap_or_default()
+}
+
+/// The reference distributions stored with `model`'s `version` (None when it has none:
+/// trained before 0.2.0).
+pub fn reference(model: &str, version: i32) -> Option<serde_json::Value> {
+    spi::one::<String>(
+        "SELECT v.reference::pg_catalog.text FROM segment.versions v
+          WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+        &[model.into(), version.into()],
+    )
+    .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// One run of `segment_drift`.
+pub struct DriftRun<'a> {
+    pub model: &'a str,
+    pub version: i32,
+    pub source: &'a str,
+    pub rows: u64,
+    pub would_move_share: Option<f64>,
+    pub new_ids: u64,
+    pub vanished_ids: u64,
+    /// (feature, kind, psi, js_distance, band)
+    pub features: &'a [(&'a str, &'a str, f64, f64, &'a str)],
+}
+
+/// Record a drift run in `segment.drift_history`; returns its run number (per model).
+pub fn insert_drift(d: &DriftRun) -> i64 {
+    let feature: Vec<String> = d.features.iter().map(|f| f.0.to_string()).collect();
+    let kind: Vec<String> = d.features.iter().map(|f| f.1.to_string()).collect();
+    let psi: Vec<f64> = d.features.iter().map(|f| f.2).collect();
+    let js: Vec<f64> = d.features.iter().map(|f| f.3).collect();
+    let band: Vec<String> = d.features.iter().map(|f| f.4.to_string()).collect();
+    spi::one::<i64>(
+        "WITH r AS (SELECT COALESCE(pg_catalog.max(h.run), 0) + 1 AS run FROM segment.drift_history h
+                     WHERE h.model OPERATOR(pg_catalog.=) $1),
+              ins AS (
+         INSERT INTO segment.drift_history (model, run, version, source, rows, would_move_share,
+             new_ids, vanished_ids, feature, kind, psi, js_distance, band)
+         SELECT $1, r.run, $2, $3, $4, $5, $6, $7, u.* FROM r,
+                ROWS FROM (pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.text[]),
+                           pg_catalog.unnest($10::pg_catalog.float8[]), pg_catalog.unnest($11::pg_catalog.float8[]),
+                           pg_catalog.unnest($12::pg_catalog.text[])) u
+         RETURNING run)
+         SELECT pg_catalog.max(ins.run) FROM ins",
+        &[
+            d.model.into(),
+            d.version.into(),
+            d.source.into(),
+            (d.rows as i64).into(),
+            d.would_move_share.into(),
+            (d.new_ids as i64).into(),
+            (d.vanished_ids as i64).into(),
+            feature.into(),
+            kind.into(),
+            psi.into(),
+            js.into(),
+            band.into(),
+        ],
+    )
+    .unwrap_or(0)
 }

@@ -7,6 +7,7 @@
 //! name, describe the source and resolve the features ([`source`]), read, encode, fit
 //! ([`fit`]), store the model's row, write the assignments while the metrics are
 //! computed on a second thread ([`write`]), store the version.
+mod drift;
 mod fit;
 mod previous;
 mod refresh;
@@ -240,6 +241,17 @@ fn store_version(
         profiles: &q.profiles,
         segment_ids,
         lineage,
+        reference: crate::engine::drift::Reference {
+            features: q.reference.clone(),
+            segment_shares: {
+                let mut shares = vec![0.0; r.centroids.nrows()];
+                for fact in &q.facts {
+                    shares[fact.segment] = fact.share;
+                }
+                shares
+            },
+        }
+        .to_json(),
     });
     Stored {
         model: f.model.to_string(),

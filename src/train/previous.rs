@@ -81,6 +81,11 @@ impl Previous {
         Previous { by_id, totals }
     }
 
+    /// Customers per segment (centroid row) of the current version.
+    pub(crate) fn totals(&self) -> &[u64] {
+        &self.totals
+    }
+
     /// Segments of the current version.
     pub(crate) fn k(&self) -> usize {
         self.totals.len()

@@ -76,14 +76,14 @@ const STABLE_ARI: f64 = 0.6;
 /// The model's source as the refresh reads it: the relation, its id column and the
 /// stored spec checked against its columns (42703 for a column that is gone, 42804 for
 /// a changed type).
-struct Opened {
-    src: Source,
-    id_kind: IdKind,
-    id_type_name: String,
-    specs: Vec<FeatureSpec>,
+pub(super) struct Opened {
+    pub(super) src: Source,
+    pub(super) id_kind: IdKind,
+    pub(super) id_type_name: String,
+    pub(super) specs: Vec<FeatureSpec>,
 }
 
-fn open_source(
+pub(super) fn open_source(
     model: &str,
     row: &ModelRow,
     source: Option<pg_sys::Oid>,
@@ -173,7 +173,7 @@ fn kind_name(k: encode::ColumnKind) -> &'static str {
 
 /// Take the model's lock and check that the current role may change it (42501) and
 /// read it; its row.
-fn lock_model(model: &str, action: &str) -> ModelRow {
+pub(super) fn lock_model(model: &str, action: &str) -> ModelRow {
     // Concurrent refreshes and promotions of one model queue here, behind a training of
     // the name too.
     if !catalog::take_name(model) {

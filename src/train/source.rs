@@ -264,7 +264,7 @@ pub(super) fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<Colum
         .collect()
 }
 
-fn feature_query(
+pub(super) fn feature_query(
     source: &Source,
     id_column: &str,
     id_kind: IdKind,

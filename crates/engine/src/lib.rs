@@ -28,12 +28,14 @@
 //!   `defaults.rs`: shared limits and defaults; `quality.rs`: a trained model's quality
 //!   figures; `report.rs`: segment facts and profiles; `matching.rs`: centroid matching (the Hungarian method);
 //!   `lineage.rs`: segment ids across versions (transitions, Jaccard, matching, bands);
+//!   `drift.rs`: reference distributions, PSI and Jensen-Shannon distance;
 //!   `error.rs`: [`EngineError`].
 #![deny(unsafe_code)]
 
 pub mod choose_k;
 mod codec;
 pub mod defaults;
+pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod gathered;

@@ -70,12 +70,14 @@ pub struct Quality {
     pub calinski_harabasz: Option<f64>,
     pub facts: Vec<report::SegmentFacts>,
     pub profiles: Vec<report::ProfileRow>,
+    /// Each feature's reference distribution over the rows read (for drift).
+    pub reference: Vec<crate::drift::FeatureReference>,
     /// Seconds per step, for DEBUG2.
     pub timings: Vec<(&'static str, f64)>,
 }
 
-/// Silhouette (sampled), Davies–Bouldin, Calinski–Harabasz, per-segment facts and
-/// profiles. Pure engine code: it runs on a worker thread and must not call Postgres;
+/// Silhouette (sampled), Davies–Bouldin, Calinski–Harabasz, per-segment facts,
+/// profiles and the features' reference distributions. Pure engine code: it runs on a worker thread and must not call Postgres;
 /// it stops early with `Canceled` once `cancel` is set.
 #[allow(clippy::too_many_arguments)]
 pub fn quality(
@@ -126,12 +128,16 @@ pub fn quality(
     stop()?;
     let profiles = report::profiles(raw, names, kept_rows, labels, k)?;
     lap("profiles");
+    stop()?;
+    let reference = crate::drift::reference_of(raw, names);
+    lap("reference distributions");
     Ok(Quality {
         silhouette,
         davies_bouldin,
         calinski_harabasz,
         facts,
         profiles,
+        reference,
         timings,
     })
 }

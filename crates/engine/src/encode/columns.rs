@@ -265,7 +265,7 @@ pub(super) fn bool_text(b: bool) -> &'static str {
 }
 
 /// Canonical text of a number for categorical encoders, formatted on the stack.
-pub(super) struct NumText {
+pub(crate) struct NumText {
     pub(super) buf: [u8; 40],
     pub(super) len: usize,
 }
@@ -284,7 +284,7 @@ impl std::fmt::Write for NumText {
 }
 
 impl NumText {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         NumText {
             buf: [0; 40],
             len: 0,
@@ -292,7 +292,7 @@ impl NumText {
     }
 
     /// `3.0` → "3", `-0.0` → "0", `2.5` → "2.5", `1e20` → "1e20". `v` must be finite.
-    pub(super) fn format(&mut self, v: f64) -> &str {
+    pub(crate) fn format(&mut self, v: f64) -> &str {
         self.len = 0;
         let r = if v == v.trunc() && v.abs() < 9_007_199_254_740_992.0 {
             write!(self, "{}", v as i64)

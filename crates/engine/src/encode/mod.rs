@@ -164,12 +164,13 @@ mod fit;
 mod model;
 mod parse;
 mod spec;
-mod stats;
+pub(crate) mod stats;
 mod stored;
 #[cfg(test)]
 mod tests;
 mod transform;
 
+pub(crate) use columns::NumText;
 pub use columns::{spare_range, Encoded, RawColumn, RawColumns, Value};
 pub use fit::fit;
 pub use model::FittedEncoder;

@@ -99,7 +99,7 @@ pub(super) fn percentile_sorted(s: &[f64], q: f64) -> f64 {
     quantile_sorted(s, q / 100.0)
 }
 
-pub(super) fn quantile_sorted(s: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(s: &[f64], q: f64) -> f64 {
     let n = s.len();
     let vi = (n - 1) as f64 * q;
     if vi >= (n - 1) as f64 {
