@@ -121,6 +121,11 @@ INSERT INTO crm.customer_rfm
 SELECT customer_id, date '1998-07-01' - max(purchased_on), count(*), sum(dollars)::float8
 FROM crm.transactions GROUP BY customer_id;
 COMMIT;
+\echo 'Drift first: how far the new period moved from the 1997 training data (PSI bands:'
+\echo '< 0.10 stable, 0.10-0.25 moderate, > 0.25 significant; a convention, not a test):'
+SELECT feature, round(psi::numeric, 3) AS psi, round(js_distance::numeric, 3) AS js_distance,
+       band, round(would_move_share::numeric, 3) AS would_move_share
+FROM segment_drift('cdnow_rfm') ORDER BY psi DESC;
 SELECT version, from_version, k, promoted, round(ari::numeric, 3) AS ari, segments_kept,
        segments_new, segments_retired, customers_moved, iterations
 FROM segment_refresh('cdnow_rfm');
