@@ -147,3 +147,13 @@ SELECT from_label, to_label, customers, round(share_of_from::numeric, 3) AS shar
 FROM segment.migrations
 WHERE model = 'cdnow_rfm' AND from_segment IS DISTINCT FROM to_segment
 ORDER BY customers DESC LIMIT 8;
+
+\echo
+\echo '== 11. What a DBA schedules with pg_cron (docs/operations.md): check drift nightly,'
+\echo '   refresh only when it is significant, promote only if the segments held'
+SELECT $cron$SELECT cron.schedule('refresh cdnow_rfm', '0 3 * * *', $job$
+  SELECT version, promoted, note FROM segment_refresh('cdnow_rfm', promote => 'if_stable')
+  WHERE EXISTS (SELECT 1 FROM segment_drift('cdnow_rfm') WHERE band = 'significant')$job$);$cron$
+  AS "the pg_cron line";
+\echo 'segment.drift keeps the latest check for dashboards:'
+SELECT model, run, feature, band FROM segment.drift WHERE model = 'cdnow_rfm' ORDER BY feature;
