@@ -25,6 +25,7 @@
 -- * Drift: each version stores reference distributions (segment.versions.reference);
 --   segment_drift compares a source with them and records each run
 --   (segment.drift_history, view segment.drift).
+-- * segment.progress: what long calls are doing, from the per-backend progress slots.
 
 -- Helpers that are gone.
 DROP FUNCTION segment._create_assignments(text);
@@ -408,3 +409,27 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'segment_drift_wrapper';
 COMMENT ON FUNCTION segment_drift(text, regclass) IS
     'How far a source has drifted from the training data of a model''s current version: PSI, Jensen-Shannon distance and band per feature and for the segment shares, recorded in segment.drift_history (owner only)';
+
+-- Progress of long calls.
+-- What segment_train, segment_refresh, segment_drift and segment_promote are doing in
+-- other sessions, from PostgreSQL's per-backend progress slots (see src/pg/progress.rs:
+-- reported under VACUUM with a marker, as Citus does). A role sees its own backends and,
+-- with pg_read_all_stats, everyone's: PostgreSQL's rule for progress reporting.
+CREATE VIEW segment.progress WITH (security_invoker = true) AS
+SELECT p.pid, a.datname, a.usename,
+       CASE p.param2 WHEN 1 THEN 'segment_train' WHEN 2 THEN 'segment_refresh'
+                     WHEN 3 THEN 'segment_drift' WHEN 4 THEN 'segment_promote' END AS function,
+       pg_catalog.substring(a.query, $re$segment_(?:train|refresh|drift|promote)\s*\(\s*(?:model\s*=>\s*)?'([^']+)'$re$) AS model,
+       CASE p.param3 WHEN 1 THEN 'read' WHEN 2 THEN 'encode' WHEN 3 THEN 'seeding'
+                     WHEN 4 THEN 'iterations' WHEN 5 THEN 'metrics' WHEN 6 THEN 'write'
+                     WHEN 7 THEN 'match' END AS phase,
+       p.param4 AS rows_done, NULLIF(p.param5, 0) AS rows_total,
+       NULLIF(p.param6, 0) AS iteration, NULLIF(p.param7, 0) AS max_iter,
+       CASE WHEN p.param6 > 0 AND p.param8 >= 0 THEN p.param8 / 1000.0 END AS inertia,
+       NULLIF(p.param9, 0) AS k,
+       a.query_start, pg_catalog.now() - a.query_start AS elapsed
+FROM pg_catalog.pg_stat_get_progress_info('VACUUM') p
+LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid
+WHERE p.param1 = 123589285340519;
+COMMENT ON VIEW segment.progress IS 'Running segment_train / segment_refresh / segment_drift / segment_promote calls: phase, rows, iteration, inertia, k';
+GRANT SELECT ON segment.progress TO PUBLIC;

@@ -39,6 +39,7 @@ pub mod call_site;
 pub mod compat;
 pub mod pages;
 pub mod planner;
+pub mod progress;
 pub mod reader;
 pub mod rows;
 pub mod spi;
@@ -66,6 +67,7 @@ impl kmeans::Hooks for PgHooks {
         Ok(())
     }
     fn progress(&mut self, p: &kmeans::Progress) {
+        progress::iteration(p.iteration, p.inertia, p.k);
         debug2!(
             "segment_train: run {} iteration {} inertia {} moved {}",
             p.run,

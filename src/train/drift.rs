@@ -96,11 +96,16 @@ fn segment_drift(
     let (mut rows, mut compared, mut moved, mut new_ids) = (0u64, 0u64, 0u64, 0u64);
     let mut seen = vec![0u64; current.k];
     let mut out = vec![0f64; current.dim];
+    crate::pg::progress::start(crate::pg::progress::Function::Drift);
+    crate::pg::progress::phase(crate::pg::progress::Phase::Read);
     let kinds = super::source::feature_kinds(&opened.src, &opened.specs);
     let query =
         super::source::feature_query(&opened.src, &row.id_column, opened.id_kind, &opened.specs);
     reader::for_each_row(&query, opened.id_kind, &kinds, |r| {
         rows += 1;
+        if rows.is_multiple_of(65_536) {
+            crate::pg::progress::rows(rows, 0);
+        }
         for ((v, fr), cnt) in r
             .values
             .iter()
@@ -183,6 +188,7 @@ fn segment_drift(
             .map(|(f, k, p, j)| (f.as_str(), *k, *p, *j, drift::band(*p)))
             .collect::<Vec<_>>(),
     });
+    crate::pg::progress::end();
     let model_name = model.to_string();
     let version = current.version;
     TableIterator::new(results.into_iter().map(move |(feature, kind, psi, js)| {

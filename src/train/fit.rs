@@ -63,6 +63,9 @@ impl Params {
 /// 1 = the largest, ties by centroid (see `KMeansResult::canonicalize`).
 pub(super) fn fit_model(model: &str, x: ArrayView2<f64>, p: &Params) -> Fit {
     let c = ctx(model);
+    crate::pg::progress::max_iter(p.kmeans.max_iter);
+    // k-means++ seeding first; the first iteration reports the iterations phase.
+    crate::pg::progress::phase(crate::pg::progress::Phase::Seeding);
     let Some((k_min, k_max)) = p.choose else {
         let mut result = kmeans::fit(x, &p.kmeans, &mut PgHooks).or_raise(&c);
         result.canonicalize();

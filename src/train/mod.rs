@@ -20,6 +20,7 @@ use crate::engine::EngineError;
 use crate::error::{raise, raise_detail, require, Code, OrRaise};
 use crate::pg::args::{RawJsonb, RegClass};
 use crate::pg::planner::invalidate_plans;
+use crate::pg::progress;
 use crate::pg::reader::IdKind;
 use crate::pg::writer::TableMode;
 use fit::{check_fit, fit_model, Params, INIT_SAMPLE};
@@ -347,11 +348,13 @@ fn segment_train(
     source::check_column_privileges(model, &src, &read_columns);
 
     let mut phase = Phase::new(model);
+    progress::start(progress::Function::Train);
     let id_kind = IdKind::of(id.type_oid);
     let budget = crate::pg::maintenance_work_mem();
     let mut read =
         source::read_source(model, &src, id_column, id_kind, &specs, budget, seed as u64);
     phase.done("read source");
+    progress::phase(progress::Phase::Encode);
     let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read, None);
     let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
@@ -361,6 +364,7 @@ fn segment_train(
     let fit = fit_model(model, x, &params);
     let r = &fit.result;
     check_fit(model, &r.centroids, r.inertia);
+    progress::phase(progress::Phase::Write);
     phase.done("k-means");
     // A model that would not load back is never stored.
     let encoder_json = catalog::encoder_json(&c, &encoder);
@@ -435,6 +439,7 @@ fn segment_train(
     let seconds = started.elapsed().as_secs_f64();
     catalog::set_seconds(model, version, seconds);
     invalidate_plans();
+    progress::end();
 
     TableIterator::once(stored.row(seconds))
 }

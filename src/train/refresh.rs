@@ -30,6 +30,7 @@ use crate::engine::EngineError;
 use crate::error::{raise, require, Code, OrRaise};
 use crate::pg::args::RegClass;
 use crate::pg::planner::invalidate_plans;
+use crate::pg::progress;
 use crate::pg::reader::IdKind;
 use crate::pg::spi;
 use crate::pg::writer::TableMode;
@@ -270,6 +271,7 @@ fn segment_refresh(
     );
 
     let mut phase = Phase::new(model);
+    progress::start(progress::Function::Refresh);
     let budget = crate::pg::maintenance_work_mem();
     let mut read = source::read_source(
         model,
@@ -281,6 +283,7 @@ fn segment_refresh(
         seed as u64,
     );
     phase.done("read source");
+    progress::phase(progress::Phase::Encode);
     let keep = (!refit_encoder).then_some(&current.encoder);
     let (encoder, mut encoded) = encode_rows(model, &row.id_column, &opened.specs, &read, keep);
     let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
@@ -322,6 +325,7 @@ fn segment_refresh(
     let encoder_json = catalog::encoder_json(&c, &encoder);
 
     // Match on the rows in memory (every row, or the sample the fit saw).
+    progress::phase(progress::Phase::Match);
     let nearest = nearest_all(x, r.centroids.view());
     phase.done("assign the rows in memory");
     let previous = Previous::read(
@@ -372,6 +376,7 @@ fn segment_refresh(
     let promoted = note.is_none();
 
     let version = catalog::next_version(model);
+    progress::phase(progress::Phase::Write);
     let skipped = skipped_rows(&row.id_column, &read, &encoded);
     let written = write::assignments_and_metrics(
         &Target {
@@ -507,6 +512,7 @@ fn segment_refresh(
     let seconds = started.elapsed().as_secs_f64();
     catalog::set_seconds(model, version, seconds);
     invalidate_plans();
+    progress::end();
     if let Some(why) = &note {
         pgrx::ereport!(
             PgLogLevel::NOTICE,
@@ -579,6 +585,8 @@ fn segment_promote(
         return TableIterator::once((model.to_string(), version, previous, 0));
     }
     let opened = open_source(model, &row, None, &target);
+    progress::start(progress::Function::Promote);
+    progress::phase(progress::Phase::Write);
     let centroids = ArrayView2::from_shape((target.k, target.dim), &target.centroids)
         .map_err(|e| EngineError::Internal(e.to_string()))
         .or_raise(&ctx(model));
@@ -607,6 +615,7 @@ fn segment_promote(
     writer.finish();
     catalog::set_current(model, version, 0, None);
     invalidate_plans();
+    progress::end();
     TableIterator::once((model.to_string(), version, previous, rows as i64))
 }
 

@@ -347,8 +347,13 @@ pub(super) fn read_source(
     let mut spare = raw.spare_capacity();
     spare.extend(ids.spare_capacity());
     let prefault = std::thread::spawn(move || crate::pg::alloc::prefault(&spare));
+    crate::pg::progress::phase(crate::pg::progress::Phase::Read);
+    crate::pg::progress::rows(0, total as u64);
     reader::for_each_row(&query, id_kind, &kinds, |row| {
         rows_read += 1;
+        if rows_read.is_multiple_of(65_536) {
+            crate::pg::progress::rows(rows_read, total as u64);
+        }
         let Some(id) = row.id else {
             null_ids += 1;
             return;
@@ -474,7 +479,12 @@ pub(super) fn stream_assignments(
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
     let mut out = vec![0f64; encoder.dim()];
+    let mut done = 0u64;
     reader::for_each_row(&query, id_kind, &kinds, |row| {
+        done += 1;
+        if done.is_multiple_of(65_536) {
+            crate::pg::progress::rows(done, 0);
+        }
         let Some(id) = row.id else { return };
         let keep = encoder
             .transform_row(row.values, &mut out)

@@ -162,6 +162,9 @@ pub(super) fn assignments_and_metrics(
             .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
             .collect();
         target.finish();
+        // The primary key's build reported (and ended) its own progress.
+        crate::pg::progress::resume();
+        crate::pg::progress::phase(crate::pg::progress::Phase::Metrics);
         let waited = Instant::now();
         let stats = worker.join().unwrap_or_else(|_| {
             raise(

@@ -368,6 +368,7 @@ pub(super) fn run_once(
             iteration: i + 1,
             inertia,
             moved,
+            k,
         });
         if kind != Kind::Lloyd {
             geo.update_shift(&centers, &new_centers, k, d);

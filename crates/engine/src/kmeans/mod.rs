@@ -109,6 +109,8 @@ pub struct Progress {
     pub inertia: f64,
     /// Rows whose label changed in this iteration (all rows in the first).
     pub moved: usize,
+    /// Clusters being fitted.
+    pub k: usize,
 }
 
 /// Callbacks from a long computation. Only ever called from the calling thread.
