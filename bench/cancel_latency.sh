@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# How fast pg_cancel_backend stops segment_train and segment_refresh at 1M rows, phase by
+# phase: each call is started, canceled after a delay, and the time from the cancel to
+# the end of the call is printed with the phase segment.progress showed at the cancel.
+# Afterwards nothing of the canceled call may be left (no model, no table, no version).
+# Assumes the extension is installed (make install).
+source "$(dirname "$0")/../scripts/common.sh"
+CLUSTER_MWM=2GB cluster_start cancel 54399
+trap 'cluster_stop cancel' EXIT
+psql -d postgres -X -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS cancel" -c "CREATE DATABASE cancel"
+psql -d cancel -X -q <<'SQL' >/dev/null
+CREATE EXTENSION pg_segment;
+CREATE TABLE c AS SELECT i AS id,
+  (i % 8) * 3 + ((hashint4(i) & 1023) / 1023.0) AS a, (i % 8) * 2 + ((hashint4(i*3) & 1023) / 1023.0) AS b,
+  ((hashint4(i*5) & 1023) / 1023.0) AS c1, ((hashint4(i*7) & 1023) / 1023.0) AS c2,
+  (ARRAY['n','s','e','w'])[1 + (i % 8) % 4] AS region
+FROM generate_series(1, 1000000) i;
+VACUUM ANALYZE c;
+SELECT k FROM segment_train('base', 'c', 'id', k => 8, seed => 0);
+UPDATE c SET a = a + 1.5 WHERE id % 20 = 0;
+SQL
+worst=0
+for call in "segment_train('victim', 'c', 'id', k => 8, seed => 1)" "segment_refresh('base', k => 9)" \
+            "segment_train('victim', 'c', 'id', k => NULL, k_max => 4, seed => 1)"; do
+  for delay in 0.1 0.3 0.5 0.7 0.9 1.0 1.1 1.2 1.3 1.4 1.5 1.6 1.8 2.0 2.2 2.4 2.6 2.8 3.0 3.3 3.6; do
+    psql -d cancel -X -A -t -q -c "SELECT 1 FROM $call" >/dev/null 2>&1 &
+    job=$!
+    sleep "$delay"
+    phase="$(psql -d cancel -X -A -t -q -c "SELECT phase || coalesce(' it ' || iteration || ' k ' || k, '') FROM segment.progress LIMIT 1")"
+    pid="$(psql -d cancel -X -A -t -q -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT 1 FROM segment_%' AND pid <> pg_backend_pid() LIMIT 1")"
+    if [ -z "$pid" ]; then
+      echo "${call%%(*} at ${delay}s: already finished"; wait $job || true
+      psql -d cancel -X -q -c "SELECT segment_drop('victim', if_exists => true)" >/dev/null
+      continue
+    fi
+    t0=$(date +%s.%N)
+    psql -d cancel -X -A -t -q -c "SELECT pg_cancel_backend($pid)" >/dev/null
+    wait $job || true
+    t1=$(date +%s.%N)
+    ms=$(awk "BEGIN { printf \"%d\", ($t1 - $t0) * 1000 }")
+    [ "$ms" -gt "$worst" ] && worst=$ms
+    echo "${call%%(*} canceled at ${delay}s in phase [${phase:-none}]: stopped in ${ms} ms"
+  done
+done
+left="$(psql -d cancel -X -A -t -q -c "SELECT (SELECT count(*) FROM segment.models WHERE name = 'victim'),
+  (SELECT count(*) FROM pg_tables WHERE tablename = 'victim_assignments'),
+  (SELECT current_version = (SELECT max(version) FROM segment.versions WHERE model = 'base') FROM segment.models WHERE name = 'base'),
+  (SELECT bool_and(version = (SELECT current_version FROM segment.models WHERE name = 'base')) AND count(*) = 1000000 FROM segment.base_assignments)")"
+echo "left behind (victim models, victim tables; base: current is its newest version, assignment table whole at it): $left (expected 0|0|t|t)"
+echo "worst: ${worst} ms"
