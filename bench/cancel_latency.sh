@@ -5,17 +5,13 @@
 # Afterwards nothing of the canceled call may be left (no model, no table, no version).
 # Assumes the extension is installed (make install).
 source "$(dirname "$0")/../scripts/common.sh"
+cd "$ROOT"
 CLUSTER_MWM=2GB cluster_start cancel 54399
 trap 'cluster_stop cancel' EXIT
 psql -d postgres -X -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS cancel" -c "CREATE DATABASE cancel"
 psql -d cancel -X -q <<'SQL' >/dev/null
 CREATE EXTENSION pg_segment;
-CREATE TABLE c AS SELECT i AS id,
-  (i % 8) * 3 + ((hashint4(i) & 1023) / 1023.0) AS a, (i % 8) * 2 + ((hashint4(i*3) & 1023) / 1023.0) AS b,
-  ((hashint4(i*5) & 1023) / 1023.0) AS c1, ((hashint4(i*7) & 1023) / 1023.0) AS c2,
-  (ARRAY['n','s','e','w'])[1 + (i % 8) % 4] AS region
-FROM generate_series(1, 1000000) i;
-VACUUM ANALYZE c;
+\i bench/latent_1m.sql
 SELECT k FROM segment_train('base', 'c', 'id', k => 8, seed => 0);
 UPDATE c SET a = a + 1.5 WHERE id % 20 = 0;
 SQL

@@ -4,18 +4,13 @@
 # text column in 8 latent groups, 5% of the rows changed before the refreshes.
 # Assumes the extension is installed (make install). Prints the DEBUG1 lines.
 source "$(dirname "$0")/../scripts/common.sh"
+cd "$ROOT"
 CLUSTER_MWM=2GB cluster_start phases 54398
 trap 'cluster_stop phases' EXIT
 psql -d postgres -X -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS phases" -c "CREATE DATABASE phases"
 psql -d phases -X -q 2>&1 <<'SQL' | grep -E "DEBUG:  segment_|^ +[0-9]"
 CREATE EXTENSION pg_segment;
-CREATE TABLE c AS SELECT i AS id,
-  (i % 8) * 3 + ((hashint4(i) & 1023) / 1023.0) AS a, (i % 8) * 2 + ((hashint4(i*3) & 1023) / 1023.0) AS b,
-  ((hashint4(i*5) & 1023) / 1023.0) AS c1, ((hashint4(i*7) & 1023) / 1023.0) AS c2,
-  (ARRAY['n','s','e','w'])[1 + (i % 8) % 4] AS region
-FROM generate_series(1, 1000000) i;
-ALTER TABLE c ADD PRIMARY KEY (id);
-VACUUM ANALYZE c;
+\i bench/latent_1m.sql
 SET client_min_messages = debug1;
 SELECT iterations, seconds FROM segment_train('m', 'c', 'id', k => 8, n_init => 1, seed => 0);
 UPDATE c SET a = a + 1.5 WHERE id % 20 = 0;
