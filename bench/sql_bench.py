@@ -11,6 +11,7 @@ ratios measured in this run:
 3. segment_refresh of the trained model after 5% of the rows changed vs segment_train
    of a new model on the same data, and the k-means iterations each took (each run is
    rolled back, so every refresh starts from the same version).
+4. segment_drift over every row vs the whole-row scan of section 2.
 """
 import io
 import os
@@ -211,6 +212,18 @@ def main():
           f"{moved} customers moved)")
     print(f"   segment_train         : {t_tr:8.2f} s  ({tr_iter} iterations)")
     print(f"   ratio                 : {t_tr / t_rf:8.2f}x  (target >= 1: refresh no slower than train)")
+
+    drift_q = "SELECT count(*) FROM segment_drift('bench')"
+    t_drift, _ = best(lambda: rolled_back(drift_q))
+    cur.execute("SET max_parallel_workers_per_gather = 0")
+    t_scan2, _ = best(lambda: cur.execute(scan_q) or cur.fetchone())
+    conn.rollback()
+    print()
+    print("4. segment_drift over every row (bins every feature, assigns every row, compares")
+    print("   with the assignment table) vs the whole-row scan")
+    print(f"   {drift_q:60s}: {t_drift:6.3f} s")
+    print(f"   {scan_q:60s}: {t_scan2:6.3f} s")
+    print(f"   ratio: {t_drift / t_scan2:.2f}x the whole-row scan  (target <= 2x)")
     conn.close()
 
 

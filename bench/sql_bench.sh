@@ -19,3 +19,8 @@ as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w restart >/dev/null
 psql -d postgres -X -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
 psql -d bench -X -q -c "CREATE EXTENSION pg_segment"
 python3 "$ROOT/bench/sql_bench.py"
+# 5. Cancel latency, phase by phase, at 1M rows (its own cluster).
+cluster_stop bench
+echo
+echo "5. pg_cancel_backend at 1M rows: time from the cancel to the end of the call, by phase (target < 1 s)"
+bash "$ROOT/bench/cancel_latency.sh" 2>&1 | grep -v "==>"

@@ -107,13 +107,16 @@ psql -d conc -X -q -c "CREATE ROLE progress_outsider LOGIN" 2>/dev/null || true
 psql -d conc -X -A -t -q -c "SELECT k FROM segment_train('watched', 't', 'id', k => NULL, seed => 2)" >"$OUT/watched.log" 2>&1 & w=$!
 : >"$OUT/progress.log"; : >"$OUT/outsider.log"
 while kill -0 $w 2>/dev/null; do
-  psql -d conc -X -A -t -q -c "SELECT function, model, phase, rows_done > 0, iteration IS NOT NULL AND max_iter = 300 AND inertia > 0 AND k BETWEEN 2 AND 8 FROM segment.progress" >>"$OUT/progress.log" 2>&1
+  psql -d conc -X -A -t -q -c "SELECT function, model, phase, rows_done > 0, iteration IS NOT NULL AND max_iter = 300 AND inertia > 0 AND k BETWEEN 2 AND 8, k, iteration FROM segment.progress" >>"$OUT/progress.log" 2>&1
   psql -d conc -U progress_outsider -X -A -t -q -c "SELECT count(*) FROM segment.progress" >>"$OUT/outsider.log" 2>&1
 done
 wait $w
 phases="$(cut -d'|' -f3 "$OUT/progress.log" | sort -u | tr '\n' ' ')"
-if grep -q "^segment_train|watched|read|t|" "$OUT/progress.log" && grep -q "^segment_train|watched|iterations|.*|t$" "$OUT/progress.log"; then
-  pass=$((pass + 1)); echo "ok      segment.progress showed the training: phases seen: $phases"
+# Within one k's fit, a later look saw a higher iteration than an earlier one.
+rising="$(awk -F'|' '$3 == "iterations" { if ($6 == k && $7 > it) r = 1; k = $6; it = $7 } END { print r + 0 }' "$OUT/progress.log")"
+if grep -q "^segment_train|watched|read|t|" "$OUT/progress.log" && grep -q "^segment_train|watched|iterations|.*|t|" "$OUT/progress.log" \
+   && [ "$rising" = 1 ]; then
+  pass=$((pass + 1)); echo "ok      segment.progress showed the training: phases seen: $phases; iterations rising within a fit"
 else fail=$((fail + 1)); echo "FAILED  segment.progress during training:"; sort "$OUT/progress.log" | uniq -c; fi
 if ! grep -qv '^0$' "$OUT/outsider.log"; then pass=$((pass + 1)); echo "ok      another role (no pg_read_all_stats) saw no progress row"
 else fail=$((fail + 1)); echo "FAILED  outsider saw:"; sort "$OUT/outsider.log" | uniq -c; fi
