@@ -8,7 +8,8 @@
 //!   `#[pg_extern]` wrappers: [`train`] (`segment_train`), [`assign`] (`segment_assign`,
 //!   `segment_assign_detail`, `segment_encode`: the per-row path), [`lifecycle`]
 //!   (`segment_label`, `segment_drop`, `segment_grant`, `segment_revoke`), [`aggregates`]
-//!   (the metric and k-means aggregates) and [`adhoc`] (`segment_nearest`).
+//!   (the metric and k-means aggregates), [`adhoc`] (`segment_nearest`) and [`marketing`]
+//!   (`segment.health`, `segment_rfm`, the uplift aggregates).
 //! - [`catalog`]: every read and write of the `segment` schema's tables.
 //! - [`error`]: engine errors to SQLSTATEs, and `raise`.
 //! - [`pg`]: all PostgreSQL plumbing that needs `unsafe` (SPI under a fixed
@@ -25,6 +26,7 @@ pub mod assign;
 pub mod catalog;
 pub mod error;
 pub mod lifecycle;
+pub mod marketing;
 #[allow(unsafe_code)]
 pub mod pg;
 pub mod train;
