@@ -211,6 +211,11 @@ SELECT segment_grant('legacy', 'legacy_outsider');
 SELECT version FROM segment_refresh('legacy', k => 5);
 SELECT count(*) FROM segment_drift('legacy');
 SELECT segment_label('owned', 1, 'young');
+-- a user's RFM map and a model's health thresholds
+INSERT INTO segment.rfm_maps (map, r, f, segment)
+SELECT 'mine', r, f, CASE WHEN r >= 4 THEN 'recent' ELSE 'older' END
+FROM generate_series(1, 5) r, generate_series(1, 5) f;
+SELECT 1 FROM segment_health_settings('legacy', min_share => 0.02);
 CREATE TABLE before_dump AS
 SELECT c.id, segment_assign('legacy', c) AS legacy, segment_assign('owned', c) AS owned
 FROM crm.customers c;
@@ -228,6 +233,9 @@ counts="SELECT (SELECT count(*) FROM segment.models), (SELECT count(*) FROM segm
    (SELECT count(*) FROM segment.drift_history), (SELECT count(*) FROM segment.versions WHERE reference IS NOT NULL)"
 check "restore: every model, version, segment, profile, grant, migration and stability row" \
   "$(psql -d up -X -A -t -q -c "$counts")" "$counts" $r
+check "restore: the user's RFM map beside the shipped one (not doubled), health thresholds" "mine:25,standard:25|0.02" \
+  "SELECT (SELECT string_agg(map || ':' || n, ',' ORDER BY map) FROM (SELECT map, count(*) AS n FROM segment.rfm_maps GROUP BY map) m),
+          (SELECT min_share FROM segment.health_settings WHERE model = 'legacy')" $r
 check "restore: the refreshed model's versions" "$(psql -d up -X -A -t -q -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM segment.versions WHERE model = 'legacy'")" \
   "SELECT string_agg(version::text, ',' ORDER BY version) FROM segment.versions WHERE model = 'legacy'" $r
 check "restore: the source is the restored table, by name" "crm.customers|t" \

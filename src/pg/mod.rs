@@ -45,6 +45,7 @@ pub mod rows;
 pub mod spi;
 pub mod tagged;
 pub mod values;
+pub mod window;
 pub mod writer;
 
 /// `maintenance_work_mem` in bytes: the memory budget of training and of the

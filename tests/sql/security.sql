@@ -17,6 +17,12 @@ SELECT i, (i % 3) * 10 + i % 5, CASE WHEN i % 7 = 0 THEN NULL ELSE (i % 3) * 5 +
        (ARRAY['north', 'south', 'east'])[i % 3 + 1], 'ssn-' || i
 FROM generate_series(1, 300) i;
 GRANT SELECT ON people TO sec_analyst, sec_reader, sec_outsider, "SecUpper", "Sec Role-1", "Sëc rôle", sec_team;
+-- transactions for segment_rfm and a controlled test for the uplift aggregates
+CREATE TABLE orders AS SELECT 1 + i % 40 AS customer_id, date '2024-01-01' + i % 90 AS day,
+       (i % 17)::numeric AS amount FROM generate_series(1, 400) i;
+CREATE TABLE trial AS SELECT i % 3 AS seg, i % 2 = 0 AS treated, i % 5 < 2 AS converted,
+       (i % 11)::float8 AS revenue FROM generate_series(1, 300) i;
+GRANT SELECT ON orders, trial TO sec_analyst;
 
 -- 1. The attacker's schema, first in the path (before pg_catalog) and last, for a
 --    superuser and for an ordinary role.

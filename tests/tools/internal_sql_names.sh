@@ -8,6 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 {
-  grep -rhoE 'pg_catalog\.[a-z_][a-z0-9_]*' "$root/src" "$root/sql/catalog.sql" | sed 's/^pg_catalog\.//'
-  grep -hoE '\b[a-z_][a-z0-9_]*\(' "$root/sql/catalog.sql" | tr -d '('
+  grep -rhoE 'pg_catalog\.[a-z_][a-z0-9_]*' "$root/src" "$root"/sql/*.sql | sed 's/^pg_catalog\.//'
+  # the hand-written files (the upgrade scripts repeat them)
+  grep -hoE '\b[a-z_][a-z0-9_]*\(' $(ls "$root"/sql/*.sql | grep -v -- '--') | tr -d '('
 } | sort -u | grep -vxE 'segment|_[a-z0-9_]*' | paste -sd, - | sed 's/^/{/; s/$/}/'

@@ -48,5 +48,6 @@ pub mod quality;
 pub mod report;
 pub mod sample;
 mod simd;
+pub mod uplift;
 
 pub use error::{EngineError, ErrorKind};
