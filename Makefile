@@ -1,5 +1,5 @@
 # pg_segment: every target is a script under scripts/ so it can also be run directly.
-.PHONY: setup test demo regress pgrx-test bench bench-engine fixtures install fmt lint clean
+.PHONY: setup test demo regress pgrx-test bench bench-engine bench-memory fixtures install fmt lint clean
 
 setup:        ## install PostgreSQL 15, headers, pg_cron, cargo-pgrx; cargo pgrx init
 	bash scripts/setup.sh
@@ -17,8 +17,10 @@ bench-engine: ## engine vs scikit-learn: k-means fit and silhouette, prints rati
 	bash bench/engine_bench.sh
 bench:        ## end-to-end SQL benchmark vs the export-to-Python path, prints ratios
 	bash bench/sql_bench.sh
-fixtures:     ## regenerate the scikit-learn fixtures under crates/engine/fixtures/
-	for f in crates/engine/fixtures/make_*.py; do python3 $$f || exit 1; done
+bench-memory: ## training's memory estimate vs the peak it really uses, 4 shapes, 1M and 3M rows
+	bash bench/memory_bench.sh
+fixtures:     ## regenerate the fixtures (scikit-learn, scipy, statsmodels, pandas; each script's header says what it needs)
+	for f in crates/engine/fixtures/make_*.py tests/fixtures/make_*.py; do python3 $$f || { echo "$$f failed: its header says what it needs"; exit 1; }; done
 fmt:
 	cargo fmt --all
 lint:

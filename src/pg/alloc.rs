@@ -8,8 +8,49 @@
 //! not affected. `SET pg_segment.huge_pages = off` turns the hint off (for hosts where
 //! huge pages are costly to obtain, e.g. a freshly booted VM whose memory the hypervisor
 //! has not backed yet).
+//!
+//! The allocator also counts the bytes it has handed out and not taken back, and their
+//! high-water mark ([`in_use`], [`peak_since`]): training reports its peak beside its
+//! memory estimate, so that the estimate is checked against what a fit really uses.
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Bytes allocated through this allocator and not yet freed (all threads).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most `LIVE` has been since the last [`reset_peak`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Relaxed).wrapping_add(by);
+    // A plain load first: the compare-and-swap loop runs only when a new peak is set.
+    if now > PEAK.load(Relaxed) {
+        PEAK.fetch_max(now, Relaxed);
+    }
+}
+
+#[inline]
+fn shrank(by: usize) {
+    LIVE.fetch_sub(by, Relaxed);
+}
+
+/// Bytes of the Rust heap in use now.
+pub fn in_use() -> usize {
+    LIVE.load(Relaxed)
+}
+
+/// Start a new high-water mark at the current use; returns that use.
+pub fn reset_peak() -> usize {
+    let now = LIVE.load(Relaxed);
+    PEAK.store(now, Relaxed);
+    now
+}
+
+/// The most bytes in use since [`reset_peak`] returned `base`, above `base`.
+pub fn peak_since(base: usize) -> usize {
+    PEAK.load(Relaxed).saturating_sub(base)
+}
 
 /// `pg_segment.huge_pages`: whether large allocations get the hint (default on).
 pub static HUGE_PAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -71,14 +112,18 @@ fn advise(p: *mut u8, len: usize) {
 fn advise(_p: *mut u8, _len: usize) {}
 
 // SAFETY: every method forwards to `System` with the same arguments and returns its
-// result unchanged; `advise` only touches address-space attributes of the block.
+// result unchanged; `advise` only touches address-space attributes of the block, and
+// the counters are plain atomics.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for HugePageHint {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is (the caller upholds alloc's contract).
         let p = unsafe { System.alloc(layout) };
-        if layout.size() >= BIG && !p.is_null() {
-            advise(p, layout.size());
+        if !p.is_null() {
+            grew(layout.size());
+            if layout.size() >= BIG {
+                advise(p, layout.size());
+            }
         }
         p
     }
@@ -86,13 +131,17 @@ unsafe impl GlobalAlloc for HugePageHint {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
         let p = unsafe { System.alloc_zeroed(layout) };
-        if layout.size() >= BIG && !p.is_null() {
-            advise(p, layout.size());
+        if !p.is_null() {
+            grew(layout.size());
+            if layout.size() >= BIG {
+                advise(p, layout.size());
+            }
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        shrank(layout.size());
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -100,8 +149,15 @@ unsafe impl GlobalAlloc for HugePageHint {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded as is.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if new_size >= BIG && !p.is_null() {
-            advise(p, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+            if new_size >= BIG {
+                advise(p, new_size);
+            }
         }
         p
     }

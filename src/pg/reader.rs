@@ -95,6 +95,22 @@ impl Ids {
         }
     }
 
+    /// Ids the buffer holds without growing.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Ids::Int(v) => v.capacity(),
+            Ids::Text(v) => v.capacity(),
+        }
+    }
+
+    /// Room for `additional` more ids.
+    pub fn reserve(&mut self, additional: usize) {
+        match self {
+            Ids::Int(v) => v.reserve_exact(additional),
+            Ids::Text(v) => v.reserve_exact(additional),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Ids::Int(v) => v.len(),

@@ -99,6 +99,23 @@ pub fn two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
     }
 }
 
+/// Every row of a two-column query (NULLs skipped), under the fixed search_path.
+#[track_caller]
+pub fn pairs<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Vec<(A, B)> {
+    connect(|c| {
+        let mut out = Vec::new();
+        for row in c.select(sql, None, args)? {
+            if let (Some(a), Some(b)) = (row.get::<A>(1)?, row.get::<B>(2)?) {
+                out.push((a, b));
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// Run `f` with an SPI client under the fixed search_path.
 #[track_caller]
 pub fn connect<R>(f: impl FnOnce(&mut SpiClient<'_>) -> Result<R, SpiError>) -> R {

@@ -58,6 +58,18 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The k-means parameters of the largest fit these parameters may run (k_max when
+    /// choosing k): what the memory estimate sizes.
+    pub(super) fn largest(&self) -> KMeansParams {
+        let mut p = self.kmeans.clone();
+        if let Some((_, k_max)) = self.choose {
+            p.k = k_max;
+        }
+        p
+    }
+}
+
 /// k-means with the given k, or the k of the range with the best sampled silhouette
 /// (every k's scores are kept for the catalog). Segments are numbered canonically:
 /// 1 = the largest, ties by centroid (see `KMeansResult::canonicalize`).

@@ -46,6 +46,8 @@ fn ctx(model: &str) -> String {
 struct Phase {
     model: String,
     at: Instant,
+    /// The Rust heap in use when the call started (see `pg::alloc`).
+    heap_base: usize,
 }
 
 impl Phase {
@@ -53,18 +55,28 @@ impl Phase {
         Phase {
             model: model.to_string(),
             at: Instant::now(),
+            heap_base: crate::pg::alloc::reset_peak(),
         }
     }
 
     fn done(&mut self, what: &str) {
         debug1!(
-            "{}: {what}: {:.3} s",
+            "{}: {what}: {:.3} s; heap {:.1} MB, peak so far {:.1} MB",
             ctx(&self.model),
-            self.at.elapsed().as_secs_f64()
+            self.at.elapsed().as_secs_f64(),
+            crate::pg::alloc::in_use().saturating_sub(self.heap_base) as f64 / MB,
+            self.peak() as f64 / MB
         );
         self.at = Instant::now();
     }
+
+    /// The most bytes the call has had on the Rust heap so far.
+    fn peak(&self) -> usize {
+        crate::pg::alloc::peak_since(self.heap_base)
+    }
 }
+
+const MB: f64 = (1 << 20) as f64;
 
 fn already_exists(model: &str) -> ! {
     raise(
@@ -351,8 +363,16 @@ fn segment_train(
     progress::start(progress::Function::Train);
     let id_kind = IdKind::of(id.type_oid);
     let budget = crate::pg::maintenance_work_mem();
-    let mut read =
-        source::read_source(model, &src, id_column, id_kind, &specs, budget, seed as u64);
+    let mut read = source::read_source(
+        model,
+        &src,
+        id_column,
+        id_kind,
+        &specs,
+        budget,
+        seed as u64,
+        &params.largest(),
+    );
     phase.done("read source");
     progress::phase(progress::Phase::Encode);
     let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read, None);

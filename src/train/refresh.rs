@@ -281,6 +281,7 @@ fn segment_refresh(
         &opened.specs,
         budget,
         seed as u64,
+        &params.largest(),
     );
     phase.done("read source");
     progress::phase(progress::Phase::Encode);

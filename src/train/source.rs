@@ -6,6 +6,7 @@ use super::ctx;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
 use crate::engine::hash::FxHashSet;
 use crate::engine::kmeans;
+use crate::engine::kmeans::KMeansParams;
 use crate::engine::sample::KeySample;
 use crate::error::{raise, raise_detail, Code, OrRaise};
 use crate::pg::reader::{self, Id, IdKind, Ids};
@@ -284,6 +285,7 @@ pub(super) fn feature_query(
     reader::select_query(&source.qualified, id_column, id_kind, &features)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read_source(
     model: &str,
     source: &Source,
@@ -292,6 +294,7 @@ pub(super) fn read_source(
     specs: &[FeatureSpec],
     budget: usize,
     seed: u64,
+    kmeans: &KMeansParams,
 ) -> Read {
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
@@ -299,8 +302,22 @@ pub(super) fn read_source(
     // Rows beyond the memory budget: train on a seeded sample of the rows, drawn by id.
     // The exact count costs a scan, so tables whose planner estimate is well inside the
     // budget skip it (the read itself still stops at twice the budget).
-    let per_row = 16 * specs.len() + 64 + 8 * encode_width_estimate(specs);
-    let capacity = (budget / per_row.max(1)).max(1_000);
+    let dim = encode_width_estimate(source, specs);
+    let bytes = |rows: usize| training_bytes(rows, specs.len(), id_kind, dim, kmeans);
+    // The most rows a full fit holds within the budget (at least 1000): the estimate
+    // grows with the rows, so a bisection finds it.
+    let capacity = {
+        let (mut lo, mut hi) = (1_000usize, 1usize << 40);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if bytes(mid) <= budget {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    };
     let estimate = spi::one::<f32>(
         "SELECT CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[])
                      THEN c.reltuples END
@@ -324,7 +341,23 @@ pub(super) fn read_source(
     };
     // The sample is drawn by id (a seeded hash of it), so it is the same whatever order
     // the rows come in; it holds about `capacity` rows.
+    let needed = bytes(total);
+    let mb = |b: usize| b as f64 / (1 << 20) as f64;
+    debug1!(
+        "{}: memory: a full fit of {total} rows needs about {:.1} MB (estimate, {dim} encoded columns); maintenance_work_mem is {:.1} MB",
+        ctx(model),
+        mb(needed),
+        mb(budget)
+    );
     let sample = (total > capacity).then(|| KeySample::new(capacity, total, seed));
+    if sample.is_some() {
+        notice!(
+            "{}: training on a sample of about {capacity} of the {total} rows: a full fit needs about {:.1} MB, maintenance_work_mem is {:.1} MB (every row is still assigned)",
+            ctx(model),
+            mb(needed),
+            mb(budget)
+        );
+    }
     let sampled = sample.is_some();
 
     let expected = if sampled {
@@ -374,6 +407,14 @@ pub(super) fn read_source(
             };
         if !fresh {
             duplicate_id(model, id_column, id, source);
+        }
+        // The row count was an estimate (the planner's) and the source has more rows:
+        // grow by an eighth, not by doubling, so that the buffers stay near the estimate
+        // the sampling decision was made on.
+        if ids.len() == ids.capacity() {
+            let more = (ids.len() / 8).max(1024);
+            raw.reserve_exact(more);
+            ids.reserve(more);
         }
         for (i, v) in row.values.iter().enumerate() {
             match *v {
@@ -452,15 +493,63 @@ pub(super) fn duplicate_id(model: &str, id_column: &str, id: Id<'_>, source: &So
     )
 }
 
-/// Encoded columns a spec will produce, roughly (one-hot at its top-n bound).
-fn encode_width_estimate(specs: &[FeatureSpec]) -> usize {
+/// Encoded columns a spec will produce: one per feature, except one-hot, which keeps its
+/// top-n categories, or fewer when the planner's statistics (`pg_stats.n_distinct`) say
+/// the column has fewer, plus `(other)` (and `(null)` when asked for). Without statistics
+/// (a view, a table never analyzed) one-hot counts at its top-n bound.
+fn encode_width_estimate(source: &Source, specs: &[FeatureSpec]) -> usize {
+    let distinct: Vec<(String, f64)> = spi::pairs(
+        "SELECT s.attname::pg_catalog.text, CASE WHEN s.n_distinct OPERATOR(pg_catalog.>=) 0
+                THEN s.n_distinct::pg_catalog.float8
+                ELSE (OPERATOR(pg_catalog.-) s.n_distinct OPERATOR(pg_catalog.*) c.reltuples)::pg_catalog.float8 END
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+           JOIN pg_catalog.pg_stats s ON s.schemaname OPERATOR(pg_catalog.=) n.nspname
+                AND s.tablename OPERATOR(pg_catalog.=) c.relname
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[source.oid.into()],
+    );
     specs
         .iter()
         .map(|s| match &s.encoder {
-            encode::Encoder::OneHot { top, .. } => top + 2,
-            _ => 2,
+            encode::Encoder::OneHot { top, null_category } => {
+                let known = distinct
+                    .iter()
+                    .find(|(name, _)| *name == s.name)
+                    .map(|(_, d)| d.ceil().max(1.0) as usize);
+                (*top).min(known.unwrap_or(*top)) + 1 + usize::from(*null_category)
+            }
+            _ => 1,
         })
         .sum()
+}
+
+/// Bytes of pg_segment's heap a fit of `rows` rows holds at its peak (`bench/memory_bench.sh`
+/// checks it against the allocator's count): the raw columns (8 bytes a value), the ids,
+/// the encoded matrix (8 bytes a column), and the larger of k-means' working set
+/// ([`KMeansParams::memory_estimate`]) and the write phase's (each row's segment and
+/// distance, the kept-row index and the metrics' per-row figures: 40 bytes). What does
+/// not grow with the rows (the silhouette sample, profiles, buffers: a few MiB) is left
+/// out, so that a small `maintenance_work_mem` still holds a sample of useful size.
+pub(super) fn training_bytes(
+    rows: usize,
+    features: usize,
+    id_kind: IdKind,
+    dim: usize,
+    kmeans: &KMeansParams,
+) -> usize {
+    const WRITE_PER_ROW: usize = 40;
+    // Text ids: the String (24 bytes) and its heap block (malloc's smallest chunk is 32
+    // bytes). The duplicate check's copies are gone before the peak (the write phase).
+    let id = match id_kind {
+        IdKind::Int => 8,
+        IdKind::Text => 24 + 32,
+    };
+    let held = rows.saturating_mul(8 * features + id + 8 * dim);
+    let working = kmeans
+        .memory_estimate(rows, dim)
+        .max(rows.saturating_mul(WRITE_PER_ROW));
+    held.saturating_add(working)
 }
 
 /// Assign every row of the source by streaming it again (used when the fit saw a

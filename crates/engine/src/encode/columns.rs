@@ -134,6 +134,16 @@ impl RawColumns {
         }
     }
 
+    /// Reserve room for exactly `additional` more rows in every column (no doubling).
+    pub fn reserve_exact(&mut self, additional: usize) {
+        for c in &mut self.cols {
+            match c {
+                RawColumn::Numeric(v) => v.reserve_exact(additional),
+                RawColumn::Text { codes, .. } => codes.reserve_exact(additional),
+            }
+        }
+    }
+
     /// Append a number (`None` = NULL) to numeric column `col`.
     ///
     /// # Panics
