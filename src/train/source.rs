@@ -4,7 +4,6 @@
 //! second pass that assigns every row when the fit saw a sample.
 use super::ctx;
 use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
-use crate::engine::hash::FxHashSet;
 use crate::engine::kmeans;
 use crate::engine::kmeans::KMeansParams;
 use crate::engine::sample::KeySample;
@@ -241,14 +240,20 @@ fn sort_int_ids(ids: &[i64]) -> Result<Option<Vec<u32>>, i64> {
 }
 
 /// Text ids: None when strictly increasing by their bytes, else row positions in that
-/// order (duplicates were refused while reading).
-fn sort_text_ids(ids: &[String]) -> Option<Vec<u32>> {
+/// order; Err(position of a duplicated id) when one appears twice.
+fn sort_text_ids(ids: &[String]) -> Result<Option<Vec<u32>>, usize> {
     if ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
-        return None;
+        return Ok(None);
     }
     let mut order: Vec<u32> = (0..ids.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| ids[a as usize].as_bytes().cmp(ids[b as usize].as_bytes()));
-    Some(order)
+    if let Some(w) = order
+        .windows(2)
+        .find(|w| ids[w[0] as usize] == ids[w[1] as usize])
+    {
+        return Err(w[0] as usize);
+    }
+    Ok(Some(order))
 }
 
 pub(super) fn feature_kinds(source: &Source, specs: &[FeatureSpec]) -> Vec<ColumnKind> {
@@ -368,12 +373,8 @@ pub(super) fn read_source(
     let mut raw = RawColumns::new(&kinds);
     raw.reserve(expected);
     let mut ids = Ids::new(id_kind, expected);
-    // Integer ids are checked for duplicates after the read (by sorting, which the
-    // assignment writer needs anyway); text ids as they come.
-    let mut seen_text: FxHashSet<String> = FxHashSet::default();
-    if !sampled && id_kind == IdKind::Text {
-        seen_text.reserve(expected);
-    }
+    // Ids are checked for duplicates after the read, by the sort the assignment writer
+    // needs anyway.
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
     // The columns' pages are faulted in on the second core while this one scans.
@@ -399,14 +400,6 @@ pub(super) fn read_source(
             if !kept {
                 return;
             }
-        }
-        let fresh = sampled
-            || match id {
-                Id::Int(_) => true,
-                Id::Text(t) => seen_text.insert(t.to_string()),
-            };
-        if !fresh {
-            duplicate_id(model, id_column, id, source);
         }
         // The row count was an estimate (the planner's) and the source has more rows:
         // grow by an eighth, not by doubling, so that the buffers stay near the estimate
@@ -451,7 +444,8 @@ pub(super) fn read_source(
     let order = match &ids {
         Ids::Int(v) => sort_int_ids(v)
             .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Int(dup), source)),
-        Ids::Text(v) => sort_text_ids(v),
+        Ids::Text(v) => sort_text_ids(v)
+            .unwrap_or_else(|dup| duplicate_id(model, id_column, Id::Text(&v[dup]), source)),
     };
     if let Some(order) = order {
         raw.reorder(&order);
@@ -540,7 +534,7 @@ pub(super) fn training_bytes(
 ) -> usize {
     const WRITE_PER_ROW: usize = 40;
     // Text ids: the String (24 bytes) and its heap block (malloc's smallest chunk is 32
-    // bytes). The duplicate check's copies are gone before the peak (the write phase).
+    // bytes).
     let id = match id_kind {
         IdKind::Int => 8,
         IdKind::Text => 24 + 32,

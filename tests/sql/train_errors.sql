@@ -46,6 +46,17 @@ SELECT segment_train('bad', 'people', 'id', '{"age": "log_standard"}', k => 2);
 INSERT INTO people VALUES (5, 40, 'a', NULL);
 SELECT segment_train('bad', 'people', 'id', '{"age": "standard"}', k => 2);
 DELETE FROM people WHERE id = 5 AND joined IS NULL;
+-- text ids: a duplicate is found by the sort of the ids, in or out of order, also when
+-- the fit runs on a sample (equal ids hash alike, so both are in it)
+CREATE TABLE text_people AS SELECT 'p' || i AS pid, (i % 50)::float8 AS age FROM generate_series(1, 20000) i;
+INSERT INTO text_people VALUES ('p777', 3);
+SELECT segment_train('bad', 'text_people', 'pid', '{"age": "standard"}', k => 2);
+CREATE TABLE text_sorted AS SELECT * FROM text_people ORDER BY pid;
+SELECT segment_train('bad', 'text_sorted', 'pid', '{"age": "standard"}', k => 2);
+SET maintenance_work_mem = '1MB';
+SELECT segment_train('bad', 'text_people', 'pid', '{"age": "standard"}', k => 2);
+RESET maintenance_work_mem;
+DROP TABLE text_people, text_sorted;
 INSERT INTO people VALUES (NULL, 40, 'a', NULL);
 SELECT k, rows_used, rows_skipped, skipped FROM segment_train('nullid', 'people', 'id', '{"age": "standard"}', k => 2);
 -- empty source, too few distinct rows
