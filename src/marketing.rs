@@ -28,9 +28,10 @@ use pgrx::prelude::*;
 /// The default confidence level of the two-argument aggregates.
 const DEFAULT_CONFIDENCE: f64 = 0.95;
 
+/// `confidence`, checked by the engine's rule (in (0, 1)); NULL or out of range raises.
 fn check_confidence(confidence: Option<f64>, what: &str) -> f64 {
     match confidence {
-        Some(c) if c > 0.0 && c < 1.0 => c,
+        Some(c) if uplift::check_confidence(c).is_ok() => c,
         _ => raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(

@@ -103,8 +103,8 @@ impl Ids {
         }
     }
 
-    /// Room for `additional` more ids.
-    pub fn reserve(&mut self, additional: usize) {
+    /// Room for exactly `additional` more ids.
+    pub fn reserve_exact(&mut self, additional: usize) {
         match self {
             Ids::Int(v) => v.reserve_exact(additional),
             Ids::Text(v) => v.reserve_exact(additional),

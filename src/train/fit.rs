@@ -56,9 +56,7 @@ impl Params {
                 .init_sample(INIT_SAMPLE),
         }
     }
-}
 
-impl Params {
     /// The k-means parameters of the largest fit these parameters may run (k_max when
     /// choosing k): what the memory estimate sizes.
     pub(super) fn largest(&self) -> KMeansParams {

@@ -344,16 +344,16 @@ pub(super) fn read_source(
         .flatten()
         .unwrap_or(0) as usize
     };
-    // The sample is drawn by id (a seeded hash of it), so it is the same whatever order
-    // the rows come in; it holds about `capacity` rows.
     let needed = bytes(total);
-    let mb = |b: usize| b as f64 / (1 << 20) as f64;
+    let mb = |b: usize| b as f64 / super::MB;
     debug1!(
         "{}: memory: a full fit of {total} rows needs about {:.1} MB (estimate, {dim} encoded columns); maintenance_work_mem is {:.1} MB",
         ctx(model),
         mb(needed),
         mb(budget)
     );
+    // The sample is drawn by id (a seeded hash of it), so it is the same whatever order
+    // the rows come in; it holds about `capacity` rows.
     let sample = (total > capacity).then(|| KeySample::new(capacity, total, seed));
     if sample.is_some() {
         notice!(
@@ -407,7 +407,7 @@ pub(super) fn read_source(
         if ids.len() == ids.capacity() {
             let more = (ids.len() / 8).max(1024);
             raw.reserve_exact(more);
-            ids.reserve(more);
+            ids.reserve_exact(more);
         }
         for (i, v) in row.values.iter().enumerate() {
             match *v {
@@ -525,7 +525,7 @@ fn encode_width_estimate(source: &Source, specs: &[FeatureSpec]) -> usize {
 /// distance, the kept-row index and the metrics' per-row figures: 40 bytes). What does
 /// not grow with the rows (the silhouette sample, profiles, buffers: a few MiB) is left
 /// out, so that a small `maintenance_work_mem` still holds a sample of useful size.
-pub(super) fn training_bytes(
+fn training_bytes(
     rows: usize,
     features: usize,
     id_kind: IdKind,

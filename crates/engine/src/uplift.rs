@@ -190,7 +190,7 @@ pub struct MeanResult {
 }
 
 /// Check a confidence level: it must lie in the open interval (0, 1).
-fn check_confidence(confidence: f64) -> Result<(), EngineError> {
+pub fn check_confidence(confidence: f64) -> Result<(), EngineError> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(())
     } else {
