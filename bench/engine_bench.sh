@@ -26,13 +26,16 @@ rm -f "$OUT"/*.jsonl
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "rustc: $(rustc --version); python: $(python3 -c 'import sklearn, numpy; print("scikit-learn", sklearn.__version__, "numpy", numpy.__version__)')"
 
-gen() { # d k seed
-  local p=$DATA/d$1k$2
-  [ -f "$p.x.f64" ] && [ -f "$p.init.f64" ] || $PY gen --n $N --d "$1" --k "$2" --seed "$3" --out "$p"
+gen() { # d k seed [shape]
+  local shape=${4:-blobs} p
+  if [ "$shape" = blobs ]; then p=$DATA/d$1k$2; else p=$DATA/u$1k$2; fi
+  [ -f "$p.x.f64" ] && [ -f "$p.init.f64" ] || $PY gen --n $N --d "$1" --k "$2" --seed "$3" --shape "$shape" --out "$p"
 }
 gen 8 8 1
 gen 16 64 2
 gen 64 64 3
+gen 16 8 7 uniform   # issue 18's shape: uniform noise, 1M x 16, k = 8
+gen 16 8 4           # the same size as latent blobs
 
 # Headline: d = 8, k = 8. sklearn's own convergence (tol = 1e-4) fixes the iteration
 # count; both sides then run exactly that many iterations (tol = 0).
@@ -47,14 +50,26 @@ for _ in $(seq "$REPEAT"); do   # interleaved, so background load hits both alik
   $PY fit $args --max-iter "$ITERS" --tol 0 >> "$OUT/sk_main.jsonl"
 done
 
-# Per-iteration cost at 1M rows for three shapes, 10 iterations each.
-for cfg in "8 8" "16 64" "64 64"; do
+# Per-iteration cost at 1M rows, 10 iterations each, blobs and uniform noise.
+for cfg in "d 8 8 blobs" "d 16 64 blobs" "d 64 64 blobs" "u 16 8 uniform"; do
   set -- $cfg
-  M=$DATA/d$1k$2
-  args="--data $M.x.f64 --init $M.init.f64 --n $N --d $1 --k $2 --max-iter 10 --tol 0"
+  M=$DATA/$1$2k$3
+  args="--data $M.x.f64 --init $M.init.f64 --n $N --d $2 --k $3 --max-iter 10 --tol 0"
   o=$($BIN $args --threads 2)
   s=$($PY fit $args)
-  echo "{\"ours\": $o, \"sklearn\": $s}" >> "$OUT/periter.jsonl"
+  echo "{\"shape\": \"$4\", \"ours\": $o, \"sklearn\": $s}" >> "$OUT/periter.jsonl"
+done
+
+# Per-iteration cost against the memory-bandwidth floor (kmeans_bench measures both in
+# the same process), to convergence, on uniform noise and on blobs of the same size.
+for cfg in "u 16 8 uniform" "d 16 8 blobs"; do
+  set -- $cfg
+  M=$DATA/$1$2k$3
+  for _ in $(seq 3); do
+    $BIN --data $M.x.f64 --init $M.init.f64 --n $N --d $2 --k $3 --tol 1e-4 --threads 2 \
+      | python3 -c "import json, sys; r = json.load(sys.stdin); r['shape'] = '$4'; print(json.dumps(r))" \
+      >> "$OUT/floor.jsonl"
+  done
 done
 
 $PY report --dir "$OUT"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """scikit-learn side of bench/engine_bench.sh.
 
-  gen  --n N --d D --k K --seed S --out PREFIX
-       writes PREFIX.x.f64 (n x d, standardized blobs, little-endian f64, row-major) and
+  gen  --n N --d D --k K --seed S --out PREFIX [--shape blobs|uniform]
+       writes PREFIX.x.f64 (n x d, standardized blobs or uniform noise, little-endian
+       f64, row-major) and
        PREFIX.init.f64 (k x d initial centroids: k-means++ on a seeded 50k-row sample).
   fit  --data X.f64 --n N --d D --init C.f64 --k K [--max-iter M] [--tol T] [--repeat R]
        times KMeans(algorithm="lloyd", init=C, n_init=1).fit(X) and prints one JSON line.
@@ -21,8 +22,11 @@ def gen(a):
     from sklearn.datasets import make_blobs
 
     rng = np.random.RandomState(a.seed)
-    x, _ = make_blobs(n_samples=a.n, n_features=a.d, centers=a.k, cluster_std=2.0,
-                      center_box=(-6.0, 6.0), random_state=a.seed)
+    if a.shape == "uniform":
+        x = np.random.RandomState(a.seed + 1000).uniform(size=(a.n, a.d))
+    else:
+        x, _ = make_blobs(n_samples=a.n, n_features=a.d, centers=a.k, cluster_std=2.0,
+                          center_box=(-6.0, 6.0), random_state=a.seed)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     x = np.ascontiguousarray(x, dtype="<f8")
     sample = x[rng.choice(a.n, size=min(a.n, 50_000), replace=False)]
@@ -109,16 +113,30 @@ def report(a):
           f"({8 * o['d']} data + {o['extra_bytes_per_row']:.1f} working set, estimate); "
           f"peak RSS / row: ours {o['peak_rss_bytes'] / n:.1f}, sklearn {s['peak_rss_bytes'] / n:.1f}")
     print("per-iteration ms at 1M rows (fit time / n_iter, tol = 0, same initial centroids):")
-    print(f"  {'d':>3} {'k':>3} {'iters':>5} {'ours ms/iter':>13} {'sklearn ms/iter':>16} {'ratio':>6}"
+    print(f"  {'shape':>7} {'d':>3} {'k':>3} {'iters':>5} {'ours ms/iter':>13} {'sklearn ms/iter':>16} {'ratio':>6}"
           f"  ours algorithm, first iteration / mean of the rest (ms)")
     for line in load(os.path.join(d, "periter.jsonl")):
         o, s = line["ours"], line["sklearn"]
         oi, si = o["ms"] / o["n_iter"], s["ms"] / s["n_iter"]
         rest = o["iter_ms"][1:]
         rest_ms = sum(rest) / len(rest) if rest else float("nan")
-        print(f"  {o['d']:>3} {o['k']:>3} {o['n_iter']:>5} {oi:>13.1f} {si:>16.1f} {si / oi:>6.2f}"
+        print(f"  {line['shape']:>7} {o['d']:>3} {o['k']:>3} {o['n_iter']:>5} {oi:>13.1f} {si:>16.1f} {si / oi:>6.2f}"
               f"  {o['algorithm']}, {o['iter_ms'][0]:.0f} / {rest_ms:.0f}"
               f"; inertia rel diff {abs(o['inertia'] - s['inertia']) / s['inertia']:.1e}")
+    floor_file = os.path.join(d, "floor.jsonl")
+    if os.path.exists(floor_file):
+        print("per-iteration ms against the memory-bandwidth floor (ours, 2 threads, to convergence at tol = 1e-4;")
+        print("  floor = fastest of 10 two-thread passes that read the f64 matrix once; goal <= 2x):")
+        print(f"  {'shape':>7} {'d':>3} {'k':>3} {'iters':>5} {'median ms/iter':>15} {'floor ms':>9} {'ratio':>6}  runs (median ms/iter)")
+        by = {}
+        for r in load(floor_file):
+            by.setdefault((r["shape"], r["d"], r["k"]), []).append(r)
+        for (shape, dd, kk), rs in by.items():
+            meds = [median(r["iter_ms"]) for r in rs]
+            m = median(meds)
+            fl = median([r["floor_ms"] for r in rs])
+            print(f"  {shape:>7} {dd:>3} {kk:>3} {rs[0]['n_iter']:>5} {m:>15.2f} {fl:>9.2f} {m / fl:>6.2f}"
+                  f"  {', '.join('%.2f' % v for v in meds)}")
 
 
 def main():
@@ -128,6 +146,7 @@ def main():
     for name in ("--n", "--d", "--k", "--seed"):
         g.add_argument(name, type=int, required=True)
     g.add_argument("--out", required=True)
+    g.add_argument("--shape", choices=["blobs", "uniform"], default="blobs")
     f = sub.add_parser("fit")
     f.add_argument("--data", required=True)
     f.add_argument("--init", required=True)

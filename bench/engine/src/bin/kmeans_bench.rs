@@ -38,6 +38,40 @@ impl Hooks for Timer {
     }
 }
 
+/// The memory-bandwidth floor of one k-means iteration: the fastest of `repeat` passes
+/// that read every value of `x` once (a sum per thread over its half of the rows, the
+/// access pattern of an E-step that touches every row), in milliseconds.
+fn floor_ms(x: &[f64], d: usize, threads: usize, repeat: usize) -> f64 {
+    let rows = x.len() / d;
+    let per = rows.div_ceil(threads.max(1)) * d;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat {
+        let t0 = Instant::now();
+        let total: f64 = std::thread::scope(|s| {
+            let hs: Vec<_> = x
+                .chunks(per)
+                .map(|c| {
+                    s.spawn(move || {
+                        // Four independent sums, so the pass is bound by memory, not by
+                        // the latency of one chain of additions.
+                        let mut acc = [0.0f64; 4];
+                        for q in c.chunks_exact(4) {
+                            for (a, v) in acc.iter_mut().zip(q) {
+                                *a += *v;
+                            }
+                        }
+                        acc.iter().sum::<f64>()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        std::hint::black_box(total);
+        best = best.min(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    best
+}
+
 /// Peak resident set size of this process in bytes (Linux), 0 if unknown.
 fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -102,6 +136,8 @@ fn main() {
         last = Some((r, hooks.checks));
     }
     let (r, checks) = last.unwrap();
+    let threads_floor = if threads == 0 { 2 } else { threads };
+    let floor = floor_ms(x.as_slice().unwrap(), d, threads_floor, 10);
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
@@ -130,6 +166,7 @@ fn main() {
             "bytes_per_row": (8 * d) as f64 + extra as f64 / n as f64,
             "extra_bytes_per_row": extra as f64 / n as f64,
             "peak_rss_bytes": peak_rss(),
+            "floor_ms": floor,
         })
     );
 }

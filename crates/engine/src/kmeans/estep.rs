@@ -10,12 +10,32 @@ pub(crate) enum Kind {
     Elkan,
 }
 
-/// Per-block accumulator of one E-step.
+/// What an E-step tallies. Only the first pass touches every row: later passes of a run
+/// keep the run's per-cluster sums up to date from the rows that changed cluster, so a
+/// row whose bounds hold is never read (the label sums are exact functions of the labels
+/// up to float rounding: each moved row is added to its new cluster and subtracted from
+/// its old one, in block order, whatever the thread count).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// First E-step of a run: every row's sums, counts, squared norm and distance.
+    First,
+    /// Later E-steps: the sums and counts of the rows that changed cluster only (added
+    /// to the new cluster, subtracted from the old); no distances.
+    Iterate,
+    /// The final labelling: counts and the exact inertia, no sums.
+    Final,
+}
+
+/// Per-block accumulator of one E-step (see [`Pass`] for what each field holds).
 pub(crate) struct Acc {
     pub(crate) sums: Vec<f64>,
-    pub(crate) counts: Vec<u64>,
+    pub(crate) counts: Vec<i64>,
     pub(crate) inertia: f64,
+    /// Sum of the rows' squared norms (first pass only).
+    pub(crate) sq: f64,
     pub(crate) moved: usize,
+    /// Rows of the block whose bounds failed (Hamerly's later passes), reused.
+    pub(crate) cand: Vec<u32>,
 }
 
 impl Acc {
@@ -24,13 +44,16 @@ impl Acc {
             sums: vec![0.0; k * d],
             counts: vec![0; k],
             inertia: 0.0,
+            sq: 0.0,
             moved: 0,
+            cand: Vec::new(),
         }
     }
     pub(crate) fn reset(&mut self) {
         self.sums.iter_mut().for_each(|v| *v = 0.0);
         self.counts.iter_mut().for_each(|v| *v = 0);
         self.inertia = 0.0;
+        self.sq = 0.0;
         self.moved = 0;
     }
 }
@@ -54,8 +77,7 @@ pub(crate) struct Ctx<'a> {
     /// Index of this E-step among the run's E-steps.
     pub(crate) epoch: usize,
     pub(crate) kind: Kind,
-    pub(crate) first: bool,
-    pub(crate) accumulate: bool,
+    pub(crate) pass: Pass,
     /// Kernel of the all-centroid searches (chosen once per E-step).
     pub(crate) simd: Simd,
     /// `centers` in the AVX2 kernel's layout (empty for the portable kernel).
@@ -71,16 +93,50 @@ pub(crate) struct Block<'a> {
     pub(crate) stamp: &'a mut [u32],
 }
 
+/// Rows ahead of the current one whose data a sparse sweep prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Most clusters whose bound decays the sweep keeps in a table on the stack.
+const NEAREST_MAX_K_BOUND: usize = 64;
+
+/// Tallies row `xi`, now in cluster `a` (was `a0`; `da` its squared distance to `a`,
+/// needed in the first and final passes only).
 #[inline(always)]
-pub(crate) fn accumulate(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, da: f64) {
-    if cx.accumulate {
-        let d = cx.d;
-        for (s, v) in acc.sums[a * d..(a + 1) * d].iter_mut().zip(xi) {
-            *s += *v;
+pub(crate) fn record(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, a0: usize, da: f64) {
+    let d = cx.d;
+    match cx.pass {
+        Pass::First => {
+            for (s, v) in acc.sums[a * d..(a + 1) * d].iter_mut().zip(xi) {
+                *s += *v;
+            }
+            let mut q = 0.0;
+            for v in xi {
+                q += v * v;
+            }
+            acc.sq += q;
+            acc.counts[a] += 1;
+            acc.inertia += da;
+            acc.moved += 1;
+        }
+        Pass::Iterate => {
+            if a != a0 {
+                for (s, v) in acc.sums[a * d..(a + 1) * d].iter_mut().zip(xi) {
+                    *s += *v;
+                }
+                for (s, v) in acc.sums[a0 * d..(a0 + 1) * d].iter_mut().zip(xi) {
+                    *s -= *v;
+                }
+                acc.counts[a] += 1;
+                acc.counts[a0] -= 1;
+                acc.moved += 1;
+            }
+        }
+        Pass::Final => {
+            acc.counts[a] += 1;
+            acc.inertia += da;
+            acc.moved += usize::from(a != a0);
         }
     }
-    acc.counts[a] += 1;
-    acc.inertia += da;
 }
 
 #[inline(always)]
@@ -96,15 +152,16 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         stamp,
     } = b;
     let rows = cx.x[start * d..(start + labels.len()) * d].chunks_exact(d);
-    match (cx.kind, cx.first) {
+    let first = cx.pass == Pass::First;
+    // Distances of rows whose bounds hold are needed for the exact final inertia only.
+    let exact = cx.pass == Pass::Final;
+    match (cx.kind, first) {
         (Kind::Lloyd, _) => {
             for (xi, lab) in rows.zip(labels.iter_mut()) {
                 let (a, da) = argmin_with(cx.simd, cx.packed, cx.centers, k, d, xi);
-                if cx.first || *lab != a as u32 {
-                    acc.moved += 1;
-                    *lab = a as u32;
-                }
-                accumulate(cx, acc, xi, a, da);
+                let a0 = *lab as usize;
+                *lab = a as u32;
+                record(cx, acc, xi, a, a0, da);
             }
         }
         (Kind::Hamerly, true) => {
@@ -113,10 +170,66 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 let (sa, s2) = sqrt2_with(cx.simd, da, s2);
                 upper[r] = up(sa);
                 lower[r] = down(s2);
-                acc.moved += 1;
                 labels[r] = a as u32;
-                accumulate(cx, acc, xi, a, da);
+                record(cx, acc, xi, a, a, da);
             }
+        }
+        (Kind::Hamerly, false) if !exact => {
+            // Two sweeps. The first brings every row's bounds forward and never reads
+            // the row itself: a row whose bounds hold keeps its cluster, and only the
+            // rows that changed cluster enter the sums. The second visits the rows whose
+            // bounds failed, in row order (so the sums are added in the same order as
+            // Lloyd's), prefetching the rows ahead. (The final pass, which needs every
+            // row's distance, goes through the one-sweep loop below.)
+            let (smax, smax_j, smax2) = cx.smax;
+            // How far each centre's second-nearest bound decays: the largest shift of
+            // any other centre.
+            let mut decay = [up(smax); NEAREST_MAX_K_BOUND];
+            let decay = if k <= NEAREST_MAX_K_BOUND {
+                decay[smax_j] = up(smax2);
+                &decay[..k]
+            } else {
+                &[][..]
+            };
+            let mut cand = std::mem::take(&mut acc.cand);
+            cand.clear();
+            cand.resize(labels.len(), 0);
+            let mut nc = 0;
+            for r in 0..labels.len() {
+                let a = labels[r] as usize;
+                let u = up(upper[r] + cx.shift[a]);
+                let dl = match decay.get(a) {
+                    Some(&v) => v,
+                    None => up(if a == smax_j { smax2 } else { smax }),
+                };
+                let l = down(lower[r]) - dl;
+                upper[r] = u;
+                lower[r] = l;
+                // Without a branch: the row is written and kept only when its bounds
+                // fail (a data-dependent branch here mispredicts on most rows).
+                cand[nc] = r as u32;
+                nc += usize::from(u >= l.max(cx.half[a]));
+            }
+            cand.truncate(nc);
+            let xs = &cx.x[start * d..(start + labels.len()) * d];
+            for (i, &r) in cand.iter().enumerate() {
+                if let Some(&p) = cand.get(i + PREFETCH_AHEAD) {
+                    prefetch_row(&xs[p as usize * d..(p as usize + 1) * d]);
+                }
+                let r = r as usize;
+                let xi = &xs[r * d..(r + 1) * d];
+                let a0 = labels[r] as usize;
+                // Straight to all k distances: measured faster here than first testing
+                // the distance to the current centre (that test is a branch that goes
+                // either way on about half of these rows), and it tightens both bounds.
+                let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, k, d, xi);
+                let (sa, s2) = sqrt2_with(cx.simd, da, s2);
+                upper[r] = up(sa);
+                lower[r] = down(s2);
+                labels[r] = a as u32;
+                record(cx, acc, xi, a, a0, da);
+            }
+            acc.cand = cand;
         }
         (Kind::Hamerly, false) => {
             let (smax, smax_j, smax2) = cx.smax;
@@ -129,7 +242,11 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 let da;
                 if u < m {
                     lower[r] = l;
-                    da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
+                    da = if exact {
+                        sqdist(xi, &cx.centers[a * d..(a + 1) * d])
+                    } else {
+                        0.0
+                    };
                 } else {
                     let t = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                     // Same test as `up(sqrt(t)) < m`, without waiting for the square
@@ -149,11 +266,8 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                     }
                 }
                 upper[r] = u;
-                if a != a0 {
-                    acc.moved += 1;
-                    labels[r] = a as u32;
-                }
-                accumulate(cx, acc, xi, a, da);
+                labels[r] = a as u32;
+                record(cx, acc, xi, a, a0, da);
             }
         }
         (Kind::Elkan, true) => {
@@ -170,9 +284,8 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 }
                 upper[r] = up(best.sqrt());
                 stamp[r] = 0;
-                acc.moved += 1;
                 labels[r] = a as u32;
-                accumulate(cx, acc, xi, a, best);
+                record(cx, acc, xi, a, a, best);
             }
         }
         (Kind::Elkan, false) => {
@@ -223,14 +336,11 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                     upper[r] = u;
                     stamp[r] = e as u32;
                 }
-                if da.is_nan() {
+                if exact && da.is_nan() {
                     da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                 }
-                if a != a0 {
-                    acc.moved += 1;
-                    labels[r] = a as u32;
-                }
-                accumulate(cx, acc, xi, a, da);
+                labels[r] = a as u32;
+                record(cx, acc, xi, a, a0, da);
             }
         }
     }

@@ -111,8 +111,7 @@ pub(super) fn run_estep(
     centers: &[f64],
     geo: &Geometry,
     kind: Kind,
-    first: bool,
-    accumulate: bool,
+    pass: Pass,
     work: &mut Work,
     threads: usize,
     hooks: &mut dyn Hooks,
@@ -163,8 +162,7 @@ pub(super) fn run_estep(
         cum: &geo.cum,
         epoch: geo.epoch(k),
         kind,
-        first,
-        accumulate,
+        pass,
         simd,
         packed: &packed,
     };
@@ -173,23 +171,62 @@ pub(super) fn run_estep(
     })
 }
 
-/// Totals over blocks, in block order: (sums, counts, inertia, moved).
-pub(super) fn reduce(accs: &[Acc], k: usize, d: usize) -> (Vec<f64>, Vec<u64>, f64, usize) {
-    let mut sums = vec![0.0; k * d];
-    let mut counts = vec![0u64; k];
-    let mut inertia = 0.0;
-    let mut moved = 0;
+/// Totals of one E-step over its blocks, in block order.
+pub(super) struct Totals {
+    pub(super) sums: Vec<f64>,
+    pub(super) counts: Vec<i64>,
+    pub(super) inertia: f64,
+    pub(super) sq: f64,
+    pub(super) moved: usize,
+}
+
+/// Totals over blocks, in block order (so independent of the thread count).
+pub(super) fn reduce(accs: &[Acc], k: usize, d: usize) -> Totals {
+    let mut t = Totals {
+        sums: vec![0.0; k * d],
+        counts: vec![0; k],
+        inertia: 0.0,
+        sq: 0.0,
+        moved: 0,
+    };
     for a in accs {
-        for (s, v) in sums.iter_mut().zip(&a.sums) {
+        for (s, v) in t.sums.iter_mut().zip(&a.sums) {
             *s += *v;
         }
-        for (c, v) in counts.iter_mut().zip(&a.counts) {
+        for (c, v) in t.counts.iter_mut().zip(&a.counts) {
             *c += *v;
         }
-        inertia += a.inertia;
-        moved += a.moved;
+        t.inertia += a.inertia;
+        t.sq += a.sq;
+        t.moved += a.moved;
     }
-    (sums, counts, inertia, moved)
+    t
+}
+
+/// Counts of a final pass as unsigned.
+fn unsigned(counts: &[i64]) -> Vec<u64> {
+    counts.iter().map(|&c| c.max(0) as u64).collect()
+}
+
+/// Inertia of the labels behind `sums` / `counts` against `centers`, from the sums
+/// alone: sum |x|^2 - 2 sum_j c_j . S_j + sum_j n_j |c_j|^2 (for progress reports
+/// only; the run's returned inertia comes from an exact pass).
+fn inertia_from_sums(sq: f64, sums: &[f64], counts: &[i64], centers: &[f64], d: usize) -> f64 {
+    let mut v = sq;
+    for ((c, s), &n) in centers
+        .chunks_exact(d)
+        .zip(sums.chunks_exact(d))
+        .zip(counts)
+    {
+        let mut cs = 0.0;
+        let mut cc = 0.0;
+        for (a, b) in c.iter().zip(s) {
+            cs += a * b;
+            cc += a * a;
+        }
+        v += n as f64 * cc - 2.0 * cs;
+    }
+    v.max(0.0)
 }
 
 /// Indices of the rows farthest from their assigned centre, sorted by distance (desc)
@@ -312,28 +349,35 @@ pub(super) fn run_once(
     }
     let mut geo = Geometry::new(k);
     geo.update_centers(&centers, k, d, kind);
-    // Set when the last E-step's labels and inertia are already final (strict
-    // convergence with unchanged centroids), which saves the final E-step.
-    let mut done: Option<(Vec<u64>, f64)> = None;
+    // The run's label sums and counts (what a full pass over the current labels would
+    // sum) and the rows' total squared norm, both from the first pass.
+    let mut lsums = vec![0.0; k * d];
+    let mut lcounts = vec![0i64; k];
+    let mut sq = 0.0;
     let mut converged = false;
     let mut n_iter = max_iter;
     for i in 0..max_iter {
         hooks.check_interrupt()?;
-        run_estep(
-            x,
-            d,
-            k,
-            &centers,
-            &geo,
-            kind,
-            i == 0,
-            true,
-            work,
-            threads,
-            hooks,
-        )?;
-        let (mut sums, mut counts, inertia, moved) = reduce(&work.accs, k, d);
-        let e_counts = counts.clone();
+        let pass = if i == 0 { Pass::First } else { Pass::Iterate };
+        run_estep(x, d, k, &centers, &geo, kind, pass, work, threads, hooks)?;
+        let t = reduce(&work.accs, k, d);
+        let inertia = if i == 0 {
+            lsums = t.sums;
+            lcounts = t.counts;
+            sq = t.sq;
+            t.inertia
+        } else {
+            for (s, v) in lsums.iter_mut().zip(&t.sums) {
+                *s += *v;
+            }
+            for (c, v) in lcounts.iter_mut().zip(&t.counts) {
+                *c += *v;
+            }
+            inertia_from_sums(sq, &lsums, &lcounts, &centers, d)
+        };
+        let moved = t.moved;
+        let mut sums = lsums.clone();
+        let mut counts = unsigned(&lcounts);
         if counts.contains(&0) {
             relocate_empty(
                 x,
@@ -374,12 +418,8 @@ pub(super) fn run_once(
             geo.update_shift(&centers, &new_centers, k, d);
             geo.update_centers(&new_centers, k, d, kind);
         }
-        let unchanged = new_centers == centers;
         centers = new_centers;
         if i > 0 && moved == 0 {
-            if unchanged && !e_counts.contains(&0) {
-                done = Some((e_counts, inertia));
-            }
             converged = true;
             n_iter = i + 1;
             break;
@@ -390,18 +430,24 @@ pub(super) fn run_once(
             break;
         }
     }
-    // Final E-step: labels and inertia against the returned centroids (as sklearn).
-    let (mut counts, mut inertia) = match done {
-        Some(v) => v,
-        None => {
-            hooks.check_interrupt()?;
-            run_estep(
-                x, d, k, &centers, &geo, kind, false, false, work, threads, hooks,
-            )?;
-            let (_, c, inertia, _) = reduce(&work.accs, k, d);
-            (c, inertia)
-        }
-    };
+    // Final E-step: labels and the exact inertia against the returned centroids (as
+    // sklearn).
+    hooks.check_interrupt()?;
+    run_estep(
+        x,
+        d,
+        k,
+        &centers,
+        &geo,
+        kind,
+        Pass::Final,
+        work,
+        threads,
+        hooks,
+    )?;
+    let t = reduce(&work.accs, k, d);
+    let mut counts = unsigned(&t.counts);
+    let mut inertia = t.inertia;
     // Never return an empty cluster: give each one the farthest row, then reassign.
     let mut rounds = 0;
     while counts.contains(&0) && rounds <= k {
@@ -428,15 +474,14 @@ pub(super) fn run_once(
             &centers,
             &geo,
             Kind::Lloyd,
-            false,
-            false,
+            Pass::Final,
             work,
             threads,
             hooks,
         )?;
-        let r = reduce(&work.accs, k, d);
-        counts = r.1;
-        inertia = r.2;
+        let t = reduce(&work.accs, k, d);
+        counts = unsigned(&t.counts);
+        inertia = t.inertia;
     }
     Ok(RunOutcome {
         centers: Array2::from_shape_vec((k, d), centers)

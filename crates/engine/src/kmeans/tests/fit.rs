@@ -286,3 +286,40 @@ fn canonical_numbering_puts_the_largest_first_and_keeps_the_model() {
     again.canonicalize();
     assert_eq!(again, c);
 }
+
+#[test]
+fn progress_inertia_is_the_inertia_of_each_iterations_labels() {
+    // Later iterations keep their sums from the rows that moved and report the inertia
+    // from those sums; it must still be the inertia of that iteration's labels against
+    // that iteration's centroids (the centroids a fit with max_iter = t returns).
+    let (n, d, k) = (12_000, 5, 6);
+    let x = blobs(n, d, k, 21);
+    // Every seed from the same blob, so rows keep moving for several iterations.
+    let init = x.slice(ndarray::s![0..k * k;k, ..]).to_owned();
+    for algorithm in [Algorithm::Lloyd, Algorithm::Hamerly, Algorithm::Elkan] {
+        let base = KMeansParams::new(k)
+            .init(Init::Given(init.clone()))
+            .tol(0.0)
+            .algorithm(algorithm)
+            .threads(2);
+        let mut h = Recorder::default();
+        fit(x.view(), &base.clone().max_iter(8), &mut h).unwrap();
+        assert!(h.progress.len() >= 3, "{algorithm:?}: {}", h.progress.len());
+        let mut moved_after_first = 0;
+        for t in 1..h.progress.len() {
+            let c = fit(x.view(), &base.clone().max_iter(t), &mut NoHooks)
+                .unwrap()
+                .centroids;
+            let (_, want) = assign(x.view(), c.view());
+            let got = h.progress[t].inertia;
+            assert!(
+                (got - want).abs() <= 1e-9 * want,
+                "{algorithm:?} iteration {}: {got} vs {want}",
+                t + 1
+            );
+            moved_after_first += h.progress[t].moved;
+        }
+        // The incremental path really ran: rows moved after the first iteration.
+        assert!(moved_after_first > 0, "{algorithm:?}");
+    }
+}
