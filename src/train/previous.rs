@@ -2,20 +2,34 @@
 //! each customer's segment, read from the model's assignment table with the caller's
 //! privileges (the owner role reads it).
 use crate::engine::encode::{ColumnKind, Value};
+use crate::engine::hash::FxHashMap;
 use crate::engine::lineage::Transitions;
 use crate::error::{raise, Code};
 use crate::pg::reader::{self, Id, IdKind};
 use crate::pg::spi;
 use pgrx::pg_sys;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 
 enum ById {
     /// (id, centroid row), sorted by id: looked up by a cursor that moves forward while
     /// the ids asked for ascend (the usual case: rows are read in id order), by binary
     /// search otherwise.
-    Int(Vec<(i64, u32)>, std::cell::Cell<usize>),
-    Text(HashMap<String, u32>),
+    Int(Vec<(i64, u32)>, Cell<usize>, OutOfOrder),
+    Text(FxHashMap<String, u32>),
 }
+
+/// A source read out of id order makes the cursor jump: a binary search of a table
+/// larger than the caches costs a cache miss per level. Past [`JUMPS_BEFORE_HASH`]
+/// jumps the lookups go through a hash map built once from the sorted table.
+#[derive(Default)]
+struct OutOfOrder {
+    jumps: Cell<u32>,
+    hash: OnceCell<FxHashMap<i64, u32>>,
+}
+
+/// Cursor jumps (binary searches) before the integer ids get a hash map.
+const JUMPS_BEFORE_HASH: u32 = 4096;
 
 /// Each customer's current segment (as the centroid row of the current version).
 pub(crate) struct Previous {
@@ -45,8 +59,8 @@ impl Previous {
             &[("segment", ColumnKind::Numeric, pg_sys::INT4OID)],
         );
         let mut by_id = match id_kind {
-            IdKind::Int => ById::Int(Vec::new(), std::cell::Cell::new(0)),
-            IdKind::Text => ById::Text(HashMap::new()),
+            IdKind::Int => ById::Int(Vec::new(), Cell::new(0), OutOfOrder::default()),
+            IdKind::Text => ById::Text(FxHashMap::default()),
         };
         let mut totals = vec![0u64; segment_ids.len()];
         reader::for_each_row(&query, id_kind, &[ColumnKind::Numeric], |row| {
@@ -65,14 +79,14 @@ impl Previous {
             };
             totals[i as usize] += 1;
             match (&mut by_id, id) {
-                (ById::Int(m, _), Id::Int(v)) => m.push((v, i)),
+                (ById::Int(m, _, _), Id::Int(v)) => m.push((v, i)),
                 (ById::Text(m), Id::Text(s)) => {
                     m.insert(s.to_string(), i);
                 }
                 _ => unreachable!("id kind fixed per table"),
             }
         });
-        if let ById::Int(m, _) = &mut by_id {
+        if let ById::Int(m, _, _) = &mut by_id {
             // Written in id order, so normally sorted already.
             if !m.windows(2).all(|w| w[0].0 < w[1].0) {
                 m.sort_unstable();
@@ -95,14 +109,35 @@ impl Previous {
     #[inline]
     pub(crate) fn get(&self, id: Id<'_>) -> Option<usize> {
         match (&self.by_id, id) {
-            (ById::Int(m, cursor), Id::Int(v)) => {
+            (ById::Int(m, cursor, ooo), Id::Int(v)) => {
+                if let Some(h) = ooo.hash.get() {
+                    return h.get(&v).map(|&i| i as usize);
+                }
                 let mut at = cursor.get();
+                let mut jumped = false;
                 // Every entry before the cursor is below the last id asked for.
                 if at > 0 && m[at - 1].0 >= v {
                     at = m.partition_point(|e| e.0 < v);
+                    jumped = true;
                 } else {
-                    while at < m.len() && m[at].0 < v {
+                    // A source read in id order advances a step or two; anything farther
+                    // is a binary search of the rest, not a walk (which made a shuffled
+                    // source quadratic).
+                    let mut steps = 0;
+                    while at < m.len() && m[at].0 < v && steps < 8 {
                         at += 1;
+                        steps += 1;
+                    }
+                    if at < m.len() && m[at].0 < v {
+                        at += m[at..].partition_point(|e| e.0 < v);
+                        jumped = true;
+                    }
+                }
+                if jumped {
+                    let n = ooo.jumps.get() + 1;
+                    ooo.jumps.set(n);
+                    if n >= JUMPS_BEFORE_HASH {
+                        ooo.hash.get_or_init(|| m.iter().copied().collect());
                     }
                 }
                 cursor.set(at);
