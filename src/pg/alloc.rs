@@ -168,24 +168,34 @@ unsafe impl GlobalAlloc for HugePageHint {
 /// kernel refuses, nothing happens and the pages fault in when first written). Used on
 /// an otherwise idle core while the backend's main thread scans the source, so that the
 /// kernel's zeroing of fresh pages is not paid on the scan's critical path. Pages already
-/// present (e.g. written meanwhile by the scan) are left as they are.
+/// present (e.g. written meanwhile by the scan) are left as they are. Works in pieces of
+/// [`PREFAULT_STEP`] bytes and returns early once `stop` is set (what is left then
+/// faults in when first written, as without this).
 #[cfg(target_os = "linux")]
-pub fn prefault(ranges: &[(usize, usize)]) {
+pub fn prefault(ranges: &[(usize, usize)], stop: &std::sync::atomic::AtomicBool) {
     const PAGE: usize = 4096;
     for &(start, len) in ranges {
-        let s = start.next_multiple_of(PAGE);
+        let mut s = start.next_multiple_of(PAGE);
         let e = start.saturating_add(len) & !(PAGE - 1);
-        if e > s {
+        while e > s {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let step = (e - s).min(PREFAULT_STEP);
             // SAFETY: advisory only: populating page tables leaves the memory's contents
             // as they are (zero for pages not yet touched); a range that was freed
             // meanwhile makes the call fail, which is ignored.
             #[allow(unsafe_code)]
             unsafe {
-                libc::madvise(s as *mut libc::c_void, e - s, libc::MADV_POPULATE_WRITE);
+                libc::madvise(s as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE);
             }
+            s += step;
         }
     }
 }
 
+/// Bytes [`prefault`] populates between two looks at its stop flag.
+pub const PREFAULT_STEP: usize = 32 << 20;
+
 #[cfg(not(target_os = "linux"))]
-pub fn prefault(_ranges: &[(usize, usize)]) {}
+pub fn prefault(_ranges: &[(usize, usize)], _stop: &std::sync::atomic::AtomicBool) {}

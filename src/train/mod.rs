@@ -123,7 +123,9 @@ fn encode_rows(
         Some(e) => e.clone(),
         None => encode::fit(specs, &read.raw).unwrap_or_else(|e| with_id(e)),
     };
-    let encoded = encoder.transform(&read.raw).unwrap_or_else(|e| with_id(e));
+    let encoded = encoder
+        .transform_into(&read.raw, read.matrix.take())
+        .unwrap_or_else(|e| with_id(e));
     if encoded.kept_rows.is_empty() {
         raise(
             Code::ERRCODE_DATA_EXCEPTION,

@@ -3,7 +3,7 @@
 //! seeded row sample past the memory budget, duplicate and NULL id checks). Also the
 //! second pass that assigns every row when the fit saw a sample.
 use super::ctx;
-use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value};
+use crate::engine::encode::{self, ColumnKind, FeatureSpec, RawColumns, Value, ZeroedMatrix};
 use crate::engine::kmeans;
 use crate::engine::kmeans::KMeansParams;
 use crate::engine::sample::KeySample;
@@ -219,6 +219,8 @@ pub(super) struct Read {
     pub(super) rows_read: u64,
     pub(super) null_ids: u64,
     pub(super) sampled: bool,
+    /// Zeros for the encoded matrix, taken by the encoding (see `read_source`).
+    pub(super) matrix: std::cell::Cell<ZeroedMatrix>,
 }
 
 /// Integer ids: None when strictly increasing (so unique), else row positions sorted by
@@ -288,6 +290,16 @@ pub(super) fn feature_query(
         })
         .collect();
     reader::select_query(&source.qualified, id_column, id_kind, &features)
+}
+
+/// Sets its flag when dropped: the prefault thread stops when the scan ends, or when an
+/// error unwinds past it (its buffers are then freed).
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -377,10 +389,21 @@ pub(super) fn read_source(
     // needs anyway.
     let mut rows_read = 0u64;
     let mut null_ids = 0u64;
-    // The columns' pages are faulted in on the second core while this one scans.
+    // The encoded matrix is allocated now (at the width the memory estimate assumed), so
+    // that its pages, like the columns', are faulted in on the second core while this
+    // one scans: the kernel's zeroing of fresh pages is most of what encoding costs at
+    // 10M rows otherwise. What is not done when the scan ends faults in as it is written.
+    let mut matrix = ZeroedMatrix::new(expected.saturating_mul(dim));
     let mut spare = raw.spare_capacity();
     spare.extend(ids.spare_capacity());
-    let prefault = std::thread::spawn(move || crate::pg::alloc::prefault(&spare));
+    spare.push(matrix.range());
+    let stop = StopOnDrop(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+        false,
+    )));
+    let prefault = {
+        let stop = stop.0.clone();
+        std::thread::spawn(move || crate::pg::alloc::prefault(&spare, &stop))
+    };
     crate::pg::progress::phase(crate::pg::progress::Phase::Read);
     crate::pg::progress::rows(0, total as u64);
     reader::for_each_row(&query, id_kind, &kinds, |row| {
@@ -436,6 +459,7 @@ pub(super) fn read_source(
         }
     });
     // Only madvise calls: it ends on its own even when the scan raised an error above.
+    drop(stop);
     let _ = prefault.join();
     // The rows go into id order (integers numerically, text by its bytes), so that what
     // is fitted does not depend on the source's physical row order, and the assignment
@@ -472,6 +496,7 @@ pub(super) fn read_source(
         rows_read,
         null_ids,
         sampled,
+        matrix: std::cell::Cell::new(matrix),
     }
 }
 

@@ -33,6 +33,36 @@ impl RawColumn {
     }
 }
 
+/// A buffer of zeros for an encoded matrix, allocated before the rows are read so that
+/// its pages can be faulted in on an idle core while the backend scans (see
+/// [`ZeroedMatrix::range`]); [`FittedEncoder::transform_into`](super::FittedEncoder::transform_into)
+/// then encodes into it. Only [`ZeroedMatrix::new`] makes one, so it always holds zeros
+/// (faulting pages in changes no value).
+#[derive(Debug, Default)]
+pub struct ZeroedMatrix(pub(super) Vec<f64>);
+
+impl ZeroedMatrix {
+    /// `len` zeros (a fresh allocation: for large sizes, pages not yet touched).
+    pub fn new(len: usize) -> Self {
+        ZeroedMatrix(vec![0.0; len])
+    }
+
+    /// Values it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Its memory as (address, bytes), for prefaulting. Nothing is read or written.
+    pub fn range(&mut self) -> (usize, usize) {
+        (self.0.as_mut_ptr() as usize, self.0.len() * 8)
+    }
+}
+
 /// The reserved, unfilled part of `v`'s buffer as (address, bytes). Nothing is read or
 /// written.
 pub fn spare_range<T>(v: &mut Vec<T>) -> (usize, usize) {
@@ -91,37 +121,42 @@ impl RawColumns {
     /// # Panics
     /// If `order` is not a permutation of `0..n_rows()` (a caller bug).
     pub fn reorder(&mut self, order: &[u32]) {
+        self.reorder_impl(order, super::PARALLEL_MIN_ROWS)
+    }
+
+    /// [`RawColumns::reorder`], the columns shared between two threads from
+    /// `parallel_min_rows` rows (each column is gathered independently, so the result is
+    /// the same). A random gather from a column larger than the caches costs a cache
+    /// miss per row, and the new columns are fresh memory: both are paid on two cores.
+    pub(crate) fn reorder_impl(&mut self, order: &[u32], parallel_min_rows: usize) {
         let n = self.n_rows();
         assert_eq!(order.len(), n, "reorder: one position per row");
-        for (col, interner) in self.cols.iter_mut().zip(&mut self.interners) {
-            match col {
-                RawColumn::Numeric(v) => {
-                    let old = std::mem::take(v);
-                    v.extend(order.iter().map(|&i| old[i as usize]));
-                }
-                RawColumn::Text { dict, codes } => {
-                    let old_codes = std::mem::take(codes);
-                    let mut old_dict: Vec<Option<String>> =
-                        std::mem::take(dict).into_iter().map(Some).collect();
-                    let mut renumber = vec![u32::MAX; old_dict.len()];
-                    codes.reserve_exact(n);
-                    for &i in order {
-                        codes.push(old_codes[i as usize].map(|c| {
-                            let c = c as usize;
-                            if renumber[c] == u32::MAX {
-                                renumber[c] = dict.len() as u32;
-                                dict.push(old_dict[c].take().expect("each code renumbered once"));
-                            }
-                            renumber[c]
-                        }));
-                    }
-                    interner.clear();
-                    for (code, value) in dict.iter().enumerate() {
-                        interner.insert(value.clone(), code as u32);
-                    }
-                }
+        // Alternate columns, so that numeric and text columns spread over both threads.
+        let (mut work, mut other) = (Vec::new(), Vec::new());
+        for (j, c) in self.cols.iter_mut().zip(&mut self.interners).enumerate() {
+            if j % 2 == 0 {
+                work.push(c);
+            } else {
+                other.push(c);
             }
         }
+        if n < parallel_min_rows.max(2) || other.is_empty() {
+            for (col, interner) in work.into_iter().chain(other) {
+                reorder_column(col, interner, order, n);
+            }
+            return;
+        }
+        std::thread::scope(|sc| {
+            let h = sc.spawn(move || {
+                for (col, interner) in other {
+                    reorder_column(col, interner, order, n);
+                }
+            });
+            for (col, interner) in work {
+                reorder_column(col, interner, order, n);
+            }
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        });
     }
 
     /// Reserve room for `additional` more rows in every column.
@@ -311,5 +346,41 @@ impl NumText {
         };
         debug_assert!(r.is_ok());
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// One column of [`RawColumns::reorder`].
+fn reorder_column(
+    col: &mut RawColumn,
+    interner: &mut FxHashMap<String, u32>,
+    order: &[u32],
+    n: usize,
+) {
+    match col {
+        RawColumn::Numeric(v) => {
+            let old = std::mem::take(v);
+            v.extend(order.iter().map(|&i| old[i as usize]));
+        }
+        RawColumn::Text { dict, codes } => {
+            let old_codes = std::mem::take(codes);
+            let mut old_dict: Vec<Option<String>> =
+                std::mem::take(dict).into_iter().map(Some).collect();
+            let mut renumber = vec![u32::MAX; old_dict.len()];
+            codes.reserve_exact(n);
+            for &i in order {
+                codes.push(old_codes[i as usize].map(|c| {
+                    let c = c as usize;
+                    if renumber[c] == u32::MAX {
+                        renumber[c] = dict.len() as u32;
+                        dict.push(old_dict[c].take().expect("each code renumbered once"));
+                    }
+                    renumber[c]
+                }));
+            }
+            interner.clear();
+            for (code, value) in dict.iter().enumerate() {
+                interner.insert(value.clone(), code as u32);
+            }
+        }
     }
 }

@@ -171,7 +171,7 @@ mod tests;
 mod transform;
 
 pub(crate) use columns::NumText;
-pub use columns::{spare_range, Encoded, RawColumn, RawColumns, Value};
+pub use columns::{spare_range, Encoded, RawColumn, RawColumns, Value, ZeroedMatrix};
 pub use fit::fit;
 pub use model::FittedEncoder;
 pub use parse::parse_spec;

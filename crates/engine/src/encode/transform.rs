@@ -80,7 +80,18 @@ impl FittedEncoder {
     /// threads (two contiguous halves); the result, error included, is exactly the
     /// serial one.
     pub fn transform(&self, data: &RawColumns) -> Result<Encoded, EngineError> {
-        self.transform_impl(data, PARALLEL_MIN_ROWS)
+        self.transform_impl(data, PARALLEL_MIN_ROWS, None)
+    }
+
+    /// [`FittedEncoder::transform`] into `buf` when it holds at least the rows x `dim`
+    /// values the result needs (it is cut to that size, the rest given back); otherwise
+    /// into a fresh allocation (`buf` is freed first). The result is the same either way.
+    pub fn transform_into(
+        &self,
+        data: &RawColumns,
+        buf: ZeroedMatrix,
+    ) -> Result<Encoded, EngineError> {
+        self.transform_impl(data, PARALLEL_MIN_ROWS, Some(buf))
     }
 
     /// Encode rows `rows` into `out` (`rows.len() × dim`, row-major), returning the
@@ -118,6 +129,7 @@ impl FittedEncoder {
         &self,
         data: &RawColumns,
         parallel_min_rows: usize,
+        buf: Option<ZeroedMatrix>,
     ) -> Result<Encoded, EngineError> {
         if data.n_columns() != self.features.len() {
             return Err(EngineError::DimensionMismatch {
@@ -187,7 +199,20 @@ impl FittedEncoder {
 
         let dim = self.dim;
         let m = kept_rows.len();
-        let mut matrix = vec![0.0; m * dim];
+        let need = m * dim;
+        let mut matrix = match buf {
+            Some(ZeroedMatrix(mut b)) if b.len() >= need => {
+                // Zeros throughout (ZeroedMatrix's invariant); the unneeded tail goes
+                // back (a shrinking realloc of a large block moves nothing).
+                b.truncate(need);
+                b.shrink_to_fit();
+                b
+            }
+            other => {
+                drop(other);
+                vec![0.0; need]
+            }
+        };
         if dim > 0 && m >= parallel_min_rows.max(2) {
             // Two contiguous halves, one per thread. The lower half runs on this thread:
             // its first error (if any) is the lowest failing row overall, which is the

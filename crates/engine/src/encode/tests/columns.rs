@@ -163,20 +163,26 @@ fn reorder_equals_reading_the_rows_in_that_order() {
         r
     };
     let order = [3usize, 1, 4, 0, 2];
-    let mut reordered = read(&[0, 1, 2, 3, 4]);
-    reordered.reorder(&order.map(|i| i as u32));
     let direct = read(&order);
-    for c in 0..kinds.len() {
-        match (reordered.column(c), direct.column(c)) {
-            (RawColumn::Numeric(a), RawColumn::Numeric(b)) => {
-                assert_eq!(
-                    a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                )
+    // Serially, and with the columns shared between two threads.
+    let mut last = None;
+    for parallel_min_rows in [usize::MAX, 2] {
+        let mut reordered = read(&[0, 1, 2, 3, 4]);
+        reordered.reorder_impl(&order.map(|i| i as u32), parallel_min_rows);
+        for c in 0..kinds.len() {
+            match (reordered.column(c), direct.column(c)) {
+                (RawColumn::Numeric(a), RawColumn::Numeric(b)) => {
+                    assert_eq!(
+                        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    )
+                }
+                (a, b) => assert_eq!(a, b, "column {c}, from {parallel_min_rows} rows"),
             }
-            (a, b) => assert_eq!(a, b, "column {c}"),
         }
+        last = Some(reordered);
     }
+    let mut reordered = last.expect("ran");
     // The interner agrees with the renumbered dictionary: new values get new codes.
     reordered.push_text(1, Some("south"));
     reordered.push_text(1, Some("west"));

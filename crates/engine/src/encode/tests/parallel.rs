@@ -94,8 +94,8 @@ fn parallel_transform_is_bit_identical_to_serial() {
         let (specs, cols) = mixed_table(n, seed);
         let raw = raw_of(&cols);
         let enc = fit_impl(&specs, &raw, usize::MAX).unwrap();
-        let serial = enc.transform_impl(&raw, usize::MAX).unwrap();
-        let parallel = enc.transform_impl(&raw, 0).unwrap();
+        let serial = enc.transform_impl(&raw, usize::MAX, None).unwrap();
+        let parallel = enc.transform_impl(&raw, 0, None).unwrap();
         assert_same_encoded(&serial, &parallel);
         assert!(n < 100 || !serial.skipped.is_empty());
         // the per-row path agrees too
@@ -121,7 +121,7 @@ fn public_fit_and_transform_use_threads_and_match_serial() {
     let serial_enc = fit_impl(&specs, &raw, usize::MAX).unwrap();
     assert_eq!(enc, serial_enc);
     assert_eq!(enc.to_json(), serial_enc.to_json());
-    let serial = enc.transform_impl(&raw, usize::MAX).unwrap();
+    let serial = enc.transform_impl(&raw, usize::MAX, None).unwrap();
     assert_same_encoded(&enc.transform(&raw).unwrap(), &serial);
 }
 
@@ -161,8 +161,8 @@ fn parallel_transform_returns_the_serial_error() {
             cols[c][r] = cell;
         }
         let raw = raw_of(&cols);
-        let serial = enc.transform_impl(&raw, usize::MAX);
-        let parallel = enc.transform_impl(&raw, 0);
+        let serial = enc.transform_impl(&raw, usize::MAX, None);
+        let parallel = enc.transform_impl(&raw, 0, None);
         let Err(EngineError::Encode { row, .. }) = &serial else {
             panic!("expected an Encode error, got {serial:?}");
         };
@@ -207,5 +207,21 @@ fn parallel_fit_returns_the_serial_error_and_parameters() {
         let serial = fit_impl(&specs, &raw, usize::MAX);
         assert!(serial.is_err());
         assert_eq!(fit_impl(&specs, &raw, 0), serial);
+    }
+}
+
+#[test]
+fn transform_into_a_zeroed_buffer_equals_transform_whatever_its_size() {
+    let (specs, cols) = mixed_table(4099, 5);
+    let raw = raw_of(&cols);
+    let enc = fit_impl(&specs, &raw, usize::MAX).unwrap();
+    let want = enc.transform(&raw).unwrap();
+    let need = want.matrix.len();
+    assert!(need > 0 && !want.skipped.is_empty());
+    // Too small (a fresh allocation is used), exact, and larger (cut to size).
+    for len in [0, need - 1, need, need + 1, 2 * need + 17] {
+        let got = enc.transform_into(&raw, ZeroedMatrix::new(len)).unwrap();
+        assert_same_encoded(&got, &want);
+        assert_eq!(got.matrix.len(), need, "buffer of {len}");
     }
 }
