@@ -15,9 +15,9 @@ pgrx-test:    ## #[pg_test] suite only
 	bash scripts/pgrx_test.sh
 bench-engine: ## engine vs scikit-learn: k-means fit and silhouette, prints ratios
 	bash bench/engine_bench.sh
-bench:        ## end-to-end SQL benchmark vs the export-to-Python path, prints ratios
+bench:        ## SQL vs export-to-Python on 3 data shapes, every ratio by shape, the 1M-10M scale curve, cancel latency (~30 min; see bench/sql_bench.sh)
 	bash bench/sql_bench.sh
-bench-memory: ## training's memory estimate vs the peak it really uses, 4 shapes, 1M and 3M rows
+bench-memory: ## training's memory estimate vs the peak it really uses and phase times, 4 shapes, 1M and 3M rows
 	bash bench/memory_bench.sh
 fixtures:     ## regenerate the fixtures (scikit-learn, scipy, statsmodels, pandas; each script's header says what it needs)
 	for f in crates/engine/fixtures/make_*.py tests/fixtures/make_*.py; do python3 $$f || { echo "$$f failed: its header says what it needs"; exit 1; }; done

@@ -139,6 +139,27 @@ pub(crate) fn record(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, a0: usize, d
     }
 }
 
+/// Hamerly's full search for one row: its nearest and second-nearest centres give the
+/// label and both bounds; the row is tallied (as new in the first pass).
+#[inline(always)]
+fn hamerly_search(
+    cx: &Ctx,
+    acc: &mut Acc,
+    xi: &[f64],
+    upper: &mut f64,
+    lower: &mut f64,
+    label: &mut u32,
+    first: bool,
+) {
+    let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, cx.k, cx.d, xi);
+    let (sa, s2) = sqrt2_with(cx.simd, da, s2);
+    *upper = up(sa);
+    *lower = down(s2);
+    let a0 = if first { a } else { *label as usize };
+    *label = a as u32;
+    record(cx, acc, xi, a, a0, da);
+}
+
 #[inline(always)]
 pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
     let d = cx.d;
@@ -166,12 +187,15 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         }
         (Kind::Hamerly, true) => {
             for (r, xi) in rows.enumerate() {
-                let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, k, d, xi);
-                let (sa, s2) = sqrt2_with(cx.simd, da, s2);
-                upper[r] = up(sa);
-                lower[r] = down(s2);
-                labels[r] = a as u32;
-                record(cx, acc, xi, a, a, da);
+                hamerly_search(
+                    cx,
+                    acc,
+                    xi,
+                    &mut upper[r],
+                    &mut lower[r],
+                    &mut labels[r],
+                    true,
+                );
             }
         }
         (Kind::Hamerly, false) if !exact => {
@@ -218,16 +242,18 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 }
                 let r = r as usize;
                 let xi = &xs[r * d..(r + 1) * d];
-                let a0 = labels[r] as usize;
                 // Straight to all k distances: measured faster here than first testing
                 // the distance to the current centre (that test is a branch that goes
                 // either way on about half of these rows), and it tightens both bounds.
-                let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, k, d, xi);
-                let (sa, s2) = sqrt2_with(cx.simd, da, s2);
-                upper[r] = up(sa);
-                lower[r] = down(s2);
-                labels[r] = a as u32;
-                record(cx, acc, xi, a, a0, da);
+                hamerly_search(
+                    cx,
+                    acc,
+                    xi,
+                    &mut upper[r],
+                    &mut lower[r],
+                    &mut labels[r],
+                    false,
+                );
             }
             acc.cand = cand;
         }

@@ -432,22 +432,24 @@ pub(super) fn run_once(
     }
     // Final E-step: labels and the exact inertia against the returned centroids (as
     // sklearn).
-    hooks.check_interrupt()?;
-    run_estep(
-        x,
-        d,
-        k,
-        &centers,
-        &geo,
-        kind,
-        Pass::Final,
-        work,
-        threads,
-        hooks,
-    )?;
-    let t = reduce(&work.accs, k, d);
-    let mut counts = unsigned(&t.counts);
-    let mut inertia = t.inertia;
+    let final_pass = |centers: &[f64], kind: Kind, work: &mut Work, hooks: &mut dyn Hooks| {
+        hooks.check_interrupt()?;
+        run_estep(
+            x,
+            d,
+            k,
+            centers,
+            &geo,
+            kind,
+            Pass::Final,
+            work,
+            threads,
+            hooks,
+        )?;
+        let t = reduce(&work.accs, k, d);
+        Ok::<_, EngineError>((unsigned(&t.counts), t.inertia))
+    };
+    let (mut counts, mut inertia) = final_pass(&centers, kind, work, hooks)?;
     // Never return an empty cluster: give each one the farthest row, then reassign.
     let mut rounds = 0;
     while counts.contains(&0) && rounds <= k {
@@ -467,21 +469,7 @@ pub(super) fn run_once(
                 break;
             }
         }
-        run_estep(
-            x,
-            d,
-            k,
-            &centers,
-            &geo,
-            Kind::Lloyd,
-            Pass::Final,
-            work,
-            threads,
-            hooks,
-        )?;
-        let t = reduce(&work.accs, k, d);
-        counts = unsigned(&t.counts);
-        inertia = t.inertia;
+        (counts, inertia) = final_pass(&centers, Kind::Lloyd, work, hooks)?;
     }
     Ok(RunOutcome {
         centers: Array2::from_shape_vec((k, d), centers)
