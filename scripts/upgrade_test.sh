@@ -139,12 +139,19 @@ check "the updated model can be shared and dropped" "t|t" \
   "SET ROLE legacy_owner; SELECT segment_grant('owned', 'legacy_outsider'), segment_drop('owned')"
 check "training works after the update" "3" \
   "SET ROLE legacy_owner; SELECT k FROM segment_train('owned', 'crm.customers', 'id', '{\"age\": \"standard\"}', k => 3, seed => 1)"
-# 0.2.0 numbers segments canonically (1 = largest), so the retrained model groups the
-# customers exactly as 0.1.0's did, under numbers that may differ: each old segment is
-# one new segment and the other way round.
-check "... and groups the customers as the 0.1.0 training did (same data, same seed)" "3|3|3" \
-  "SELECT count(DISTINCT (segment_assign('owned', c), b.owned)), count(DISTINCT segment_assign('owned', c)),
-          count(DISTINCT b.owned) FROM crm.customers c JOIN before b USING (id)"
+# The retrained model groups the customers at least as well as 0.1.0's did: a within-
+# segment sum of squares (of the one feature, age) no larger. Not necessarily the same
+# grouping: ages 20-69, forty times each, put some ages exactly halfway between two
+# centroids, and which side such a tie falls on depends on the last bits of the sums,
+# which 0.2.0's k-means (sums kept from the rows that move) adds in another order. On
+# this data 0.1.0 stopped at 20-34 / 35-51 / 52-69 (sum of squares 46900, age 35 on the
+# tie) and 0.2.0 goes on to 20-35 / 36-52 / 53-69 (46240).
+check "... and groups the customers at least as well as the 0.1.0 training did (same data, same seed)" "t|3|3" \
+  "WITH g AS (SELECT segment_assign('owned', c) AS s_new, b.owned AS s_old, c.age::numeric AS age
+              FROM crm.customers c JOIN before b USING (id))
+   SELECT round((SELECT sum(v) FROM (SELECT var_pop(age) * count(*) AS v FROM g GROUP BY s_new) a), 6)
+          <= round((SELECT sum(v) FROM (SELECT var_pop(age) * count(*) AS v FROM g GROUP BY s_old) b), 6),
+          (SELECT count(DISTINCT s_new) FROM g), (SELECT count(DISTINCT s_old) FROM g)"
 
 # The updated extension's objects are defined exactly as a fresh 0.2.0 install's.
 describe() { # every object of the extension, as text, one line each

@@ -393,7 +393,11 @@ pub(super) fn read_source(
     // that its pages, like the columns', are faulted in on the second core while this
     // one scans: the kernel's zeroing of fresh pages is most of what encoding costs at
     // 10M rows otherwise. What is not done when the scan ends faults in as it is written.
-    let mut matrix = ZeroedMatrix::new(expected.saturating_mul(dim));
+    // A sample is sized to `capacity` rows (the buffers' extra eighth is slack for its
+    // variance, which the matrix need not hold twice: should the sample come out larger,
+    // encoding allocates afresh, after freeing this).
+    let matrix_rows = if sampled { capacity } else { expected };
+    let mut matrix = ZeroedMatrix::new(matrix_rows.saturating_mul(dim));
     let mut spare = raw.spare_capacity();
     spare.extend(ids.spare_capacity());
     spare.push(matrix.range());

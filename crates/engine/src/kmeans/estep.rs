@@ -34,8 +34,6 @@ pub(crate) struct Acc {
     /// Sum of the rows' squared norms (first pass only).
     pub(crate) sq: f64,
     pub(crate) moved: usize,
-    /// Rows of the block whose bounds failed (Hamerly's later passes), reused.
-    pub(crate) cand: Vec<u32>,
 }
 
 impl Acc {
@@ -46,7 +44,6 @@ impl Acc {
             inertia: 0.0,
             sq: 0.0,
             moved: 0,
-            cand: Vec::new(),
         }
     }
     pub(crate) fn reset(&mut self) {
@@ -215,9 +212,10 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
             } else {
                 &[][..]
             };
-            let mut cand = std::mem::take(&mut acc.cand);
-            cand.clear();
-            cand.resize(labels.len(), 0);
+            // The block's rows whose bounds fail (a block's worth of u32 at most, freed
+            // with the block: per-block buffers kept across E-steps would add 4 bytes a
+            // row to the working set).
+            let mut cand = vec![0u32; labels.len()];
             let mut nc = 0;
             for r in 0..labels.len() {
                 let a = labels[r] as usize;
@@ -255,7 +253,6 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                     false,
                 );
             }
-            acc.cand = cand;
         }
         (Kind::Hamerly, false) => {
             let (smax, smax_j, smax2) = cx.smax;
