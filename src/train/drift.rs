@@ -360,14 +360,16 @@ impl Tally {
             }
         }
         let mut values = vec![Value::Null; batch.raw.n_columns()];
-        for row in 0..batch.len() {
-            let Some(id) = batch.id(row) else { continue };
+        let was_of = previous.get_batch(batch.len(), |row| batch.id(row));
+        for (row, &was) in was_of.iter().enumerate() {
+            if batch.id(row).is_none() {
+                continue;
+            }
             for (col, v) in values.iter_mut().enumerate() {
                 *v = batch.value(col, row);
             }
             // A customer still in the source is not vanished and one not in the table
             // is new, whether or not the version can encode its row.
-            let was = previous.get(id);
             match was {
                 Some(was) => self.seen[was] += 1,
                 None => self.new_ids += 1,

@@ -135,6 +135,83 @@ pub(crate) fn row_hash(r: ndarray::ArrayView1<f64>) -> u64 {
     h ^ (h >> 32)
 }
 
+/// A map from integer ids to small values for lookups in arbitrary order (a source read
+/// out of id order, looked up in an id-sorted table): open addressing with linear
+/// probing over a power-of-two table at most half full, and [`IdTable::get_many`]
+/// prefetching the slots of the ids a few places ahead, so that a batch costs about one
+/// memory latency, not one per id. `u32::MAX` is not a storable value.
+#[derive(Debug, Clone)]
+pub struct IdTable {
+    slots: Vec<(i64, u32)>,
+    mask: usize,
+}
+
+/// An empty slot's value.
+const ID_TABLE_EMPTY: u32 = u32::MAX;
+/// Ids ahead whose slots [`IdTable::get_many`] prefetches.
+const ID_TABLE_AHEAD: usize = 16;
+
+impl IdTable {
+    /// The table of `pairs` (ids unique; a later pair of the same id is ignored).
+    ///
+    /// # Panics
+    /// If a value is `u32::MAX`.
+    pub fn new(pairs: &[(i64, u32)]) -> Self {
+        let cap = (pairs.len() * 2).next_power_of_two().max(16);
+        let mut t = IdTable {
+            slots: vec![(0, ID_TABLE_EMPTY); cap],
+            mask: cap - 1,
+        };
+        for &(id, v) in pairs {
+            assert_ne!(
+                v, ID_TABLE_EMPTY,
+                "IdTable: u32::MAX is not a storable value"
+            );
+            let mut i = t.slot(id);
+            while t.slots[i].1 != ID_TABLE_EMPTY && t.slots[i].0 != id {
+                i = (i + 1) & t.mask;
+            }
+            if t.slots[i].1 == ID_TABLE_EMPTY {
+                t.slots[i] = (id, v);
+            }
+        }
+        t
+    }
+
+    #[inline]
+    fn slot(&self, id: i64) -> usize {
+        fmix64(id as u64) as usize & self.mask
+    }
+
+    /// The value of `id`.
+    #[inline]
+    pub fn get(&self, id: i64) -> Option<u32> {
+        let mut i = self.slot(id);
+        loop {
+            let (k, v) = self.slots[i];
+            if v == ID_TABLE_EMPTY {
+                return None;
+            }
+            if k == id {
+                return Some(v);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The value of each id (None where the id is None or absent), in order.
+    pub fn get_many(&self, ids: &[Option<i64>]) -> Vec<Option<u32>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(Some(ahead)) = ids.get(i + ID_TABLE_AHEAD) {
+                crate::simd::prefetch(&self.slots[self.slot(*ahead)]);
+            }
+            out.push(id.and_then(|id| self.get(id)));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +246,29 @@ mod tests {
         }
         assert_eq!(buckets.len(), 4096);
         assert!(tags.len() > 100, "{}", tags.len());
+    }
+
+    #[test]
+    fn id_table_finds_every_id_and_only_those() {
+        let pairs: Vec<(i64, u32)> = (0..5000i64)
+            .map(|i| (i * 7919 - 1_000_000, (i % 13) as u32))
+            .chain([(i64::MIN, 3), (i64::MAX, 4), (0, 5)])
+            .collect();
+        let t = IdTable::new(&pairs);
+        for &(id, v) in &pairs {
+            assert_eq!(t.get(id), Some(v), "id {id}");
+        }
+        for id in [1i64, -1, 7918, i64::MIN + 1, i64::MAX - 1] {
+            assert_eq!(t.get(id), None, "id {id}");
+        }
+        // A batch (shuffled, with absent and NULL ids) agrees with one by one.
+        let mut ids: Vec<Option<i64>> = pairs.iter().rev().map(|p| Some(p.0)).collect();
+        ids.extend([None, Some(1), None, Some(i64::MAX)]);
+        let want: Vec<Option<u32>> = ids.iter().map(|i| i.and_then(|i| t.get(i))).collect();
+        assert_eq!(t.get_many(&ids), want);
+        assert_eq!(want.iter().filter(|v| v.is_some()).count(), pairs.len() + 1);
+        // Empty table, and the first of two pairs with the same id wins.
+        assert_eq!(IdTable::new(&[]).get(0), None);
+        assert_eq!(IdTable::new(&[(9, 1), (9, 2)]).get(9), Some(1));
     }
 }

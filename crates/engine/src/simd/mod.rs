@@ -111,6 +111,20 @@ pub(crate) fn lanes(v: std::arch::x86_64::__m256d) -> [f64; 4] {
     ]
 }
 
+/// Hints the CPU to bring the cache line holding `*v` into the cache.
+#[inline(always)]
+pub(crate) fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it never faults and has no effect on the
+        // program's memory; the address is that of a live reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Hints the CPU to bring every cache line of `row` into the cache. The rows a pruned
 /// pass computes are scattered, which the hardware prefetchers do not follow.
 #[inline(always)]
