@@ -93,9 +93,6 @@ pub(crate) struct Block<'a> {
 /// Rows ahead of the current one whose data a sparse sweep prefetches.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Most clusters whose bound decays the sweep keeps in a table on the stack.
-const NEAREST_MAX_K_BOUND: usize = 64;
-
 /// Tallies row `xi`, now in cluster `a` (was `a0`; `da` its squared distance to `a`,
 /// needed in the first and final passes only).
 #[inline(always)]
@@ -137,7 +134,8 @@ pub(crate) fn record(cx: &Ctx, acc: &mut Acc, xi: &[f64], a: usize, a0: usize, d
 }
 
 /// Hamerly's full search for one row: its nearest and second-nearest centres give the
-/// label and both bounds; the row is tallied (as new in the first pass).
+/// label and both bounds; the row is tallied (its old label is ignored in the first
+/// pass, see [`record`]).
 #[inline(always)]
 fn hamerly_search(
     cx: &Ctx,
@@ -146,13 +144,12 @@ fn hamerly_search(
     upper: &mut f64,
     lower: &mut f64,
     label: &mut u32,
-    first: bool,
 ) {
     let (a, da, s2) = argmin2_with(cx.simd, cx.packed, cx.centers, cx.k, cx.d, xi);
     let (sa, s2) = sqrt2_with(cx.simd, da, s2);
     *upper = up(sa);
     *lower = down(s2);
-    let a0 = if first { a } else { *label as usize };
+    let a0 = *label as usize;
     *label = a as u32;
     record(cx, acc, xi, a, a0, da);
 }
@@ -184,15 +181,7 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
         }
         (Kind::Hamerly, true) => {
             for (r, xi) in rows.enumerate() {
-                hamerly_search(
-                    cx,
-                    acc,
-                    xi,
-                    &mut upper[r],
-                    &mut lower[r],
-                    &mut labels[r],
-                    true,
-                );
+                hamerly_search(cx, acc, xi, &mut upper[r], &mut lower[r], &mut labels[r]);
             }
         }
         (Kind::Hamerly, false) if !exact => {
@@ -202,16 +191,10 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
             // bounds failed, in row order (so the sums are added in the same order as
             // Lloyd's), prefetching the rows ahead. (The final pass, which needs every
             // row's distance, goes through the one-sweep loop below.)
+            // How far a row's second-nearest bound decays: the largest shift of any
+            // centre other than its own.
             let (smax, smax_j, smax2) = cx.smax;
-            // How far each centre's second-nearest bound decays: the largest shift of
-            // any other centre.
-            let mut decay = [up(smax); NEAREST_MAX_K_BOUND];
-            let decay = if k <= NEAREST_MAX_K_BOUND {
-                decay[smax_j] = up(smax2);
-                &decay[..k]
-            } else {
-                &[][..]
-            };
+            let (decay, decay_j) = (up(smax), up(smax2));
             // The block's rows whose bounds fail (a block's worth of u32 at most, freed
             // with the block: per-block buffers kept across E-steps would add 4 bytes a
             // row to the working set).
@@ -220,11 +203,7 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
             for r in 0..labels.len() {
                 let a = labels[r] as usize;
                 let u = up(upper[r] + cx.shift[a]);
-                let dl = match decay.get(a) {
-                    Some(&v) => v,
-                    None => up(if a == smax_j { smax2 } else { smax }),
-                };
-                let l = down(lower[r]) - dl;
+                let l = down(lower[r]) - if a == smax_j { decay_j } else { decay };
                 upper[r] = u;
                 lower[r] = l;
                 // Without a branch: the row is written and kept only when its bounds
@@ -243,15 +222,7 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 // Straight to all k distances: measured faster here than first testing
                 // the distance to the current centre (that test is a branch that goes
                 // either way on about half of these rows), and it tightens both bounds.
-                hamerly_search(
-                    cx,
-                    acc,
-                    xi,
-                    &mut upper[r],
-                    &mut lower[r],
-                    &mut labels[r],
-                    false,
-                );
+                hamerly_search(cx, acc, xi, &mut upper[r], &mut lower[r], &mut labels[r]);
             }
         }
         (Kind::Hamerly, false) => {
@@ -265,11 +236,7 @@ pub(crate) fn estep_rows(cx: &Ctx, b: Block, acc: &mut Acc) {
                 let da;
                 if u < m {
                     lower[r] = l;
-                    da = if exact {
-                        sqdist(xi, &cx.centers[a * d..(a + 1) * d])
-                    } else {
-                        0.0
-                    };
+                    da = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                 } else {
                     let t = sqdist(xi, &cx.centers[a * d..(a + 1) * d]);
                     // Same test as `up(sqrt(t)) < m`, without waiting for the square
