@@ -180,6 +180,11 @@ impl Previous {
                     .map(|v| v.map(|i| i as usize))
                     .collect();
             }
+            // In order: the cursor, on the ids already taken out of the batch.
+            return ids
+                .iter()
+                .map(|v| v.and_then(|v| self.get(Id::Int(v))))
+                .collect();
         }
         (0..n).map(|r| id(r).and_then(|i| self.get(i))).collect()
     }
