@@ -138,7 +138,10 @@ impl RowReader {
             }
             let copy =
                 PgMemoryContexts::For(self.mcxt).switch_to(|_| pg_sys::CreateTupleDescCopy(td));
-            pg_sys::DecrTupleDescRefCount(td);
+            // ReleaseTupleDesc: only a reference-counted descriptor was pinned.
+            if (*td).tdrefcount >= 0 {
+                pg_sys::DecrTupleDescRefCount(td);
+            }
             (copy, attributes)
         };
         let map = new_type(&attributes)
