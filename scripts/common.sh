@@ -75,7 +75,7 @@ cluster_start() {
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   cat <<CONF | as_postgres tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
 port = $port
-listen_addresses = ''
+listen_addresses = '${CLUSTER_LISTEN:-}'
 unix_socket_directories = '$PGHOST'
 shared_preload_libraries = '${CLUSTER_PRELOAD:-}'
 max_worker_processes = 16

@@ -55,6 +55,7 @@ for v in $PG_VERSIONS; do
   step "segment_refresh scheduled with pg_cron (PostgreSQL $v)" scripts/cron_test.sh
   step "crash recovery of assignment tables (PostgreSQL $v)" scripts/crash_test.sh
   step "upgrade, dump and restore (PostgreSQL $v)" scripts/upgrade_test.sh
+  step "pg_segment on Citus (PostgreSQL $v)" scripts/citus_test.sh
 done
 
 echo

@@ -2,37 +2,33 @@
 -- segment; included last (finalize). Written by hand: pgrx 0.18 generates a wrong
 -- deserialize signature for `internal` states.
 CREATE AGGREGATE segment_inertia(vec float8[], seg bigint) (
-    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._inertia_final,
     COMBINEFUNC = segment._cluster_stats_combine,
-    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_inertia(float8[], bigint) IS
     'Within-segment sum of squared distances to each segment''s mean';
 
 CREATE AGGREGATE segment_calinski_harabasz(vec float8[], seg bigint) (
-    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._calinski_harabasz_final,
     COMBINEFUNC = segment._cluster_stats_combine,
-    SERIALFUNC = segment._cluster_stats_serial, DESERIALFUNC = segment._cluster_stats_deserial,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_calinski_harabasz(float8[], bigint) IS
     'Calinski-Harabasz index (as sklearn.metrics.calinski_harabasz_score)';
 
 CREATE AGGREGATE segment_ari(a bigint, b bigint) (
-    SFUNC = segment._contingency_trans, STYPE = internal,
+    SFUNC = segment._contingency_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._ari_final,
     COMBINEFUNC = segment._contingency_combine,
-    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_ari(bigint, bigint) IS
     'Adjusted Rand index of two labelings (as sklearn.metrics.adjusted_rand_score)';
 
 CREATE AGGREGATE segment_nmi(a bigint, b bigint) (
-    SFUNC = segment._contingency_trans, STYPE = internal,
+    SFUNC = segment._contingency_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._nmi_final,
     COMBINEFUNC = segment._contingency_combine,
-    SERIALFUNC = segment._contingency_serial, DESERIALFUNC = segment._contingency_deserial,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_nmi(bigint, bigint) IS
     'Normalized mutual information, arithmetic normalization (as sklearn.metrics.normalized_mutual_info_score)';
@@ -74,10 +70,9 @@ COMMENT ON AGGREGATE segment_kmeans(float8[], int, bigint) IS
     'k-means centroids (float8[][], one row per centroid) of the vectors: seeded k-means++, 4 restarts';
 
 CREATE AGGREGATE segment_kmeans_step(vec float8[], centroids float8[]) (
-    SFUNC = segment._kmeans_step_trans, STYPE = internal,
+    SFUNC = segment._kmeans_step_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._kmeans_step_final,
     COMBINEFUNC = segment._kmeans_step_combine,
-    SERIALFUNC = segment._kmeans_step_serial, DESERIALFUNC = segment._kmeans_step_deserial,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE segment_kmeans_step(float8[], float8[]) IS
     'One Lloyd iteration: the means of the vectors nearest each centroid (empty clusters keep their centroid)';

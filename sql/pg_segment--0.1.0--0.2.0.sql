@@ -1121,3 +1121,177 @@ COMMENT ON FUNCTION segment_p_adjust(float8, text) IS
     'Window function: each row''s p-value adjusted over its window partition (the frame is ignored) by Holm (''holm'') or Benjamini-Hochberg (''bh''), as statsmodels multipletests; NULLs are skipped and stay NULL';
 COMMENT ON FUNCTION segment_p_adjust(float8[], text) IS
     'Adjusted p-values of an array by Holm (''holm'') or Benjamini-Hochberg (''bh''), as statsmodels multipletests; NULLs are skipped and stay NULL';
+
+-- 0.2.0: the exact-combining aggregates keep their state in the type segment.agg_state
+-- (a real type with a combine function, so that Citus pushes them down to its workers);
+-- their `internal`-state support functions go. Then the by-value model, segment_model.
+DROP AGGREGATE segment_inertia(float8[], bigint);
+DROP AGGREGATE segment_calinski_harabasz(float8[], bigint);
+DROP AGGREGATE segment_ari(bigint, bigint);
+DROP AGGREGATE segment_nmi(bigint, bigint);
+DROP AGGREGATE segment_kmeans_step(float8[], float8[]);
+DROP FUNCTION segment._cluster_stats_trans(internal, float8[], bigint);
+DROP FUNCTION segment._cluster_stats_combine(internal, internal);
+DROP FUNCTION segment._cluster_stats_serial(internal);
+DROP FUNCTION segment._cluster_stats_deserial(bytea, internal);
+DROP FUNCTION segment._inertia_final(internal);
+DROP FUNCTION segment._calinski_harabasz_final(internal);
+DROP FUNCTION segment._contingency_trans(internal, bigint, bigint);
+DROP FUNCTION segment._contingency_combine(internal, internal);
+DROP FUNCTION segment._contingency_serial(internal);
+DROP FUNCTION segment._contingency_deserial(bytea, internal);
+DROP FUNCTION segment._ari_final(internal);
+DROP FUNCTION segment._nmi_final(internal);
+DROP FUNCTION segment._kmeans_step_trans(internal, float8[], float8[]);
+DROP FUNCTION segment._kmeans_step_combine(internal, internal);
+DROP FUNCTION segment._kmeans_step_serial(internal);
+DROP FUNCTION segment._kmeans_step_deserial(bytea, internal);
+DROP FUNCTION segment._kmeans_step_final(internal);
+
+-- The type segment.agg_state (src/pg/expanded.rs) and the support functions of the
+-- aggregates that keep their state in it (src/aggregates.rs): written by hand, because
+-- pgrx sees these states as `internal`. A real state type with a combine function is
+-- what lets PostgreSQL run the aggregates in parallel and Citus push them down to its
+-- workers (the partial state travels as the type's text output).
+CREATE TYPE segment.agg_state;
+CREATE FUNCTION segment._agg_state_in(cstring) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_agg_state_in_wrapper';
+COMMENT ON FUNCTION segment._agg_state_in(cstring) IS 'internal: text input of segment.agg_state';
+CREATE FUNCTION segment._agg_state_out(segment.agg_state) RETURNS cstring
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_agg_state_out_wrapper';
+COMMENT ON FUNCTION segment._agg_state_out(segment.agg_state) IS 'internal: text output of segment.agg_state (kind:hex, exact)';
+CREATE FUNCTION segment._agg_state_recv(internal) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_agg_state_recv_wrapper';
+COMMENT ON FUNCTION segment._agg_state_recv(internal) IS 'internal: binary input of segment.agg_state';
+CREATE FUNCTION segment._agg_state_send(segment.agg_state) RETURNS bytea
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_agg_state_send_wrapper';
+COMMENT ON FUNCTION segment._agg_state_send(segment.agg_state) IS 'internal: binary output of segment.agg_state';
+CREATE TYPE segment.agg_state (
+    INPUT = segment._agg_state_in, OUTPUT = segment._agg_state_out,
+    RECEIVE = segment._agg_state_recv, SEND = segment._agg_state_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended);
+COMMENT ON TYPE segment.agg_state IS
+    'Partial state of pg_segment''s exact-combining aggregates (inertia, Calinski-Harabasz, ARI, NMI, k-means step); text form kind:hex, exact';
+
+CREATE FUNCTION segment._cluster_stats_trans(segment.agg_state, float8[], bigint) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_cluster_stats_trans_wrapper';
+COMMENT ON FUNCTION segment._cluster_stats_trans(segment.agg_state, float8[], bigint) IS
+    'internal: transition of segment_inertia and segment_calinski_harabasz';
+CREATE FUNCTION segment._cluster_stats_combine(segment.agg_state, segment.agg_state) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_cluster_stats_combine_wrapper';
+COMMENT ON FUNCTION segment._cluster_stats_combine(segment.agg_state, segment.agg_state) IS
+    'internal: combine of segment_inertia and segment_calinski_harabasz';
+CREATE FUNCTION segment._inertia_final(segment.agg_state) RETURNS float8
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_inertia_final_wrapper';
+COMMENT ON FUNCTION segment._inertia_final(segment.agg_state) IS 'internal: final function of segment_inertia';
+CREATE FUNCTION segment._calinski_harabasz_final(segment.agg_state) RETURNS float8
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_calinski_harabasz_final_wrapper';
+COMMENT ON FUNCTION segment._calinski_harabasz_final(segment.agg_state) IS 'internal: final function of segment_calinski_harabasz';
+
+CREATE FUNCTION segment._contingency_trans(segment.agg_state, bigint, bigint) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_contingency_trans_wrapper';
+COMMENT ON FUNCTION segment._contingency_trans(segment.agg_state, bigint, bigint) IS
+    'internal: transition of segment_ari and segment_nmi';
+CREATE FUNCTION segment._contingency_combine(segment.agg_state, segment.agg_state) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_contingency_combine_wrapper';
+COMMENT ON FUNCTION segment._contingency_combine(segment.agg_state, segment.agg_state) IS
+    'internal: combine of segment_ari and segment_nmi';
+CREATE FUNCTION segment._ari_final(segment.agg_state) RETURNS float8
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_ari_final_wrapper';
+COMMENT ON FUNCTION segment._ari_final(segment.agg_state) IS 'internal: final function of segment_ari';
+CREATE FUNCTION segment._nmi_final(segment.agg_state) RETURNS float8
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_nmi_final_wrapper';
+COMMENT ON FUNCTION segment._nmi_final(segment.agg_state) IS 'internal: final function of segment_nmi';
+
+CREATE FUNCTION segment._kmeans_step_trans(segment.agg_state, float8[], float8[]) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_kmeans_step_trans_wrapper';
+COMMENT ON FUNCTION segment._kmeans_step_trans(segment.agg_state, float8[], float8[]) IS
+    'internal: transition of segment_kmeans_step';
+CREATE FUNCTION segment._kmeans_step_combine(segment.agg_state, segment.agg_state) RETURNS segment.agg_state
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_kmeans_step_combine_wrapper';
+COMMENT ON FUNCTION segment._kmeans_step_combine(segment.agg_state, segment.agg_state) IS
+    'internal: combine of segment_kmeans_step';
+CREATE FUNCTION segment._kmeans_step_final(segment.agg_state) RETURNS float8[]
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_kmeans_step_final_wrapper';
+COMMENT ON FUNCTION segment._kmeans_step_final(segment.agg_state) IS 'internal: final function of segment_kmeans_step';
+
+CREATE AGGREGATE segment_inertia(vec float8[], seg bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
+    FINALFUNC = segment._inertia_final,
+    COMBINEFUNC = segment._cluster_stats_combine,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_inertia(float8[], bigint) IS
+    'Within-segment sum of squared distances to each segment''s mean';
+
+CREATE AGGREGATE segment_calinski_harabasz(vec float8[], seg bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
+    FINALFUNC = segment._calinski_harabasz_final,
+    COMBINEFUNC = segment._cluster_stats_combine,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_calinski_harabasz(float8[], bigint) IS
+    'Calinski-Harabasz index (as sklearn.metrics.calinski_harabasz_score)';
+
+CREATE AGGREGATE segment_ari(a bigint, b bigint) (
+    SFUNC = segment._contingency_trans, STYPE = segment.agg_state,
+    FINALFUNC = segment._ari_final,
+    COMBINEFUNC = segment._contingency_combine,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_ari(bigint, bigint) IS
+    'Adjusted Rand index of two labelings (as sklearn.metrics.adjusted_rand_score)';
+
+CREATE AGGREGATE segment_nmi(a bigint, b bigint) (
+    SFUNC = segment._contingency_trans, STYPE = segment.agg_state,
+    FINALFUNC = segment._nmi_final,
+    COMBINEFUNC = segment._contingency_combine,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_nmi(bigint, bigint) IS
+    'Normalized mutual information, arithmetic normalization (as sklearn.metrics.normalized_mutual_info_score)';
+
+CREATE AGGREGATE segment_kmeans_step(vec float8[], centroids float8[]) (
+    SFUNC = segment._kmeans_step_trans, STYPE = segment.agg_state,
+    FINALFUNC = segment._kmeans_step_final,
+    COMBINEFUNC = segment._kmeans_step_combine,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment_kmeans_step(float8[], float8[]) IS
+    'One Lloyd iteration: the means of the vectors nearest each centroid (empty clusters keep their centroid)';
+
+-- The by-value model (src/model_value.rs): the type segment_model, segment_model(name
+-- [, version]) and the assignment functions that take one. Written by hand: pgrx sees
+-- the model as `internal`.
+CREATE TYPE segment_model;
+CREATE FUNCTION segment._model_in(cstring) RETURNS segment_model
+LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_model_in_wrapper';
+COMMENT ON FUNCTION segment._model_in(cstring) IS 'internal: text input of segment_model (its JSON, or a model name: the current version)';
+CREATE FUNCTION segment._model_out(segment_model) RETURNS cstring
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_model_out_wrapper';
+COMMENT ON FUNCTION segment._model_out(segment_model) IS 'internal: text output of segment_model (JSON, exact)';
+CREATE FUNCTION segment._model_recv(internal) RETURNS segment_model
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_model_recv_wrapper';
+COMMENT ON FUNCTION segment._model_recv(internal) IS 'internal: binary input of segment_model';
+CREATE FUNCTION segment._model_send(segment_model) RETURNS bytea
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', '_model_send_wrapper';
+COMMENT ON FUNCTION segment._model_send(segment_model) IS 'internal: binary output of segment_model';
+CREATE TYPE segment_model (
+    INPUT = segment._model_in, OUTPUT = segment._model_out,
+    RECEIVE = segment._model_recv, SEND = segment._model_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended);
+COMMENT ON TYPE segment_model IS
+    'One version of a model as a value (encoder, centroids, segment ids, labels), for assignment without the catalog (Citus workers); text form JSON, exact';
+
+CREATE FUNCTION segment_model(name text, version int DEFAULT NULL) RETURNS segment_model
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_model_wrapper';
+COMMENT ON FUNCTION segment_model(text, int) IS
+    'A model version (default: the current one) as a segment_model value, for segment_assign(segment_model, row) where there is no catalog';
+
+CREATE FUNCTION segment_assign(model segment_model, "row" anyelement) RETURNS integer
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_assign_value_wrapper';
+COMMENT ON FUNCTION segment_assign(segment_model, anyelement) IS
+    'Segment (1-based) of a row under a model passed by value; reads no catalog (runs on Citus workers)';
+CREATE FUNCTION segment_assign_detail(model segment_model, "row" anyelement) RETURNS segment_assignment
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_assign_detail_value_wrapper';
+COMMENT ON FUNCTION segment_assign_detail(segment_model, anyelement) IS
+    'Segment, label, distance, runner-up segment and margin of a row under a model passed by value; reads no catalog';
+CREATE FUNCTION segment_encode(model segment_model, "row" anyelement) RETURNS float8[]
+LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segment_encode_value_wrapper';
+COMMENT ON FUNCTION segment_encode(segment_model, anyelement) IS
+    'The encoded feature vector of a row under a model passed by value; reads no catalog';

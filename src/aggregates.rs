@@ -1,13 +1,20 @@
 //! Ad-hoc aggregates that need no catalog: quality metrics over `(vector, segment)`
 //! pairs, agreement between two labelings, and k-means itself.
 //!
-//! Each aggregate keeps an engine state behind an `internal` pointer allocated in the
-//! aggregate's memory context. Where the math combines exactly (per-cluster
-//! count/mean/M2, contingency tables, the k-means step, concatenated samples) the
-//! aggregate is PARALLEL SAFE with combine / serialize / deserialize functions; the
-//! `CREATE AGGREGATE` statements are written by hand (pgrx 0.18 generates a wrong
-//! deserialize signature for `internal` states). The support functions live in schema
-//! `segment` with a leading underscore: they are not for direct use.
+//! The aggregates whose math combines exactly over any split of the rows (per-cluster
+//! count/mean/M2: `segment_inertia`, `segment_calinski_harabasz`; contingency tables:
+//! `segment_ari`, `segment_nmi`; the k-means step) keep their state in the SQL type
+//! `segment.agg_state` (see `pg::expanded`): a real type with a combine function, so
+//! PostgreSQL runs them in parallel and Citus pushes them down to its workers. The
+//! aggregates that gather rows (`segment_davies_bouldin`, `segment_kmeans`,
+//! `segment_silhouette`'s sample) keep an engine state behind an `internal` pointer, with
+//! combine / serialize / deserialize functions for parallel query.
+//!
+//! The `CREATE AGGREGATE` statements are written by hand (sql/aggregates.sql; pgrx 0.18
+//! generates a wrong deserialize signature for `internal` states), and so are the
+//! `CREATE FUNCTION`s of the `segment.agg_state` support functions (sql/agg_state.sql:
+//! pgrx sees their state as `internal`). The support functions live in schema `segment`
+//! with a leading underscore: they are not for direct use.
 use crate::engine::gathered::Gathered;
 use crate::engine::kmeans::{self, CentroidStep};
 use crate::engine::metrics::{self, ClusterStats, Contingency, Reservoir};
@@ -17,6 +24,7 @@ use crate::pg::agg_state::{
     combine_states, deserialize_state, serialize_state, state_mut, state_ref, AggState,
 };
 use crate::pg::arrays::Matrix;
+use crate::pg::expanded::{self, FlatState, Kind};
 use ndarray::ArrayView2;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Internal};
@@ -65,7 +73,27 @@ agg_state!(CentroidStep, "segment_kmeans_step", |a, b| a
     .step
     .merge(&b.step));
 
-/// The combine, serialize and deserialize support functions of one state type.
+impl FlatState for ClusterStats {
+    const NAME: &'static str = "cluster_stats";
+    const MAGIC: &'static [u8; 4] = crate::engine::CLUSTER_STATS_MAGIC;
+}
+impl FlatState for Contingency {
+    const NAME: &'static str = "contingency";
+    const MAGIC: &'static [u8; 4] = crate::engine::CONTINGENCY_MAGIC;
+}
+impl FlatState for CentroidStep {
+    const NAME: &'static str = "kmeans_step";
+    const MAGIC: &'static [u8; 4] = crate::engine::CENTROID_STEP_MAGIC;
+}
+
+/// What a `segment.agg_state` may hold.
+const KINDS: &[Kind] = &[
+    Kind::of::<ClusterStats>(),
+    Kind::of::<Contingency>(),
+    Kind::of::<CentroidStep>(),
+];
+
+/// The combine, serialize and deserialize support functions of one `internal` state.
 macro_rules! state_support {
     ($ty:ty, $combine:ident, $serial:ident, $deserial:ident) => {
         /// Combine: merge two partial states (exact).
@@ -105,43 +133,43 @@ mod segment {
     use super::*;
 
     /// Transition: add `(vec, seg)` to per-cluster count/mean/M2. NULLs are skipped.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _cluster_stats_trans(
         state: Internal,
         vec: Option<Array<'_, f64>>,
         seg: Option<i64>,
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
-        let mut state = state;
         let (Some(vec), Some(seg)) = (vec, seg) else {
             return state;
         };
         let x = vector(&vec, "vec");
-        let st = state_mut(&mut state, fcinfo, "segment_calinski_harabasz", || {
-            ClusterStats::new(x.len())
-        });
+        let (state, st) = expanded::state_update(state, fcinfo, || ClusterStats::new(x.len()));
         st.push(seg, x)
             .unwrap_or_else(|e| raise_engine(e, "cluster metric aggregate"));
         state
     }
 
-    state_support!(
-        ClusterStats,
-        _cluster_stats_combine,
-        _cluster_stats_serial,
-        _cluster_stats_deserial
-    );
+    /// Combine: merge two partial states (exact).
+    #[pg_extern(immutable, parallel_safe, sql = false)]
+    fn _cluster_stats_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        expanded::combine::<ClusterStats>(a, b, fcinfo)
+    }
 
     /// Final: within-segment sum of squared distances to the segment means.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _inertia_final(state: Internal) -> Option<f64> {
-        state_ref::<ClusterStats>(&state, ClusterStats::WHAT).map(ClusterStats::within_ss)
+        expanded::state_view::<ClusterStats>(state).map(|st| st.within_ss())
     }
 
     /// Final: the Calinski-Harabasz index.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _calinski_harabasz_final(state: Internal) -> Option<f64> {
-        let st = state_ref::<ClusterStats>(&state, ClusterStats::WHAT)?;
+        let st = expanded::state_view::<ClusterStats>(state)?;
         Some(
             st.calinski_harabasz()
                 .unwrap_or_else(|e| raise_engine(e, "segment_calinski_harabasz")),
@@ -153,39 +181,42 @@ mod segment {
     // -----------------------------------------------------------------------------------
 
     /// Transition: count the pair `(a, b)` in the contingency table. NULLs are skipped.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _contingency_trans(
         state: Internal,
         a: Option<i64>,
         b: Option<i64>,
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
-        let mut state = state;
         let (Some(a), Some(b)) = (a, b) else {
             return state;
         };
-        state_mut(&mut state, fcinfo, "segment_ari", Contingency::new).push(a, b);
+        let (state, st) = expanded::state_update(state, fcinfo, Contingency::new);
+        st.push(a, b);
         state
     }
 
-    state_support!(
-        Contingency,
-        _contingency_combine,
-        _contingency_serial,
-        _contingency_deserial
-    );
+    /// Combine: merge two partial contingency tables (exact).
+    #[pg_extern(immutable, parallel_safe, sql = false)]
+    fn _contingency_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        expanded::combine::<Contingency>(a, b, fcinfo)
+    }
 
     /// Final: adjusted Rand index.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _ari_final(state: Internal) -> Option<f64> {
-        let st = state_ref::<Contingency>(&state, Contingency::WHAT)?;
+        let st = expanded::state_view::<Contingency>(state)?;
         Some(st.ari().unwrap_or_else(|e| raise_engine(e, "segment_ari")))
     }
 
     /// Final: normalized mutual information (arithmetic normalization).
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _nmi_final(state: Internal) -> Option<f64> {
-        let st = state_ref::<Contingency>(&state, Contingency::WHAT)?;
+        let st = expanded::state_view::<Contingency>(state)?;
         Some(st.nmi().unwrap_or_else(|e| raise_engine(e, "segment_nmi")))
     }
 
@@ -354,22 +385,20 @@ mod segment {
     // -----------------------------------------------------------------------------------
 
     /// Transition: add `vec` to the sums of its nearest centroid.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _kmeans_step_trans(
         state: Internal,
         vec: Option<Array<'_, f64>>,
         centroids: Option<Array<'_, f64>>,
         fcinfo: pg_sys::FunctionCallInfo,
     ) -> Internal {
-        let mut state = state;
         let (Some(vec), Some(centroids)) = (vec, centroids) else {
             return state;
         };
         let x = vector(&vec, "vec");
         let (c, k, d) = crate::pg::arrays::matrix(centroids, "centroids");
-        let st = state_mut(&mut state, fcinfo, "segment_kmeans_step", || {
-            CentroidStep::new(c.clone(), k, d)
-        });
+        let (state, st) =
+            expanded::state_update(state, fcinfo, || CentroidStep::new(c.clone(), k, d));
         let view = ArrayView2::from_shape((k, d), &c).expect("matrix shape");
         st.step
             .add(view, x)
@@ -377,20 +406,62 @@ mod segment {
         state
     }
 
-    state_support!(
-        CentroidStep,
-        _kmeans_step_combine,
-        _kmeans_step_serial,
-        _kmeans_step_deserial
-    );
+    /// Combine: add two partial sums (exact).
+    #[pg_extern(immutable, parallel_safe, sql = false)]
+    fn _kmeans_step_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        expanded::combine::<CentroidStep>(a, b, fcinfo)
+    }
 
     /// Final: the new centroids (empty clusters keep their centroid).
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _kmeans_step_final(state: Internal) -> Option<Matrix> {
-        let st = state_ref::<CentroidStep>(&state, CentroidStep::WHAT)?;
+        let st = expanded::state_view::<CentroidStep>(state)?;
         Some(Matrix::from_array(&st.new_centroids()))
     }
+
+    // -----------------------------------------------------------------------------------
+    // The type segment.agg_state: text `kind:hex`, binary the state's bytes
+    // -----------------------------------------------------------------------------------
+
+    /// Text input of `segment.agg_state`.
+    #[pg_extern(immutable, parallel_safe, strict, sql = false)]
+    fn _agg_state_in(input: &core::ffi::CStr) -> Internal {
+        let text = input.to_str().unwrap_or_else(|_| {
+            raise(
+                Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "invalid input syntax for type segment.agg_state: not UTF-8",
+                None,
+            )
+        });
+        Internal::from(Some(expanded::text_in(KINDS, text)))
+    }
+
+    /// Text output of `segment.agg_state`: `kind:hex`, exact.
+    #[pg_extern(immutable, parallel_safe, strict, sql = false)]
+    fn _agg_state_out(state: Internal) -> std::ffi::CString {
+        let d = state.unwrap().expect("strict");
+        std::ffi::CString::new(expanded::text_out(KINDS, d)).expect("hex has no NUL")
+    }
+
+    /// Binary receive of `segment.agg_state`.
+    #[pg_extern(immutable, parallel_safe, strict, sql = false)]
+    fn _agg_state_recv(buf: Internal) -> Internal {
+        Internal::from(Some(expanded::recv(KINDS, buf)))
+    }
+
+    /// Binary send of `segment.agg_state`.
+    #[pg_extern(immutable, parallel_safe, strict, sql = false)]
+    fn _agg_state_send(state: Internal) -> Vec<u8> {
+        expanded::send(state.unwrap().expect("strict"))
+    }
 }
+
+// The type segment.agg_state and its aggregates' support functions: sql/agg_state.sql.
+pgrx::extension_sql_file!("../sql/agg_state.sql", name = "agg_state");
 
 // CREATE AGGREGATE statements and comments: sql/aggregates.sql, after every function.
 pgrx::extension_sql_file!("../sql/aggregates.sql", name = "aggregates", finalize);

@@ -28,7 +28,7 @@ pub(crate) struct AssignCache {
     rows: RowReader,
     /// Per-row values, reused (they borrow from the current row only).
     values: Vec<Value<'static>>,
-    out: Vec<f64>,
+    pub(crate) out: Vec<f64>,
 }
 
 /// The cache of this call site, loading (or reloading, when the model name or version
@@ -54,7 +54,7 @@ fn cache<'a>(
 }
 
 impl AssignCache {
-    fn new(mcxt: pg_sys::MemoryContext, m: LoadedModel, version: Option<i32>) -> Self {
+    pub(crate) fn new(mcxt: pg_sys::MemoryContext, m: LoadedModel, version: Option<i32>) -> Self {
         let index = CentroidIndex::new(
             ArrayView2::from_shape((m.k, m.dim), &m.centroids)
                 .expect("centroid shape checked at load"),
@@ -104,17 +104,17 @@ impl AssignCache {
         transform(&self.model, vals, &mut self.out)
     }
 
-    fn nearest(&self) -> Nearest {
+    pub(crate) fn nearest(&self) -> Nearest {
         kmeans::nearest(self.centroids(), &self.out)
     }
 
     /// The segment id of `self.out` (what segment_assign returns).
-    fn segment(&self) -> i32 {
+    pub(crate) fn segment(&self) -> i32 {
         self.model.segment_id(self.index.index(&self.out))
     }
 
     /// Encode a composite row Datum; false when skipped.
-    fn encode_row(&mut self, row: &AnyElement) -> bool {
+    pub(crate) fn encode_row(&mut self, row: &AnyElement) -> bool {
         let model = &self.model;
         let features = self
             .rows
@@ -217,7 +217,10 @@ impl AssignCache {
         self.out.copy_from_slice(v);
     }
 
-    fn detail(&self, nr: &Nearest) -> pgrx::composite_type!('static, "segment_assignment") {
+    pub(crate) fn detail(
+        &self,
+        nr: &Nearest,
+    ) -> pgrx::composite_type!('static, "segment_assignment") {
         fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
             r.unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None))
         }

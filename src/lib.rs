@@ -6,7 +6,8 @@
 //!   dependency tree.
 //! - The SQL surface, one module per area as users see it, each a set of thin
 //!   `#[pg_extern]` wrappers: [`train`] (`segment_train`), [`assign`] (`segment_assign`,
-//!   `segment_assign_detail`, `segment_encode`: the per-row path), [`lifecycle`]
+//!   `segment_assign_detail`, `segment_encode`: the per-row path), [`model_value`] (the
+//!   by-value model `segment_model` and the assignment forms taking it), [`lifecycle`]
 //!   (`segment_label`, `segment_drop`, `segment_grant`, `segment_revoke`), [`aggregates`]
 //!   (the metric and k-means aggregates), [`adhoc`] (`segment_nearest`) and [`marketing`]
 //!   (`segment.health`, `segment_rfm`, the uplift aggregates).
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod error;
 pub mod lifecycle;
 pub mod marketing;
+pub mod model_value;
 #[allow(unsafe_code)]
 pub mod pg;
 pub mod train;

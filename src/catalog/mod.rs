@@ -49,8 +49,19 @@ pub fn check_model_name(model: &str) {
     }
 }
 
-/// Raise 42704 for a model that does not exist.
+/// Raise 42704 for a model that does not exist. On a Citus worker, whose catalog is
+/// empty (it lives on the coordinator), the error says so and shows the by-value form.
 pub fn no_such_model(model: &str) -> ! {
+    if on_citus_worker() {
+        crate::error::raise_detail(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("model \"{model}\" does not exist on this Citus worker"),
+            "pg_segment's catalog lives on the coordinator: a query Citus runs on the workers cannot read it.".into(),
+            Some(format!(
+                "Pass the model by value, read on the coordinator: WITH m AS (SELECT segment_model('{model}') AS model) SELECT segment_assign(m.model, t) FROM <table> t, m;"
+            )),
+        )
+    }
     raise(
         Code::ERRCODE_UNDEFINED_OBJECT,
         format!("model \"{model}\" does not exist"),
@@ -59,6 +70,15 @@ pub fn no_such_model(model: &str) -> ! {
                 .into(),
         ),
     )
+}
+
+/// Whether this database is a Citus worker: Citus is installed and this node is not the
+/// coordinator.
+fn on_citus_worker() -> bool {
+    let has = |sql: &str| spi::one::<bool>(sql, &[]).unwrap_or(false);
+    has("SELECT pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL
+            AND EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus')")
+        && has("SELECT NOT pg_catalog.citus_is_coordinator()")
 }
 
 /// Raise 42501 for a model that exists but that the current role may not read, else
@@ -241,6 +261,11 @@ impl LoadedModel {
     /// The model as a self-contained text value, for plans that must use exactly the
     /// model they were planned with (see planner.rs). Floats round-trip exactly.
     pub fn to_plan_text(&self) -> String {
+        self.to_plan_json().to_string()
+    }
+
+    /// [`LoadedModel::to_plan_text`] as a JSON value.
+    pub fn to_plan_json(&self) -> serde_json::Value {
         serde_json::json!({
             "version": self.version,
             "k": self.k,
@@ -250,50 +275,61 @@ impl LoadedModel {
             "segment_ids": self.segment_ids,
             "labels": self.labels,
         })
-        .to_string()
     }
 
     /// Read what [`LoadedModel::to_plan_text`] wrote, with the checks of [`load`].
     pub fn from_plan_text(model: &str, text: &str) -> LoadedModel {
-        let parsed = serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| e.to_string())
-            .and_then(|mut v| {
-                let centroids = v["centroids"]
-                    .as_array()
-                    .ok_or("no centroids")?
-                    .iter()
-                    .map(serde_json::Value::as_f64)
-                    .collect();
-                let labels = v["labels"]
-                    .as_array()
-                    .ok_or("no labels")?
-                    .iter()
-                    .map(|l| l.as_str().map(str::to_string))
-                    .collect();
-                let segment_ids = v["segment_ids"]
-                    .as_array()
-                    .ok_or("no segment ids")?
-                    .iter()
-                    .map(|l| l.as_i64().and_then(|i| i32::try_from(i).ok()))
-                    .collect();
-                Ok(Stored {
-                    version: v["version"].as_i64().unwrap_or(0) as i32,
-                    encoder: v["encoder"].take(),
-                    centroids,
-                    k: v["k"].as_i64().unwrap_or(0) as i32,
-                    dim: v["dim"].as_i64().unwrap_or(0) as i32,
-                    segment_ids,
-                    labels,
-                })
-            })
-            .and_then(|row| decode(model, row));
-        parsed.unwrap_or_else(|reason| {
+        Self::parse_plan_text(model, text).unwrap_or_else(|reason| {
             raise(
                 Code::ERRCODE_DATA_CORRUPTED,
                 format!("model \"{model}\": the model in this plan is unusable: {reason}"),
                 None,
             )
         })
+    }
+
+    /// [`LoadedModel::from_plan_text`], or why the text is not a usable model.
+    pub fn parse_plan_text(model: &str, text: &str) -> Result<LoadedModel, String> {
+        let v = serde_json::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())?;
+        Self::from_plan_json(model, v)
+    }
+
+    /// A model from the JSON value of [`LoadedModel::to_plan_text`].
+    pub fn from_plan_json(model: &str, mut v: serde_json::Value) -> Result<LoadedModel, String> {
+        let centroids = v["centroids"]
+            .as_array()
+            .ok_or("no centroids")?
+            .iter()
+            .map(serde_json::Value::as_f64)
+            .collect();
+        let labels = v["labels"]
+            .as_array()
+            .ok_or("no labels")?
+            .iter()
+            .map(|l| l.as_str().map(str::to_string))
+            .collect();
+        let segment_ids = v["segment_ids"]
+            .as_array()
+            .ok_or("no segment ids")?
+            .iter()
+            .map(|l| l.as_i64().and_then(|i| i32::try_from(i).ok()))
+            .collect();
+        let int = |key: &str| -> Result<i32, String> {
+            v[key]
+                .as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(|| format!("no {key}"))
+        };
+        let row = Stored {
+            version: int("version")?,
+            k: int("k")?,
+            dim: int("dim")?,
+            encoder: v["encoder"].take(),
+            centroids,
+            segment_ids,
+            labels,
+        };
+        decode(model, row)
     }
 }
 

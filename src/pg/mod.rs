@@ -9,8 +9,8 @@
 //!   memory context or resource owner that PostgreSQL releases on abort.
 //! - Memory: Rust values that must outlive one call live in a PostgreSQL memory context
 //!   that drops them with it: the call site's `fn_mcxt` ([`call_site`]), the aggregate's
-//!   context ([`agg_state`]). Both tag the value with its Rust type and check the tag
-//!   before every cast.
+//!   context ([`agg_state`]), an expanded object's own context, a child of the
+//!   aggregate's ([`expanded`]). All check the value's Rust type before every cast.
 //! - Datums are read as what their type says: argument types come from the call's
 //!   expression (`get_fn_expr_argtype`) or the row type's descriptor ([`rows`],
 //!   [`values`]); varlenas are detoasted before their bytes are read.
@@ -26,7 +26,8 @@
 //! Files: [`spi`] (internal SQL, extension-owner context), [`args`] (raw jsonb and
 //! regclass arguments), [`arrays`] (float8[] and float8[][]), [`values`] (Datum to
 //! engine values), [`rows`] (deforming row arguments), [`call_site`] (per-call-site
-//! state), [`agg_state`] (aggregate states), [`tagged`] (the type tag both carry),
+//! state), [`agg_state`] (`internal` aggregate states), [`expanded`] (the
+//! `segment.agg_state` type's values), [`tagged`] (the type tag both carry),
 //! [`reader`] (the source scan), [`writer`] and [`pages`] (the assignment table),
 //! [`planner`] (support function, plan invalidation, the planned C entry points),
 //! [`alloc`] (the allocator's huge-page hint), [`compat`] (differences between
@@ -37,6 +38,7 @@ pub mod args;
 pub mod arrays;
 pub mod call_site;
 pub mod compat;
+pub mod expanded;
 pub mod pages;
 pub mod planner;
 pub mod progress;
@@ -45,6 +47,7 @@ pub mod rows;
 pub mod spi;
 pub mod tagged;
 pub mod values;
+pub mod varlena;
 pub mod window;
 pub mod writer;
 

@@ -157,11 +157,11 @@ SELECT segment_drop('temps');
 -- 8. An aggregate of one's own that pairs pg_segment's support functions differently
 --    cannot make a final function read another aggregate's state as its own.
 CREATE AGGREGATE mixed_up(bigint, bigint) (
-    SFUNC = segment._contingency_trans, STYPE = internal,
+    SFUNC = segment._contingency_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._inertia_final);
 SELECT mixed_up(id, id % 3) FROM people;
 CREATE AGGREGATE mixed_up_combine(float8[], bigint) (
-    SFUNC = segment._cluster_stats_trans, STYPE = internal,
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
     FINALFUNC = segment._ari_final);
 SELECT mixed_up_combine(ARRAY[a], id % 3) FROM people;
 DROP AGGREGATE mixed_up(bigint, bigint);

@@ -4,18 +4,19 @@
 //! [`Gathered`](crate::gathered::Gathered)): a 4-byte magic naming the state, a version
 //! byte, then little-endian fields. [`ByteWriter`] writes it; [`ByteReader`] reads it
 //! with length checks and the same error for every state ("corrupt serialized state at
-//! byte N: ..." naming the state). These bytes only travel between PostgreSQL's parallel
-//! aggregate workers (serialize / deserialize), never to disk, so the layout may change
-//! between versions.
+//! byte N: ..." naming the state). These bytes travel between PostgreSQL's parallel
+//! aggregate workers and between Citus nodes (the flat form of `segment.agg_state`, in
+//! text as `kind:hex`); every node of a cluster runs the same pg_segment version. A
+//! layout change bumps [`FORMAT_VERSION`], so older bytes are refused, never misread.
 
 use crate::error::EngineError;
 
 pub(crate) const FORMAT_VERSION: u8 = 1;
-pub(crate) const CLUSTER_STATS_MAGIC: &[u8; 4] = b"PSCS";
-pub(crate) const CONTINGENCY_MAGIC: &[u8; 4] = b"PSCT";
+pub const CLUSTER_STATS_MAGIC: &[u8; 4] = b"PSCS";
+pub const CONTINGENCY_MAGIC: &[u8; 4] = b"PSCT";
 pub(crate) const RESERVOIR_MAGIC: &[u8; 4] = b"PSRS";
 pub(crate) const STEP_STATE_MAGIC: &[u8; 4] = b"PSKS";
-pub(crate) const CENTROID_STEP_MAGIC: &[u8; 4] = b"PSKC";
+pub const CENTROID_STEP_MAGIC: &[u8; 4] = b"PSKC";
 pub(crate) const GATHERED_MAGIC: &[u8; 4] = b"PSCL";
 
 /// A value [`ByteWriter::put`] writes (little-endian).

@@ -50,4 +50,5 @@ pub mod sample;
 mod simd;
 pub mod uplift;
 
+pub use codec::{CENTROID_STEP_MAGIC, CLUSTER_STATS_MAGIC, CONTINGENCY_MAGIC};
 pub use error::{EngineError, ErrorKind};

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# pg_segment on Citus: a coordinator and two workers (three throwaway clusters on
+# loopback ports, all with shared_preload_libraries = 'citus'), pg_segment created on the
+# coordinator and propagated by Citus. Checks:
+# - the extension is on every node;
+# - each exact-combining aggregate is pushed down (citus.coordinator_aggregation_strategy
+#   = 'disabled' refuses anything else) and equals the single-server result to 1e-9;
+#   the same with extra_float_digits = 0 on the workers; with shards left empty;
+# - by-value assignment (segment_model) runs on the workers and equals single-server
+#   assignment for every row; the by-name form there says why it cannot, with a HINT
+#   showing the by-value form; assignments written into a co-located distributed table
+#   with INSERT ... SELECT that Citus pushes down.
+# Skipped (and says so) where the citus extension is not installed for this PostgreSQL:
+# the project's scripts never build or install Citus; install it as its packages do.
+# Assumes pg_segment is installed (scripts/test.sh does that first).
+source "$(dirname "$0")/common.sh"
+
+if ! has_module citus || [ ! -f "$("$PG_CONFIG" --sharedir)/extension/citus.control" ]; then
+  echo "skipped: the citus extension is not installed for PostgreSQL $PG_MAJOR here"
+  echo "regression: 0 passed, 0 failed, 1 skipped"
+  exit 0
+fi
+
+BASE_PORT="${CITUS_PORT:-54410}"
+NODES=(citus_coord citus_w1 citus_w2)
+declare -A SOCK PORTOF
+i=0
+for n in "${NODES[@]}"; do
+  CLUSTER_PRELOAD=citus CLUSTER_LISTEN=127.0.0.1 cluster_start "$n" $((BASE_PORT + i))
+  SOCK[$n]="$PGHOST"; PORTOF[$n]=$((BASE_PORT + i))
+  i=$((i + 1))
+done
+trap 'for n in "${NODES[@]}"; do cluster_stop "$n"; done' EXIT
+
+on() { # on NODE psql-args...: run psql against one node
+  local n="$1"; shift
+  psql -h "${SOCK[$n]}" -p "${PORTOF[$n]}" -U postgres -d postgres -X -q "$@"
+}
+pass=0; fail=0
+check() { # check NAME EXPECTED SQL (on the coordinator)
+  local got
+  got="$(on citus_coord -A -t -c "$3" 2>&1 || true)"
+  if [ "$got" = "$2" ]; then pass=$((pass + 1)); echo "ok      $1"
+  else fail=$((fail + 1)); echo "FAILED  $1: expected [$2], got [$got]"; fi
+}
+check_like() { # check_like NAME PATTERN SQL: the output (errors included) matches PATTERN
+  local got
+  got="$(on citus_coord -A -t -c "$3" 2>&1 | tr '\n' ' ' || true)"
+  if grep -qE -- "$2" <<<"$got"; then pass=$((pass + 1)); echo "ok      $1"
+  else fail=$((fail + 1)); echo "FAILED  $1: expected /$2/, got [$got]"; fi
+}
+
+for n in "${NODES[@]}"; do
+  on "$n" -v ON_ERROR_STOP=1 -c "CREATE EXTENSION citus" >/dev/null
+done
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', ${PORTOF[citus_coord]});
+SELECT citus_add_node('127.0.0.1', ${PORTOF[citus_w1]});
+SELECT citus_add_node('127.0.0.1', ${PORTOF[citus_w2]});
+SET client_min_messages = warning;
+CREATE EXTENSION pg_segment;
+SET citus.shard_count = 8;
+-- The same customers twice: distributed on customer_id, and a plain table on the
+-- coordinator (the single-server reference).
+CREATE TABLE cust (customer_id bigint PRIMARY KEY, age int, spend float8, region text);
+SELECT create_distributed_table('cust', 'customer_id');
+INSERT INTO cust
+SELECT i, 20 + (i * 7919) % 50, round((((i * 104729) % 1000) / 7.0 + (i % 3) * 40)::numeric, 2)::float8,
+       (ARRAY['north', 'south', 'east', 'west'])[1 + (i * 31) % 4]
+FROM generate_series(1, 20000) i;
+CREATE TABLE cust_local AS SELECT * FROM cust;
+ALTER TABLE cust_local ADD PRIMARY KEY (customer_id);
+SELECT k FROM segment_train('cm', 'cust_local', 'customer_id', k => 4, seed => 1);
+SQL
+
+for n in citus_w1 citus_w2; do
+  got="$(on "$n" -A -t -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_segment'")"
+  if [ -n "$got" ]; then pass=$((pass + 1)); echo "ok      pg_segment $got is on $n"
+  else fail=$((fail + 1)); echo "FAILED  pg_segment is not on $n"; fi
+done
+
+# Each aggregate over the distributed table, pushed down, against the plain table.
+aggs=(
+  "segment_inertia(ARRAY[age, spend]::float8[], customer_id % 4)"
+  "segment_calinski_harabasz(ARRAY[age, spend]::float8[], customer_id % 4)"
+  "segment_ari(customer_id % 4, age % 3)"
+  "segment_nmi(customer_id % 4, age % 3)"
+)
+close_sql() { # close_sql EXPR WHERE: 't' when the two results agree to 1e-9 relative
+  echo "SET citus.coordinator_aggregation_strategy = 'disabled';
+        SELECT abs(d.v - l.v) <= 1e-9 * greatest(abs(l.v), 1e-300)
+        FROM (SELECT $1 AS v FROM cust $2) d, (SELECT $1 AS v FROM cust_local $2) l"
+}
+check_aggregates() { # check_aggregates LABEL WHERE
+  for a in "${aggs[@]}"; do
+    check "${a%%(*} pushed down, equals single-server ($1)" "t" "$(close_sql "$a" "$2")"
+  done
+  check "segment_kmeans_step pushed down, equals single-server ($1)" "t" \
+    "SET citus.coordinator_aggregation_strategy = 'disabled';
+     SELECT bool_and(abs(d - l) <= 1e-9 * greatest(abs(l), 1))
+     FROM unnest((SELECT segment_kmeans_step(ARRAY[age, spend]::float8[], '{{25,20},{40,60},{60,100},{30,120}}') FROM cust $2)) WITH ORDINALITY a(d, n)
+     JOIN unnest((SELECT segment_kmeans_step(ARRAY[age, spend]::float8[], '{{25,20},{40,60},{60,100},{30,120}}') FROM cust_local $2)) WITH ORDINALITY b(l, n) USING (n)"
+}
+check_aggregates "every shard" ""
+check_like "the workers compute partial states (EXPLAIN)" "worker_partial_agg" \
+  "SET citus.coordinator_aggregation_strategy = 'disabled';
+   EXPLAIN (VERBOSE, COSTS OFF) SELECT segment_inertia(ARRAY[age, spend]::float8[], customer_id % 4) FROM cust"
+check_aggregates "two or more of the 8 shards empty" "WHERE customer_id IN (1, 2, 3, 4, 5, 6)"
+
+for n in citus_w1 citus_w2; do
+  on "$n" -c "ALTER SYSTEM SET extra_float_digits = 0" -c "SELECT pg_reload_conf()" >/dev/null
+done
+check "the workers run with extra_float_digits = 0" "0" \
+  "SELECT result FROM run_command_on_workers('SHOW extra_float_digits') LIMIT 1"
+check_aggregates "extra_float_digits = 0 on the workers" ""
+
+# Assignment on the workers: the model by value, read once on the coordinator. The
+# single-server reference: every row of the plain table assigned by name.
+on citus_coord -v ON_ERROR_STOP=1 -c "CREATE TABLE ref AS
+  SELECT customer_id, segment_assign('cm', l) AS segment, (segment_assign_detail('cm', l)).distance
+  FROM cust_local l" >/dev/null
+check "by-value assignment on the workers equals single-server assignment, every row" "20000|0" \
+  "WITH m AS (SELECT segment_model('cm') AS model)
+   SELECT count(*), count(*) FILTER (WHERE d.segment IS DISTINCT FROM r.segment)
+   FROM (SELECT c.customer_id, segment_assign(m.model, c) AS segment FROM cust c, m) d
+   JOIN ref r USING (customer_id)"
+check "segment_assign_detail by value on the workers, every row" "20000|0" \
+  "WITH m AS (SELECT segment_model('cm') AS model)
+   SELECT count(*), count(*) FILTER (WHERE d.distance IS DISTINCT FROM r.distance)
+   FROM (SELECT c.customer_id, (segment_assign_detail(m.model, c)).distance FROM cust c, m) d
+   JOIN ref r USING (customer_id)"
+check_like "by-value assignment is sent to the shards (citus.log_remote_commands)" \
+  "issuing SELECT .*segment_assign\\('\\{.*FROM public\\.cust_[0-9]+" \
+  "SET citus.log_remote_commands = on;
+   WITH m AS (SELECT segment_model('cm') AS model)
+   SELECT count(segment_assign(m.model, c)) FROM cust c, m"
+check "a bound segment_model parameter works on the distributed table" "0" \
+  "PREPARE q(segment_model) AS SELECT count(*) FILTER (WHERE segment_assign(\$1, c) IS NULL) FROM cust c;
+   EXECUTE q(segment_model('cm'))"
+check_like "by name in a single-shard query: the worker says why, HINT shows the by-value form" \
+  "does not exist on this Citus worker.*HINT:.*segment_model\\('cm'\\)" \
+  "SELECT segment_assign('cm', c) FROM cust c WHERE customer_id = 5"
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE cust_segment (customer_id bigint PRIMARY KEY, segment int);
+SELECT create_distributed_table('cust_segment', 'customer_id', colocate_with => 'cust');
+SQL
+check_like "assignments are written on the workers (INSERT ... SELECT pushed down)" \
+  "issuing INSERT INTO public\\.cust_segment_[0-9]+ .*SELECT .*segment_assign\\(.*FROM public\\.cust_[0-9]+" \
+  "SET citus.log_remote_commands = on;
+   INSERT INTO cust_segment
+   WITH m AS (SELECT segment_model('cm') AS model)
+   SELECT c.customer_id, segment_assign(m.model, c) FROM cust c, m"
+check "the co-located assignments equal single-server assignment, every row" "20000|0" \
+  "SELECT count(*), count(*) FILTER (WHERE s.segment IS DISTINCT FROM r.segment)
+   FROM cust_segment s JOIN ref r USING (customer_id)"
+
+echo "regression: ${pass} passed, ${fail} failed, 0 skipped"
+[ "$fail" -eq 0 ]
