@@ -26,7 +26,6 @@ use crate::pg::agg_state::AggState;
 use crate::pg::varlena::{self, MAX_VARLENA as MAX_FLAT, VARHDRSZ};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::any::Any;
 use std::borrow::Cow;
 
 /// A state kind of `segment.agg_state`: its engine state, the name its text form starts
@@ -36,31 +35,28 @@ pub trait FlatState: AggState {
     const MAGIC: &'static [u8; 4];
 }
 
-/// A state behind a type-erased pointer: its bytes, and a checked downcast.
-trait Erased {
-    fn bytes(&self) -> Vec<u8>;
-    fn any(&self) -> &dyn Any;
-    fn any_mut(&mut self) -> &mut dyn Any;
+/// The bytes of the `T` behind a type-erased pointer.
+unsafe fn bytes_of_state<T: AggState>(p: *const u8) -> Vec<u8> {
+    // SAFETY: the caller's `p` is the Box<T> stored with this function.
+    unsafe { (*p.cast::<T>()).serialize() }
 }
 
-impl<T: AggState> Erased for T {
-    fn bytes(&self) -> Vec<u8> {
-        self.serialize()
-    }
-    fn any(&self) -> &dyn Any {
-        self
-    }
-    fn any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
+/// Drop the `Box<T>` behind a type-erased pointer.
+unsafe fn drop_state<T: AggState>(p: *mut u8) {
+    // SAFETY: the caller's `p` is the Box<T> stored with this function, dropped once.
+    drop(unsafe { Box::from_raw(p.cast::<T>()) })
 }
 
 /// The expanded object: PostgreSQL's header first (the Datum points into it).
 #[repr(C)]
 struct Expanded {
     hdr: pg_sys::ExpandedObjectHeader,
-    /// The Rust state (a `Box`), dropped by [`drop_expanded`].
-    state: *mut dyn Erased,
+    /// The Rust state: a `Box<T>` of the type `type_id` names, dropped by
+    /// [`drop_expanded`]; a check of one field and a cast find it (this runs per row).
+    state: *mut u8,
+    type_id: std::any::TypeId,
+    bytes: unsafe fn(*const u8) -> Vec<u8>,
+    drop: unsafe fn(*mut u8),
     /// The bytes [`flat_size`] computed, for the [`flatten_into`] that follows it.
     flat: *mut Vec<u8>,
 }
@@ -75,7 +71,7 @@ unsafe extern "C-unwind" fn flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) ->
     // SAFETY: PostgreSQL calls this with the header of one of our objects (METHODS).
     unsafe {
         let e = eoh.cast::<Expanded>();
-        let bytes = (*(*e).state).bytes();
+        let bytes = ((*e).bytes)((*e).state);
         let size = VARHDRSZ + bytes.len();
         if size > MAX_FLAT {
             raise(
@@ -100,7 +96,7 @@ unsafe extern "C-unwind" fn flatten_into(
     // returned for the bytes it kept (recomputed if they are gone).
     unsafe {
         let e = eoh.cast::<Expanded>();
-        let bytes = take_flat(e).unwrap_or_else(|| (*(*e).state).bytes());
+        let bytes = take_flat(e).unwrap_or_else(|| ((*e).bytes)((*e).state));
         if VARHDRSZ + bytes.len() != allocated_size {
             raise(
                 Code::ERRCODE_INTERNAL_ERROR,
@@ -133,7 +129,7 @@ unsafe extern "C-unwind" fn drop_expanded(arg: *mut std::ffi::c_void) {
     unsafe {
         let e = arg.cast::<Expanded>();
         drop(take_flat(e));
-        drop(Box::from_raw((*e).state));
+        ((*e).drop)((*e).state);
     }
 }
 
@@ -153,9 +149,12 @@ fn agg_context(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> pg_sys::MemoryCo
     ctx
 }
 
-/// A new expanded object holding `value`, in a child of the aggregate context; its
-/// read-write Datum.
-fn new_expanded<T: AggState>(value: T, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+/// A new expanded object holding `value`, in a child of the aggregate context: its
+/// read-write Datum, and the object.
+fn new_expanded<T: AggState>(
+    value: T,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> (pg_sys::Datum, *mut Expanded) {
     let parent = agg_context(fcinfo, T::WHAT);
     // SAFETY: allocations in a fresh context whose reset callback drops the Box; the
     // header is initialized by EOH_init_header before the Datum escapes.
@@ -169,8 +168,10 @@ fn new_expanded<T: AggState>(value: T, fcinfo: pg_sys::FunctionCallInfo) -> pg_s
         );
         let e = pg_sys::MemoryContextAlloc(cxt, std::mem::size_of::<Expanded>()).cast::<Expanded>();
         pg_sys::EOH_init_header(&raw mut (*e).hdr, &METHODS, cxt);
-        let state: Box<dyn Erased> = Box::new(value);
-        (&raw mut (*e).state).write(Box::into_raw(state));
+        (&raw mut (*e).state).write(Box::into_raw(Box::new(value)).cast::<u8>());
+        (&raw mut (*e).type_id).write(std::any::TypeId::of::<T>());
+        (&raw mut (*e).bytes).write(bytes_of_state::<T>);
+        (&raw mut (*e).drop).write(drop_state::<T>);
         (&raw mut (*e).flat).write(std::ptr::null_mut());
         let cb =
             pg_sys::MemoryContextAlloc(cxt, std::mem::size_of::<pg_sys::MemoryContextCallback>())
@@ -181,7 +182,7 @@ fn new_expanded<T: AggState>(value: T, fcinfo: pg_sys::FunctionCallInfo) -> pg_s
             next: std::ptr::null_mut(),
         });
         pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
-        pg_sys::Datum::from((*e).hdr.eoh_rw_ptr.as_mut_ptr())
+        (pg_sys::Datum::from((*e).hdr.eoh_rw_ptr.as_mut_ptr()), e)
     }
 }
 
@@ -200,7 +201,13 @@ fn ours(d: pg_sys::Datum) -> Option<(*mut Expanded, bool)> {
         if !rw && tag != pg_sys::vartag_external::VARTAG_EXPANDED_RO {
             return None;
         }
-        let eoh = pg_sys::DatumGetEOHP(d);
+        // DatumGetEOHP, inline (this runs once per row; a call into PostgreSQL through
+        // pgrx's FFI guard costs more than the rest of the check): the pointer to the
+        // header is stored, unaligned, after the two header bytes (varatt_expanded).
+        let eoh = p
+            .add(2)
+            .cast::<*mut pg_sys::ExpandedObjectHeader>()
+            .read_unaligned();
         std::ptr::eq((*eoh).eoh_methods, &METHODS).then_some((eoh.cast::<Expanded>(), rw))
     }
 }
@@ -229,16 +236,25 @@ fn parse<T: FlatState>(bytes: &[u8]) -> T {
     T::deserialize(bytes).unwrap_or_else(|e| raise_engine(e, T::WHAT))
 }
 
+/// The `T` in object `e`; another type is another aggregate's state.
+///
+/// # Safety
+/// `e` is a live object of ours.
+unsafe fn state_of<T: AggState>(e: *mut Expanded) -> *mut T {
+    // SAFETY: the caller's; the cast happens only when the type id names T.
+    unsafe {
+        if (*e).type_id != std::any::TypeId::of::<T>() {
+            wrong_state(T::WHAT)
+        }
+        (*e).state.cast::<T>()
+    }
+}
+
 /// The state behind a non-NULL Datum, for reading.
 fn view<'a, T: FlatState>(d: pg_sys::Datum) -> Cow<'a, T> {
     match ours(d) {
         // SAFETY: the object is alive for the call (its owner passed it to us).
-        Some((e, _)) => Cow::Borrowed(unsafe {
-            (*(*e).state)
-                .any()
-                .downcast_ref::<T>()
-                .unwrap_or_else(|| wrong_state(T::WHAT))
-        }),
+        Some((e, _)) => Cow::Borrowed(unsafe { &*state_of::<T>(e) }),
         None => Cow::Owned(parse(flat_bytes(d))),
     }
 }
@@ -256,20 +272,16 @@ pub fn state_update<'a, T: FlatState>(
     fcinfo: pg_sys::FunctionCallInfo,
     init: impl FnOnce() -> T,
 ) -> (pgrx::Internal, &'a mut T) {
-    let d = match state.unwrap() {
-        Some(d) if matches!(ours(d), Some((_, true))) => d,
-        Some(d) => new_expanded(view::<T>(d).into_owned(), fcinfo),
+    let (d, e) = match state.unwrap() {
+        Some(d) => match ours(d) {
+            Some((e, true)) => (d, e),
+            _ => new_expanded(view::<T>(d).into_owned(), fcinfo),
+        },
         None => new_expanded(init(), fcinfo),
     };
-    let (e, _) = ours(d).expect("a read-write object of ours");
     // SAFETY: a read-write pointer hands us the object for this call; nothing else reads
     // it until we return.
-    let st = unsafe {
-        (*(*e).state)
-            .any_mut()
-            .downcast_mut::<T>()
-            .unwrap_or_else(|| wrong_state(T::WHAT))
-    };
+    let st = unsafe { &mut *state_of::<T>(e) };
     (pgrx::Internal::from(Some(d)), st)
 }
 
@@ -286,7 +298,7 @@ pub fn combine<T: FlatState>(
         };
     };
     if !a.initialized() {
-        return pgrx::Internal::from(Some(new_expanded(bs.into_owned(), fcinfo)));
+        return pgrx::Internal::from(Some(new_expanded(bs.into_owned(), fcinfo).0));
     }
     let (out, st) = state_update::<T>(a, fcinfo, || unreachable!("not NULL"));
     st.absorb(&bs).unwrap_or_else(|e| raise_engine(e, T::WHAT));
@@ -341,7 +353,7 @@ fn state_hint(kinds: &[Kind]) -> String {
 fn bytes_of(d: pg_sys::Datum) -> Vec<u8> {
     match ours(d) {
         // SAFETY: as in `view`.
-        Some((e, _)) => unsafe { (*(*e).state).bytes() },
+        Some((e, _)) => unsafe { ((*e).bytes)((*e).state) },
         None => flat_bytes(d).to_vec(),
     }
 }
