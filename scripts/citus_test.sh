@@ -9,7 +9,11 @@
 # - by-value assignment (segment_model) runs on the workers and equals single-server
 #   assignment for every row; the by-name form there says why it cannot, with a HINT
 #   showing the by-value form; assignments written into a co-located distributed table
-#   with INSERT ... SELECT that Citus pushes down.
+#   with INSERT ... SELECT that Citus pushes down;
+# - segment_train on a distributed table fits by passes: the shards are sent only the
+#   sample's read and aggregate passes (and one read for the write of the assignments);
+#   the model equals the pass-based model of the same rows in a plain table; empty
+#   shards; a worker stopped gives a clean error and no partial model.
 # Skipped (and says so) where the citus extension is not installed for this PostgreSQL:
 # the project's scripts never build or install Citus; install it as its packages do.
 # Assumes pg_segment is installed (scripts/test.sh does that first).
@@ -153,6 +157,70 @@ check_like "assignments are written on the workers (INSERT ... SELECT pushed dow
 check "the co-located assignments equal single-server assignment, every row" "20000|0" \
   "SELECT count(*), count(*) FILTER (WHERE s.segment IS DISTINCT FROM r.segment)
    FROM cust_segment s JOIN ref r USING (customer_id)"
+
+# Training on the distributed table: by passes (pg_segment.fit_method = auto). 150,000
+# rows, more than the sample the encoder and the initial centroids come from.
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE big (customer_id bigint PRIMARY KEY, age int, spend float8, region text);
+SELECT create_distributed_table('big', 'customer_id');
+INSERT INTO big
+SELECT i, 20 + (i * 7919) % 50 + (i % 3) * 15, round((((i::bigint * 104729) % 1000) / 7.0 + (i % 3) * 40)::numeric, 2)::float8,
+       (ARRAY['north', 'south', 'east', 'west'])[1 + (i * 31) % 4]
+FROM generate_series(1, 150000) i;
+CREATE TABLE big_local AS SELECT * FROM big;
+ALTER TABLE big_local ADD PRIMARY KEY (customer_id);
+SQL
+train_log="$(on citus_coord -A -t 2>&1 <<'SQL'
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SELECT 'result', model, k, rows_used, sampled FROM segment_train('dm', 'big', 'customer_id', k => 4, seed => 7);
+SQL
+)"
+if grep -q "^result|dm|4|150000|t" <<<"$train_log"; then pass=$((pass + 1)); echo "ok      segment_train on the distributed table: k = 4, 150000 rows used, fitted from a sample"
+else fail=$((fail + 1)); echo "FAILED  segment_train on the distributed table: $(grep -E '^result|ERROR' <<<"$train_log" | head -3)"; fi
+check "it ran by passes (auto), with the initial centroids of its sample" "passes|t" \
+  "SELECT params->'fit'->>'method', jsonb_array_length(params->'fit'->'initial_centroids') = 4 FROM segment.models WHERE name = 'dm'"
+# What the shards were sent: the row count, the sample's read (a WHERE on a hash of the
+# id), the fit's aggregate passes (worker_partial_agg of segment._cluster_pass and
+# segment._kmeans_pass), and one plain read of each shard: the write of the
+# assignments, which happens on the coordinator.
+shards=$(on citus_coord -A -t -c "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'big'::regclass")
+shard_selects() { grep -E "issuing SELECT .*FROM public\.big_[0-9]+" <<<"$train_log" || true; }
+n_sample=$(shard_selects | grep -c "hashtextextended" || true)
+n_pass=$(shard_selects | grep -c "worker_partial_agg" || true)
+n_count=$(shard_selects | grep -v "worker_partial_agg" | grep -c "SELECT count(\*)" || true)
+n_full=$(shard_selects | grep -v "hashtextextended\|worker_partial_agg\|SELECT count(\*)" | grep -c . || true)
+if [ "$n_sample" -eq "$shards" ] && [ "$n_pass" -ge $((2 * shards)) ] && [ "$n_count" -eq "$shards" ] && [ "$n_full" -eq "$shards" ]; then
+  pass=$((pass + 1)); echo "ok      the fit sent each of the $shards shards its count, its sample's read and aggregate passes only ($n_pass partial aggregates); one full read each for the write"
+else
+  fail=$((fail + 1)); echo "FAILED  shard queries over $shards shards: $n_count counts, $n_sample sample reads, $n_pass partial aggregates, $n_full full reads"
+fi
+on citus_coord -v ON_ERROR_STOP=1 -c "SET pg_segment.fit_method = 'passes'" \
+  -c "SELECT k FROM segment_train('lm', 'big_local', 'customer_id', k => 4, seed => 7)" >/dev/null
+check "the distributed fit equals the pass-based fit of the plain table (1e-9)" "t|t|t" \
+  "SELECT bool_and(abs(d - l) <= 1e-9 * greatest(abs(l), 1)), (SELECT abs(a.inertia - b.inertia) <= 1e-9 * b.inertia
+          FROM segment.versions a, segment.versions b WHERE a.model = 'dm' AND b.model = 'lm'),
+          (SELECT a.iterations = b.iterations FROM segment.versions a, segment.versions b WHERE a.model = 'dm' AND b.model = 'lm')
+   FROM unnest((SELECT centroids FROM segment.versions WHERE model = 'dm')) WITH ORDINALITY x(d, n)
+   JOIN unnest((SELECT centroids FROM segment.versions WHERE model = 'lm')) WITH ORDINALITY y(l, n) USING (n)"
+check "every row of the distributed table has its segment" "150000|0" \
+  "SELECT count(*), count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign('lm', l))
+   FROM segment.dm_assignments a JOIN big_local l USING (customer_id)"
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE few (customer_id bigint PRIMARY KEY, age int, spend float8);
+SELECT create_distributed_table('few', 'customer_id');
+INSERT INTO few SELECT i, i % 50, (i * 37) % 100 FROM generate_series(1, 6) i;
+SQL
+check "a fit by passes with most shards empty" "4|6" \
+  "SELECT k, rows_used FROM segment_train('fm', 'few', 'customer_id', k => 4, seed => 1)"
+check "(by passes)" "passes" "SELECT params->'fit'->>'method' FROM segment.models WHERE name = 'fm'"
+# A worker that stops: a clean error, and no model left behind.
+cluster_stop citus_w2
+check_like "training with a worker down fails cleanly" "ERROR: " \
+  "SELECT k FROM segment_train('down', 'big', 'customer_id', k => 4, seed => 7)"
+check "and leaves no model, no assignment table" "0|" \
+  "SELECT count(*), pg_catalog.to_regclass('segment.down_assignments') FROM segment.models WHERE name = 'down'"
 
 echo "regression: ${pass} passed, ${fail} failed, 0 skipped"
 [ "$fail" -eq 0 ]

@@ -64,3 +64,16 @@ COMMENT ON FUNCTION segment._kmeans_step_combine(segment.agg_state, segment.agg_
 CREATE FUNCTION segment._kmeans_step_final(segment.agg_state) RETURNS float8[]
 LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_kmeans_step_final_wrapper';
 COMMENT ON FUNCTION segment._kmeans_step_final(segment.agg_state) IS 'internal: final function of segment_kmeans_step';
+
+-- The pass-based fit's aggregates (src/train/passes.rs): the states themselves, no
+-- final function (a pass reads the bytes with segment._agg_state_send).
+CREATE AGGREGATE segment._kmeans_pass(vec float8[], centroids float8[]) (
+    SFUNC = segment._kmeans_step_trans, STYPE = segment.agg_state,
+    COMBINEFUNC = segment._kmeans_step_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment._kmeans_pass(float8[], float8[]) IS
+    'internal: the state of segment_kmeans_step (sums, counts, inertia), for a pass of the pass-based fit';
+CREATE AGGREGATE segment._cluster_pass(vec float8[], seg bigint) (
+    SFUNC = segment._cluster_stats_trans, STYPE = segment.agg_state,
+    COMBINEFUNC = segment._cluster_stats_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segment._cluster_pass(float8[], bigint) IS
+    'internal: the state of segment_inertia, for the pass-based fit''s total sum of squares';

@@ -43,12 +43,13 @@ static ALLOCATOR: pg::alloc::HugePageHint = pg::alloc::HugePageHint;
 ::pgrx::pg_module_magic!(name, version);
 
 /// Library load: defines pg_segment's settings (`pg_segment.huge_pages`,
-/// `pg_segment.direct_writes`).
+/// `pg_segment.direct_writes`, `pg_segment.fit_method`).
 #[pgrx::pg_guard]
 #[allow(non_snake_case, unsafe_code)]
 pub extern "C-unwind" fn _PG_init() {
     pg::alloc::define_gucs();
     pg::writer::define_gucs();
+    train::passes::define_gucs();
 }
 
 // Hand-written SQL, in this order: the catalog first (bootstrap, here: schema `segment`,

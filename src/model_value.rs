@@ -28,7 +28,7 @@ fn text_hash(text: &str) -> [u8; HASH_BYTES] {
 }
 
 /// The canonical text of a model value.
-fn to_text(m: &LoadedModel) -> String {
+pub(crate) fn to_text(m: &LoadedModel) -> String {
     let mut v = m.to_plan_json();
     v["model"] = serde_json::Value::String(m.name.clone());
     v.to_string()

@@ -9,6 +9,7 @@
 //! computed on a second thread ([`write`]), store the version.
 mod drift;
 mod fit;
+pub mod passes;
 mod previous;
 mod refresh;
 mod source;
@@ -365,6 +366,9 @@ fn segment_train(
     progress::start(progress::Function::Train);
     let id_kind = IdKind::of(id.type_oid);
     let budget = crate::pg::maintenance_work_mem();
+    // By passes (see passes.rs): only a seeded sample is read here.
+    let pushed =
+        passes::by_passes(model, &src).then(|| passes::sample(model, &src, id_column, seed));
     let mut read = source::read_source(
         model,
         &src,
@@ -374,16 +378,45 @@ fn segment_train(
         budget,
         seed as u64,
         &params.largest(),
+        pushed.as_ref(),
     );
     phase.done("read source");
     progress::phase(progress::Phase::Encode);
     let (encoder, mut encoded) = encode_rows(model, id_column, &specs, &read, None);
-    let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
+    let (mut n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
         .map_err(|e| EngineError::Internal(e.to_string()))
         .or_raise(&c);
     phase.done("encode");
-    let fit = fit_model(model, x, &params);
+    let mut fit = fit_model(model, x, &params);
+    // How the fit ran, recorded in the model's params when by passes (with the initial
+    // centroids the sample gave, so that the passes can be checked against them).
+    let mut fit_record = None;
+    if pushed.is_some() {
+        phase.done("k-means on the sample");
+        let init: Vec<Vec<f64>> = fit
+            .result
+            .centroids
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect();
+        fit_record = Some(json!({
+            "method": "passes", "sample_rows": n_used, "initial_centroids": init
+        }));
+        let (result, rows) = passes::lloyd(
+            model,
+            &src,
+            id_column,
+            &encoder,
+            &fit.result,
+            x,
+            params.kmeans.max_iter,
+            params.kmeans.tol,
+        );
+        fit.result = result;
+        n_used = rows as usize;
+    }
     let r = &fit.result;
     check_fit(model, &r.centroids, r.inertia);
     progress::phase(progress::Phase::Write);
@@ -403,10 +436,16 @@ fn segment_train(
         id_type: id.type_oid,
         features: features_json,
         spec: encode::spec_to_json(&specs),
-        params: json!({
-            "k": k, "k_min": k_min, "k_max": k_max, "seed": seed, "n_init": n_init,
-            "max_iter": max_iter, "tol": tol, "init_sample": INIT_SAMPLE
-        }),
+        params: {
+            let mut p = json!({
+                "k": k, "k_min": k_min, "k_max": k_max, "seed": seed, "n_init": n_init,
+                "max_iter": max_iter, "tol": tol, "init_sample": INIT_SAMPLE
+            });
+            if let Some(f) = fit_record {
+                p["fit"] = f;
+            }
+            p
+        },
         version,
         assignments: &assignments,
     });

@@ -282,6 +282,7 @@ fn segment_refresh(
         budget,
         seed as u64,
         &params.largest(),
+        None,
     );
     phase.done("read source");
     progress::phase(progress::Phase::Encode);

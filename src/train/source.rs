@@ -302,6 +302,17 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// A sample the source's own query draws (a `WHERE` on a seeded hash of the id, so that
+/// Citus filters on its workers): what the pass-based fit reads (see passes.rs).
+pub(super) struct PushedSample {
+    /// The condition, on the source's columns as the query names them.
+    pub filter: String,
+    /// Rows the condition is expected to keep.
+    pub expected: usize,
+    /// Rows of the whole source.
+    pub total: u64,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_source(
     model: &str,
@@ -312,9 +323,14 @@ pub(super) fn read_source(
     budget: usize,
     seed: u64,
     kmeans: &KMeansParams,
+    pushed: Option<&PushedSample>,
 ) -> Read {
     let kinds = feature_kinds(source, specs);
     let query = feature_query(source, id_column, id_kind, specs);
+    let query = match pushed {
+        Some(p) if !p.filter.is_empty() => format!("{query} WHERE {}", p.filter),
+        _ => query,
+    };
 
     // Rows beyond the memory budget: train on a seeded sample of the rows, drawn by id.
     // The exact count costs a scan, so tables whose planner estimate is well inside the
@@ -342,7 +358,9 @@ pub(super) fn read_source(
         &[source.oid.into()],
     )
     .unwrap_or(-1.0);
-    let total = if estimate >= 0.0 && (estimate as f64) * 2.0 < capacity as f64 {
+    let total = if let Some(p) = pushed {
+        p.expected
+    } else if estimate >= 0.0 && (estimate as f64) * 2.0 < capacity as f64 {
         estimate as usize
     } else {
         // Like the read itself (reader.rs), this runs with the caller's search_path, so
@@ -366,7 +384,8 @@ pub(super) fn read_source(
     );
     // The sample is drawn by id (a seeded hash of it), so it is the same whatever order
     // the rows come in; it holds about `capacity` rows.
-    let sample = (total > capacity).then(|| KeySample::new(capacity, total, seed));
+    let sample =
+        (pushed.is_none() && total > capacity).then(|| KeySample::new(capacity, total, seed));
     if sample.is_some() {
         notice!(
             "{}: training on a sample of about {capacity} of the {total} rows: a full fit needs about {:.1} MB, maintenance_work_mem is {:.1} MB (every row is still assigned)",
@@ -375,9 +394,10 @@ pub(super) fn read_source(
             mb(budget)
         );
     }
-    let sampled = sample.is_some();
+    // A pushed-down sample counts as sampled: the write step streams every row.
+    let sampled = sample.is_some() || pushed.is_some_and(|p| !p.filter.is_empty());
 
-    let expected = if sampled {
+    let expected = if sample.is_some() {
         capacity + capacity / 8
     } else {
         total
@@ -396,7 +416,7 @@ pub(super) fn read_source(
     // A sample is sized to `capacity` rows (the buffers' extra eighth is slack for its
     // variance, which the matrix need not hold twice: should the sample come out larger,
     // encoding allocates afresh, after freeing this).
-    let matrix_rows = if sampled { capacity } else { expected };
+    let matrix_rows = if sample.is_some() { capacity } else { expected };
     let mut matrix = ZeroedMatrix::new(matrix_rows.saturating_mul(dim));
     let mut spare = raw.spare_capacity();
     spare.extend(ids.spare_capacity());
@@ -497,7 +517,10 @@ pub(super) fn read_source(
     Read {
         raw,
         ids,
-        rows_read,
+        rows_read: match pushed {
+            Some(p) if !p.filter.is_empty() => p.total,
+            _ => rows_read,
+        },
         null_ids,
         sampled,
         matrix: std::cell::Cell::new(matrix),

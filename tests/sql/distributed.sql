@@ -126,3 +126,21 @@ SELECT segment_model('cm', NULL);
 RESET ROLE;
 REVOKE SELECT ON cust FROM dist_outsider;
 DROP ROLE dist_outsider;
+
+-- 8. The pass-based fit (what runs on a Citus distributed table), chosen on a plain
+--    table: the encoder and the initial centroids from a sample (here every row: the
+--    table is smaller than the sample), then Lloyd passes over every row with
+--    segment._kmeans_pass. It reaches the in-memory model.
+SET pg_segment.fit_method = 'passes';
+SELECT k, rows_used, sampled FROM segment_train('cp', 'cust', 'id', k => 4, seed => 1);
+SELECT params->'fit'->>'method' AS method, params->'fit'->>'sample_rows' AS sample_rows,
+       jsonb_array_length(params->'fit'->'initial_centroids') AS initial_centroids
+FROM segment.models WHERE name = 'cp';
+SELECT count(*) FILTER (WHERE segment_assign('cp', c) IS DISTINCT FROM segment_assign(m, c)) AS differs
+FROM cust c, (SELECT segment_model('cm', 1) AS m) x;
+SELECT abs(p.inertia - m.inertia) <= 1e-9 * m.inertia AS same_inertia
+FROM segment.versions p, segment.versions m WHERE p.model = 'cp' AND m.model = 'cm' AND m.version = 1;
+SET pg_segment.fit_method = 'sometimes';
+SELECT k FROM segment_train('bad_method', 'cust', 'id', k => 4, seed => 1);
+RESET pg_segment.fit_method;
+SHOW pg_segment.fit_method;

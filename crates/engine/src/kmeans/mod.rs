@@ -48,6 +48,7 @@ mod init;
 mod lloyd;
 pub(crate) mod nearest;
 mod params;
+mod passes;
 pub(crate) mod plusplus;
 mod step;
 #[cfg(test)]
@@ -63,6 +64,7 @@ pub use init::extend_seeds;
 use init::kmeans_plus_plus;
 pub use nearest::{nearest, CentroidIndex, Nearest};
 pub use params::{check_limits, Algorithm, Init, KMeansParams, MAX_ITER, MAX_K, MAX_N_INIT};
+pub use passes::{lloyd_passes, tolerance_from_total, PassFit};
 pub use step::{CentroidStep, StepState};
 
 #[cfg(test)]
@@ -156,6 +158,14 @@ impl KMeansResult {
         for &l in &self.labels {
             sizes[l as usize] += 1;
         }
+        self.canonicalize_by(&sizes);
+    }
+
+    /// [`KMeansResult::canonicalize`] by given cluster sizes (a fit whose labels cover a
+    /// sample only: the sizes then come from a pass over every row).
+    pub fn canonicalize_by(&mut self, sizes: &[u64]) {
+        let k = self.centroids.nrows();
+        assert_eq!(sizes.len(), k, "one size per centroid");
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| {
             sizes[b].cmp(&sizes[a]).then_with(|| {
