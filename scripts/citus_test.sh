@@ -183,19 +183,26 @@ check "it ran by passes (auto), with the initial centroids of its sample" "passe
   "SELECT params->'fit'->>'method', jsonb_array_length(params->'fit'->'initial_centroids') = 4 FROM segment.models WHERE name = 'dm'"
 # What the shards were sent: the row count, the sample's read (a WHERE on a hash of the
 # id), the fit's aggregate passes (worker_partial_agg of segment._cluster_pass and
-# segment._kmeans_pass), and one plain read of each shard: the write of the
-# assignments, which happens on the coordinator.
+# segment._kmeans_pass), and the INSERT ... SELECT that writes each shard's
+# assignments into the co-located assignment table: no query that returns rows.
 shards=$(on citus_coord -A -t -c "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'big'::regclass")
 shard_selects() { grep -E "issuing SELECT .*FROM public\.big_[0-9]+" <<<"$train_log" || true; }
 n_sample=$(shard_selects | grep -c "hashtextextended" || true)
 n_pass=$(shard_selects | grep -c "worker_partial_agg" || true)
 n_count=$(shard_selects | grep -v "worker_partial_agg" | grep -c "SELECT count(\*)" || true)
 n_full=$(shard_selects | grep -v "hashtextextended\|worker_partial_agg\|SELECT count(\*)" | grep -c . || true)
-if [ "$n_sample" -eq "$shards" ] && [ "$n_pass" -ge $((2 * shards)) ] && [ "$n_count" -eq "$shards" ] && [ "$n_full" -eq "$shards" ]; then
-  pass=$((pass + 1)); echo "ok      the fit sent each of the $shards shards its count, its sample's read and aggregate passes only ($n_pass partial aggregates); one full read each for the write"
+n_insert=$(grep -cE "issuing INSERT INTO segment\.dm_assignments_[0-9]+ .*FROM \(?public\.big_[0-9]+" <<<"$train_log" || true)
+if [ "$n_sample" -eq "$shards" ] && [ "$n_pass" -ge $((2 * shards)) ] && [ "$n_count" -eq "$shards" ] \
+   && [ "$n_full" -eq 0 ] && [ "$n_insert" -eq "$shards" ]; then
+  pass=$((pass + 1)); echo "ok      the $shards shards were sent their count, their sample's read, aggregate passes ($n_pass partial aggregates) and the INSERT of their assignments: no row went through the coordinator"
 else
-  fail=$((fail + 1)); echo "FAILED  shard queries over $shards shards: $n_count counts, $n_sample sample reads, $n_pass partial aggregates, $n_full full reads"
+  fail=$((fail + 1)); echo "FAILED  shard queries over $shards shards: $n_count counts, $n_sample sample reads, $n_pass partial aggregates, $n_full full reads, $n_insert inserts"
 fi
+check "the assignment table is distributed, co-located with the source" "t" \
+  "SELECT a.colocationid = s.colocationid FROM pg_dist_partition a, pg_dist_partition s
+    WHERE a.logicalrelid = 'segment.dm_assignments'::regclass AND s.logicalrelid = 'big'::regclass"
+check "segment sizes count every row" "150000" \
+  "SELECT sum(size) FROM segment.segments WHERE model = 'dm'"
 on citus_coord -v ON_ERROR_STOP=1 -c "SET pg_segment.fit_method = 'passes'" \
   -c "SELECT k FROM segment_train('lm', 'big_local', 'customer_id', k => 4, seed => 7)" >/dev/null
 check "the distributed fit equals the pass-based fit of the plain table (1e-9)" "t|t|t" \
@@ -204,9 +211,26 @@ check "the distributed fit equals the pass-based fit of the plain table (1e-9)" 
           (SELECT a.iterations = b.iterations FROM segment.versions a, segment.versions b WHERE a.model = 'dm' AND b.model = 'lm')
    FROM unnest((SELECT centroids FROM segment.versions WHERE model = 'dm')) WITH ORDINALITY x(d, n)
    JOIN unnest((SELECT centroids FROM segment.versions WHERE model = 'lm')) WITH ORDINALITY y(l, n) USING (n)"
-check "every row of the distributed table has its segment" "150000|0" \
-  "SELECT count(*), count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign('lm', l))
-   FROM segment.dm_assignments a JOIN big_local l USING (customer_id)"
+check "every row of the distributed table has its segment, as the plain table's model says" "150000|0" \
+  "CREATE TABLE lm_ref AS SELECT customer_id, segment_assign('lm', l) AS segment FROM big_local l;
+   SELECT count(*), count(*) FILTER (WHERE a.segment IS DISTINCT FROM r.segment)
+   FROM segment.dm_assignments a JOIN lm_ref r USING (customer_id)"
+on citus_coord -v ON_ERROR_STOP=1 -c "CREATE ROLE citus_reader LOGIN" -c "SELECT segment_grant('dm', 'citus_reader')" >/dev/null
+check "a role the model is shared with reads the distributed assignments" "150000" \
+  "SET ROLE citus_reader; SELECT count(*) FROM segment.dm_assignments"
+# A refresh reads the source into memory (not by passes yet) and writes the new
+# version's assignments into the distributed table through Citus (SQL, not pages).
+check "segment_refresh of the distributed model" "2" \
+  "SELECT version FROM segment_refresh('dm', promote => 'always')"
+check "its assignments: version 2 for every row, as the new model assigns them" "150000|0" \
+  "WITH m AS (SELECT segment_model('dm', 2) AS model)
+   SELECT count(*) FILTER (WHERE a.version = 2),
+          count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign(m.model, b))
+   FROM segment.dm_assignments a JOIN big b USING (customer_id), m"
+on citus_coord -v ON_ERROR_STOP=1 -c "SELECT segment_drop('dm')" >/dev/null
+check "dropping the model drops its distributed assignment table" "t|0" \
+  "SELECT to_regclass('segment.dm_assignments') IS NULL,
+          (SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'segment.dm_%')"
 on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 CREATE TABLE few (customer_id bigint PRIMARY KEY, age int, spend float8);
 SELECT create_distributed_table('few', 'customer_id');

@@ -217,14 +217,20 @@ impl AssignCache {
         self.out.copy_from_slice(v);
     }
 
+    /// The `segment_assignment` of `nr`, as the function called (`fcinfo`) returns it: its
+    /// declared result type, found by the function's OID rather than by name, so that no
+    /// search_path (the caller's, or a Citus worker's session) decides which type it is.
     pub(crate) fn detail(
         &self,
         nr: &Nearest,
+        fcinfo: pg_sys::FunctionCallInfo,
     ) -> pgrx::composite_type!('static, "segment_assignment") {
         fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
             r.unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, e.to_string(), None))
         }
-        let mut t = ok(PgHeapTuple::new_composite_type("segment_assignment"));
+        let mut t = ok(PgHeapTuple::new_composite_type_by_oid(
+            crate::pg::call_site::result_type(fcinfo),
+        ));
         let d = nr.dist_sq.sqrt();
         ok(t.set_by_name("segment", self.model.segment_id(nr.index)));
         ok(t.set_by_name("label", self.model.labels.get(nr.index).cloned().flatten()));
@@ -387,7 +393,7 @@ fn segment_assign_detail_row(
         return None;
     }
     let nr = c.nearest();
-    Some(c.detail(&nr))
+    Some(c.detail(&nr, fcinfo))
 }
 
 /// `segment_assign_detail` for a jsonb object keyed by feature name.
@@ -403,7 +409,7 @@ fn segment_assign_detail_json(
         return None;
     }
     let nr = c.nearest();
-    Some(c.detail(&nr))
+    Some(c.detail(&nr, fcinfo))
 }
 
 /// The encoded feature vector of a row, in the model's encoded column order

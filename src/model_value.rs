@@ -203,7 +203,7 @@ fn segment_assign_detail_value(
         return None;
     }
     let nr = c.nearest();
-    Some(c.detail(&nr))
+    Some(c.detail(&nr, fcinfo))
 }
 
 /// `segment_encode` under a model passed by value; reads no catalog.

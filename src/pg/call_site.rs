@@ -34,3 +34,12 @@ pub fn slot<'a, T: 'static>(
         (slot, (*flinfo).fn_mcxt)
     }
 }
+
+/// The declared result type of the function being called (by its OID: no search_path
+/// involved). `fcinfo` as for [`slot`].
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn result_type(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
+    // SAFETY: fcinfo and its flinfo are the current call's; get_func_rettype reads the
+    // syscache row of a function that exists (it is running).
+    unsafe { pg_sys::get_func_rettype((*(*fcinfo).flinfo).fn_oid) }
+}

@@ -30,6 +30,7 @@
 //! `segment.agg_state` type's values), [`tagged`] (the type tag both carry),
 //! [`reader`] (the source scan), [`writer`] and [`pages`] (the assignment table),
 //! [`planner`] (support function, plan invalidation, the planned C entry points),
+//! [`citus`] (whether and how a table is distributed),
 //! [`alloc`] (the allocator's huge-page hint), [`compat`] (differences between
 //! PostgreSQL versions).
 pub mod agg_state;
@@ -37,6 +38,7 @@ pub mod alloc;
 pub mod args;
 pub mod arrays;
 pub mod call_site;
+pub mod citus;
 pub mod compat;
 pub mod expanded;
 pub mod pages;

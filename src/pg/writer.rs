@@ -46,7 +46,7 @@ pub fn define_gucs() {
 /// The table belongs to the extension's owner, so that no model owner can rename, drop
 /// or keep it apart from its model (the delete trigger on segment.models drops it);
 /// the model's owner role may read it, and roles it grants (segment_grant).
-fn create_table(
+pub(crate) fn create_table(
     model: &str,
     assignments: &str,
     id_column: &str,
@@ -238,6 +238,8 @@ impl AssignWriter {
         // SAFETY: the table was created or truncated in this transaction
         // (AccessExclusiveLock held); opening it and reading its pg_class row and trigger
         // descriptor is plain relcache use.
+        // A Citus table's rows live on its workers: only SQL reaches them.
+        let citus = mode != TableMode::CountOnly && crate::pg::citus::is_citus_table(oid);
         let sink = if mode == TableMode::CountOnly {
             Sink::Discard
         } else {
@@ -247,7 +249,8 @@ impl AssignWriter {
                 // A new table has no index yet (its primary key is built at the end); an
                 // emptied one is reindexed at the end, so its indexes need no row-by-row
                 // inserts either.
-                let plain = (mode == TableMode::Replace || !(*form).relhasindex)
+                let plain = !citus
+                    && (mode == TableMode::Replace || !(*form).relhasindex)
                     && (*rel).trigdesc.is_null()
                     && !(*form).relrowsecurity
                     && (*(*rel).rd_att).natts == 4;

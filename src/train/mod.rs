@@ -453,29 +453,35 @@ fn segment_train(
         already_exists(model);
     }
     let skipped = skipped_rows(id_column, &read, &encoded);
-    let q = write::assignments_and_metrics(
-        &write::Target {
-            model,
-            table: &assignments,
-            id_column,
-            id_type: id.type_oid,
-            id_type_name: &id.type_name,
-            version,
-            source: &src,
-            id_kind,
-            specs: &specs,
-            segment_ids: &segment_ids,
-            mode: TableMode::Create,
-            previous: None,
-        },
-        &mut read,
-        &mut encoded,
-        &encoder,
-        r,
-        seed as u64,
-        None,
-    )
-    .quality;
+    let target = write::Target {
+        model,
+        table: &assignments,
+        id_column,
+        id_type: id.type_oid,
+        id_type_name: &id.type_name,
+        version,
+        source: &src,
+        id_kind,
+        specs: &specs,
+        segment_ids: &segment_ids,
+        mode: TableMode::Create,
+        previous: None,
+    };
+    // On a Citus table distributed by its id, fitted by passes: written on the workers.
+    let written = if pushed.is_some() && passes::distributed_write(&src, id_column) {
+        passes::write_distributed(&target, &mut read, &mut encoded, &encoder, r, seed as u64)
+    } else {
+        write::assignments_and_metrics(
+            &target,
+            &mut read,
+            &mut encoded,
+            &encoder,
+            r,
+            seed as u64,
+            None,
+        )
+    };
+    let q = written.quality;
     phase.done("write assignments (and metrics)");
 
     let stored = store_version(

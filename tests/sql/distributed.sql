@@ -118,6 +118,13 @@ SELECT 'not json {'::segment_model;
 SELECT replace(segment_model('cm')::text, '"k":4', '"k":5')::segment_model;
 SELECT replace(segment_model('cm')::text, '"segment_ids":[1,2,3,4]', '"segment_ids":[1,1,3,4]')::segment_model;
 SELECT segment_assign(segment_model('cm'), ROW(1, 2));
+-- The detail's row type is the function's own result type, whatever the search_path
+-- (a Citus worker's session, or a caller's path without pg_segment's schema).
+SET search_path = pg_catalog;
+SELECT (public.segment_assign_detail('cm', c)).segment IS NOT NULL AS by_name,
+       (public.segment_assign_detail(public.segment_model('cm', NULL), c)).segment IS NOT NULL AS by_value
+FROM public.cust c WHERE c.id = 1;
+RESET search_path;
 -- Private models stay private: another role cannot take one by value.
 CREATE ROLE dist_outsider;
 GRANT SELECT ON cust TO dist_outsider;
