@@ -1,5 +1,5 @@
 # pg_segment: every target is a script under scripts/ so it can also be run directly.
-.PHONY: setup test demo regress pgrx-test bench bench-engine bench-memory fixtures install fmt lint clean
+.PHONY: setup test demo regress pgrx-test bench bench-engine bench-memory bench-agg bench-citus fixtures install fmt lint clean
 
 setup:        ## install PostgreSQL 15, headers, pg_cron, cargo-pgrx; cargo pgrx init
 	bash scripts/setup.sh
@@ -19,6 +19,10 @@ bench:        ## SQL vs export-to-Python on 3 data shapes, every ratio by shape,
 	bash bench/sql_bench.sh
 bench-memory: ## training's memory estimate vs the peak it really uses and phase times, 4 shapes, 1M and 3M rows
 	bash bench/memory_bench.sh
+bench-agg:    ## the exact-combining aggregates over 1M rows, serial and parallel, 2 shapes (compare builds)
+	bash bench/agg_bench.sh
+bench-citus:  ## a 3-node Citus cluster on this machine vs one server: training by passes, assignment, bytes per pass (skips without Citus)
+	bash bench/citus_bench.sh
 fixtures:     ## regenerate the fixtures (scikit-learn, scipy, statsmodels, pandas; each script's header says what it needs)
 	for f in crates/engine/fixtures/make_*.py tests/fixtures/make_*.py; do python3 $$f || { echo "$$f failed: its header says what it needs"; exit 1; }; done
 fmt:

@@ -396,6 +396,24 @@ mod segment {
             return state;
         };
         let x = vector(&vec, "vec");
+        // The centroids are the same on every row: once the state holds them, a row whose
+        // centroids have the same values is added without parsing them again.
+        let same = |st: &CentroidStep| {
+            centroids
+                .as_slice()
+                .is_ok_and(|c| c == st.centroids.as_slice())
+        };
+        let state = match expanded::state_if(state, same) {
+            Ok((state, st)) => {
+                let CentroidStep { step, centroids } = st;
+                let view = ArrayView2::from_shape((step.k(), step.d()), centroids.as_slice())
+                    .expect("matrix shape");
+                step.add(view, x)
+                    .unwrap_or_else(|e| raise_engine(e, "segment_kmeans_step"));
+                return state;
+            }
+            Err(state) => state,
+        };
         let (c, k, d) = crate::pg::arrays::matrix(centroids, "centroids");
         let (state, st) =
             expanded::state_update(state, fcinfo, || CentroidStep::new(c.clone(), k, d));

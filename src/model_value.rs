@@ -171,13 +171,43 @@ mod segment {
 /// WITH m AS (SELECT segment_model('customers') AS model)
 /// SELECT c.customer_id, segment_assign(m.model, c) FROM crm.customer_features c, m;
 /// ```
+///
+/// A call site loads its model once per statement and returns the same value for every
+/// row (as `segment_assign` by name does), so `segment_assign(segment_model('m', NULL),
+/// c)` reads the catalog once, not once per row.
 #[pg_extern(stable, parallel_safe, sql = false)]
-fn segment_model(name: Option<&str>, version: Option<i32>) -> Internal {
+fn segment_model(
+    name: Option<&str>,
+    version: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let Some(name) = name else {
         return Internal::from(None);
     };
+    let (slot, mcxt) = call_site::slot::<ModelCache>(fcinfo);
+    if let Some(c) = slot
+        .as_ref()
+        .filter(|c| c.name == name && c.version == version)
+    {
+        return Internal::from(Some(c.datum));
+    }
     catalog::check_model_name(name);
-    Internal::from(Some(datum_of(&catalog::load(name, version))))
+    let text = to_text(&catalog::load(name, version));
+    let datum = varlena::from_parts_in(mcxt, &[&text_hash(&text), text.as_bytes()], WHAT);
+    *slot = Some(ModelCache {
+        name: name.to_string(),
+        version,
+        datum,
+    });
+    Internal::from(Some(datum))
+}
+
+/// What a call site of `segment_model` keeps for the statement: the value it returned
+/// (allocated in the call site's memory), for the name and version it was asked.
+struct ModelCache {
+    name: String,
+    version: Option<i32>,
+    datum: pg_sys::Datum,
 }
 
 /// The segment (1-based) of a row, under a model passed by value; reads no catalog.
@@ -206,15 +236,22 @@ fn segment_assign_detail_value(
     Some(c.detail(&nr, fcinfo))
 }
 
-/// `segment_encode` under a model passed by value; reads no catalog.
+/// `segment_encode` under a model passed by value; reads no catalog. (The training by
+/// passes encodes every row with it, once per pass.)
 #[pg_extern(immutable, parallel_safe, sql = false)]
 fn segment_encode_value(
     model: Internal,
     row: Option<AnyElement>,
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Option<Vec<f64>> {
-    let c = cache(fcinfo, model.unwrap()?);
-    c.encode_row(&row?).then(|| c.out.clone())
+) -> Internal {
+    let (Some(model), Some(row)) = (model.unwrap(), row) else {
+        return Internal::from(None);
+    };
+    let c = cache(fcinfo, model);
+    Internal::from(
+        c.encode_row(&row)
+            .then(|| crate::pg::arrays::float8_vector(&c.out)),
+    )
 }
 
 // The type and the functions' CREATE statements: sql/model_value.sql.

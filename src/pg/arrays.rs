@@ -60,6 +60,37 @@ pub fn matrix(arr: Array<'_, f64>, what: &str) -> (Vec<f64>, usize, usize) {
     (data, rows, cols)
 }
 
+/// A one-dimensional float8[] Datum of `v`, built in one allocation and one copy (pgrx's
+/// `Vec<f64>` conversion appends element by element; this runs per row).
+pub fn float8_vector(v: &[f64]) -> pgrx::pg_sys::Datum {
+    // ArrayType header (16 bytes), then dims[1] and lbounds[1] (8 bytes): the data
+    // starts at 24, already MAXALIGNed; no NULL bitmap (dataoffset 0).
+    const HEADER: usize = 24;
+    let bytes = HEADER + std::mem::size_of_val(v);
+    if bytes > crate::pg::varlena::MAX_VARLENA {
+        raise(
+            Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("a float8[] of {} elements is too large", v.len()),
+            None,
+        );
+    }
+    // SAFETY: a zeroed palloc of the full size, every header field set as
+    // construct_md_array sets it for a one-dimensional float8 array without NULLs.
+    unsafe {
+        let p = pgrx::pg_sys::palloc0(bytes).cast::<u8>();
+        pgrx::set_varsize_4b(p.cast(), bytes as i32);
+        let a = p.cast::<pgrx::pg_sys::ArrayType>();
+        (*a).ndim = 1;
+        (*a).dataoffset = 0;
+        (*a).elemtype = pgrx::pg_sys::FLOAT8OID;
+        let dims = p.add(16).cast::<i32>();
+        dims.write(v.len() as i32);
+        dims.add(1).write(1);
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(HEADER).cast::<f64>(), v.len());
+        pgrx::pg_sys::Datum::from(p)
+    }
+}
+
 /// A rows x cols matrix returned to SQL as a two-dimensional float8[] (PostgreSQL has a
 /// single float8[] type for every number of dimensions).
 pub struct Matrix {

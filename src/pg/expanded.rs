@@ -285,6 +285,26 @@ pub fn state_update<'a, T: FlatState>(
     (pgrx::Internal::from(Some(d)), st)
 }
 
+/// The state behind `state` for changing it in place, when `state` is the read-write
+/// pointer of one of our objects and `keep` accepts the state (`Err` gives `state`
+/// back otherwise: [`state_update`] then does the general case).
+pub fn state_if<'a, T: FlatState>(
+    state: pgrx::Internal,
+    keep: impl FnOnce(&T) -> bool,
+) -> Result<(pgrx::Internal, &'a mut T), pgrx::Internal> {
+    let Some(d) = state.unwrap() else {
+        return Err(pgrx::Internal::from(None));
+    };
+    if let Some((e, true)) = ours(d) {
+        // SAFETY: as in state_update.
+        let st = unsafe { &mut *state_of::<T>(e) };
+        if keep(st) {
+            return Ok((pgrx::Internal::from(Some(d)), st));
+        }
+    }
+    Err(pgrx::Internal::from(Some(d)))
+}
+
 /// Combine: merge `b` into `a`, either possibly NULL.
 pub fn combine<T: FlatState>(
     a: pgrx::Internal,

@@ -14,6 +14,13 @@ pub fn bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     // SAFETY: detoasting a varlena Datum yields a 4-byte-header copy (or the value
     // itself) in the current memory context, alive for the rest of the call.
     unsafe {
+        let p = d.cast_mut_ptr::<u8>();
+        // A plain 4-byte-header value (little-endian: the low two bits 00) needs no
+        // detoasting: read it in place, without a call into PostgreSQL (this runs per row).
+        if cfg!(target_endian = "little") && *p & 0x03 == 0x00 {
+            let len = (p.cast::<u32>().read_unaligned() >> 2) as usize;
+            return std::slice::from_raw_parts(p.add(VARHDRSZ), len.saturating_sub(VARHDRSZ));
+        }
         let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
         std::slice::from_raw_parts(
             pgrx::vardata_any(v).cast::<u8>(),
@@ -43,6 +50,21 @@ pub fn from_parts(parts: &[&[u8]], what: &str) -> pg_sys::Datum {
             at = at.add(p.len());
         }
         pg_sys::Datum::from(v)
+    }
+}
+
+/// [`from_parts`], allocated in memory context `mcxt` (for a value that must outlive the
+/// call, such as one kept in a call site's `fn_mcxt`). `mcxt` must be a live context:
+/// the ones [`call_site::slot`](crate::pg::call_site::slot) returns are.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn from_parts_in(mcxt: pg_sys::MemoryContext, parts: &[&[u8]], what: &str) -> pg_sys::Datum {
+    // SAFETY: switching to a valid context for the allocation, then back (also when
+    // from_parts raises: pgrx restores CurrentMemoryContext on the error path).
+    unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(mcxt);
+        let d = from_parts(parts, what);
+        pg_sys::MemoryContextSwitchTo(old);
+        d
     }
 }
 
