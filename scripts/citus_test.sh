@@ -3,8 +3,9 @@
 # loopback ports, all with shared_preload_libraries = 'citus'), pg_segment created on the
 # coordinator and propagated by Citus. Checks:
 # - the extension is on every node;
-# - each exact-combining aggregate is pushed down (citus.coordinator_aggregation_strategy
-#   = 'disabled' refuses anything else) and equals the single-server result to 1e-9;
+# - each exact-combining aggregate (metrics, k-means step, uplift) is pushed down
+#   (citus.coordinator_aggregation_strategy = 'disabled' refuses anything else) and
+#   equals the single-server result to 1e-9;
 #   the same with extra_float_digits = 0 on the workers; with shards left empty;
 # - by-value assignment (segment_model) runs on the workers and equals single-server
 #   assignment for every row; the by-name form there says why it cannot, with a HINT
@@ -89,15 +90,17 @@ aggs=(
   "segment_calinski_harabasz(ARRAY[age, spend]::float8[], customer_id % 4)"
   "segment_ari(customer_id % 4, age % 3)"
   "segment_nmi(customer_id % 4, age % 3)"
+  "(segment_uplift_rate(customer_id % 2 = 0, age > 40)).p_value"
+  "(segment_uplift_mean(customer_id % 2 = 0, spend)).ci_low"
 )
 close_sql() { # close_sql EXPR WHERE: 't' when the two results agree to 1e-9 relative
   echo "SET citus.coordinator_aggregation_strategy = 'disabled';
-        SELECT abs(d.v - l.v) <= 1e-9 * greatest(abs(l.v), 1e-300)
+        SELECT (d.v IS NULL AND l.v IS NULL) OR abs(d.v - l.v) <= 1e-9 * greatest(abs(l.v), 1e-300)
         FROM (SELECT $1 AS v FROM cust $2) d, (SELECT $1 AS v FROM cust_local $2) l"
 }
 check_aggregates() { # check_aggregates LABEL WHERE
   for a in "${aggs[@]}"; do
-    check "${a%%(*} pushed down, equals single-server ($1)" "t" "$(close_sql "$a" "$2")"
+    name="${a#(}"; check "${name%%(*} pushed down, equals single-server ($1)" "t" "$(close_sql "$a" "$2")"
   done
   check "segment_kmeans_step pushed down, equals single-server ($1)" "t" \
     "SET citus.coordinator_aggregation_strategy = 'disabled';

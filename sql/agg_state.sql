@@ -21,7 +21,7 @@ CREATE TYPE segment.agg_state (
     RECEIVE = segment._agg_state_recv, SEND = segment._agg_state_send,
     INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended);
 COMMENT ON TYPE segment.agg_state IS
-    'Partial state of pg_segment''s exact-combining aggregates (inertia, Calinski-Harabasz, ARI, NMI, k-means step); text form kind:hex, exact';
+    'Partial state of pg_segment''s exact-combining aggregates (inertia, Calinski-Harabasz, ARI, NMI, k-means step, uplift); text form kind:hex, exact';
 
 CREATE FUNCTION segment._cluster_stats_trans(segment.agg_state, float8[], bigint) RETURNS segment.agg_state
 LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_cluster_stats_trans_wrapper';

@@ -91,6 +91,8 @@ const KINDS: &[Kind] = &[
     Kind::of::<ClusterStats>(),
     Kind::of::<Contingency>(),
     Kind::of::<CentroidStep>(),
+    Kind::of::<crate::engine::uplift::RateAgg>(),
+    Kind::of::<crate::engine::uplift::MeanAgg>(),
 ];
 
 /// The combine, serialize and deserialize support functions of one `internal` state.

@@ -15,15 +15,19 @@ pgrx::extension_sql_file!("../sql/rfm.sql", name = "rfm");
 // Uplift of controlled tests: segment_uplift_rate, segment_uplift_mean, segment_p_adjust
 // ---------------------------------------------------------------------------------------
 //
-// The aggregates keep a plain float8[] state (not `internal`): the state crosses process
-// boundaries as it is, and combines exactly (counts add; moments merge by Chan et al.),
-// so the aggregates are PARALLEL SAFE with a combine function and no (de)serialization.
-// Rate state: [confidence, treated rows, treated conversions, control rows, control
-// conversions]. Mean state: [confidence, treated n, mean, M2, control n, mean, M2].
+// The aggregates keep their state in `segment.agg_state` (see pg/expanded.rs): the
+// confidence level and the counts (rate) or each arm's count, mean and M2 (mean), whose
+// bytes are exact. The state combines exactly (counts add; moments merge by Chan et
+// al.), so the aggregates are PARALLEL SAFE and Citus pushes them down; their text form
+// does not depend on extra_float_digits.
 
-use crate::engine::uplift::{self, Adjust, MeanState, Moments, RateState};
+use crate::engine::uplift::{self, Adjust, MeanAgg, MeanState, RateAgg, RateState};
+use crate::engine::EngineError;
 use crate::error::{raise, raise_engine, Code};
+use crate::pg::agg_state::AggState;
+use crate::pg::expanded::{self, FlatState};
 use pgrx::prelude::*;
+use pgrx::{pg_sys, Internal};
 
 /// The default confidence level of the two-argument aggregates.
 const DEFAULT_CONFIDENCE: f64 = 0.95;
@@ -43,15 +47,7 @@ fn check_confidence(confidence: Option<f64>, what: &str) -> f64 {
     }
 }
 
-fn bad_state(what: &str) -> ! {
-    raise(
-        Code::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("{what}: the state is not one of this aggregate's"),
-        Some("Use the aggregate as the extension created it.".into()),
-    )
-}
-
-/// The confidence of a state, checked against the one a row (or another state) asks for.
+/// The confidence of a state, checked against the one a row asks for.
 fn same_confidence(state_conf: f64, asked: f64, what: &str) {
     if state_conf != asked {
         raise(
@@ -62,105 +58,82 @@ fn same_confidence(state_conf: f64, asked: f64, what: &str) {
     }
 }
 
-fn count(x: f64, what: &str) -> u64 {
-    if x >= 0.0 && x.fract() == 0.0 && x < 9.007_199_254_740_992e15 {
-        x as u64
-    } else {
-        bad_state(what)
+impl AggState for RateAgg {
+    const WHAT: &'static str = "segment_uplift_rate";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other)
     }
 }
 
-fn rate_state(a: &[f64], what: &str) -> (f64, RateState) {
-    let [conf, tn, tx, cn, cx] = a else {
-        bad_state(what)
-    };
-    let s = RateState {
-        treated_n: count(*tn, what),
-        treated_x: count(*tx, what),
-        control_n: count(*cn, what),
-        control_x: count(*cx, what),
-    };
-    if s.treated_x > s.treated_n || s.control_x > s.control_n {
-        bad_state(what)
+impl FlatState for RateAgg {
+    const NAME: &'static str = "uplift_rate";
+    const MAGIC: &'static [u8; 4] = crate::engine::UPLIFT_RATE_MAGIC;
+}
+
+impl AggState for MeanAgg {
+    const WHAT: &'static str = "segment_uplift_mean";
+    fn serialize(&self) -> Vec<u8> {
+        self.to_bytes()
     }
-    (check_confidence(Some(*conf), what), s)
+    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
+        Self::from_bytes(bytes)
+    }
+    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
+        self.merge(other)
+    }
 }
 
-fn rate_array(conf: f64, s: &RateState) -> Vec<f64> {
-    vec![
-        conf,
-        s.treated_n as f64,
-        s.treated_x as f64,
-        s.control_n as f64,
-        s.control_x as f64,
-    ]
-}
-
-fn mean_state(a: &[f64], what: &str) -> (f64, MeanState) {
-    let [conf, tn, tm, t2, cn, cm, c2] = a else {
-        bad_state(what)
-    };
-    let arm = |n: f64, mean: f64, m2: f64| Moments {
-        n: count(n, what),
-        mean,
-        m2,
-    };
-    let s = MeanState {
-        treated: arm(*tn, *tm, *t2),
-        control: arm(*cn, *cm, *c2),
-    };
-    (check_confidence(Some(*conf), what), s)
-}
-
-fn mean_array(conf: f64, s: &MeanState) -> Vec<f64> {
-    let (t, c) = (&s.treated, &s.control);
-    vec![conf, t.n as f64, t.mean, t.m2, c.n as f64, c.mean, c.m2]
-}
-
-fn values(a: &Array<'_, f64>, what: &str) -> Vec<f64> {
-    a.iter()
-        .map(|v| v.unwrap_or_else(|| bad_state(what)))
-        .collect()
+impl FlatState for MeanAgg {
+    const NAME: &'static str = "uplift_mean";
+    const MAGIC: &'static [u8; 4] = crate::engine::UPLIFT_MEAN_MAGIC;
 }
 
 fn rate_trans(
-    state: Option<Array<'_, f64>>,
+    state: Internal,
     treated: Option<bool>,
     converted: Option<bool>,
     confidence: Option<f64>,
-) -> Option<Vec<f64>> {
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let what = "segment_uplift_rate";
     let conf = check_confidence(confidence, what);
-    let (c, mut s) = match &state {
-        Some(a) => rate_state(&values(a, what), what),
-        None => (conf, RateState::default()),
-    };
-    same_confidence(c, conf, what);
+    let (state, st) = expanded::state_update(state, fcinfo, || RateAgg {
+        confidence: conf,
+        state: RateState::default(),
+    });
+    same_confidence(st.confidence, conf, what);
     // A row without its arm or its outcome is not part of the experiment.
     if let (Some(t), Some(x)) = (treated, converted) {
-        s.add(t, x);
+        st.state.add(t, x);
     }
-    Some(rate_array(c, &s))
+    state
 }
 
 fn mean_trans(
-    state: Option<Array<'_, f64>>,
+    state: Internal,
     treated: Option<bool>,
     value: Option<f64>,
     confidence: Option<f64>,
-) -> Option<Vec<f64>> {
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
     let what = "segment_uplift_mean";
     let conf = check_confidence(confidence, what);
-    let (c, mut s) = match &state {
-        Some(a) => mean_state(&values(a, what), what),
-        None => (conf, MeanState::default()),
-    };
-    same_confidence(c, conf, what);
+    let (state, st) = expanded::state_update(state, fcinfo, || MeanAgg {
+        confidence: conf,
+        state: MeanState::default(),
+    });
+    same_confidence(st.confidence, conf, what);
     // NULL, NaN and ±Infinity values are skipped (not counted).
     if let (Some(t), Some(v)) = (treated, value) {
-        s.add(t, v);
+        st.state.add(t, v);
     }
-    Some(mean_array(c, &s))
+    state
 }
 
 #[pg_schema]
@@ -168,42 +141,43 @@ mod segment {
     use super::*;
 
     /// Transition of `segment_uplift_rate(treated, converted, confidence)`.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_rate_trans(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
         treated: Option<bool>,
         converted: Option<bool>,
         confidence: Option<f64>,
-    ) -> Option<Vec<f64>> {
-        rate_trans(state, treated, converted, confidence)
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        rate_trans(state, treated, converted, confidence, fcinfo)
     }
 
     /// Transition of `segment_uplift_rate(treated, converted)` (confidence 0.95).
-    #[pg_extern(immutable, parallel_safe, name = "_uplift_rate_trans")]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_rate_trans_default(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
         treated: Option<bool>,
         converted: Option<bool>,
-    ) -> Option<Vec<f64>> {
-        rate_trans(state, treated, converted, Some(DEFAULT_CONFIDENCE))
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        rate_trans(state, treated, converted, Some(DEFAULT_CONFIDENCE), fcinfo)
     }
 
     /// Combine two partial states of `segment_uplift_rate` (counts add: exact).
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _uplift_rate_combine(a: Array<'_, f64>, b: Array<'_, f64>) -> Vec<f64> {
-        let what = "segment_uplift_rate";
-        let (ca, mut sa) = rate_state(&values(&a, what), what);
-        let (cb, sb) = rate_state(&values(&b, what), what);
-        same_confidence(ca, cb, what);
-        sa.merge(&sb);
-        rate_array(ca, &sa)
+    #[pg_extern(immutable, parallel_safe, sql = false)]
+    fn _uplift_rate_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        expanded::combine::<RateAgg>(a, b, fcinfo)
     }
 
     /// The figures of a `segment_uplift_rate` state (NULL: no row), as one row.
     #[allow(clippy::type_complexity)]
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_rate_figures(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
     ) -> TableIterator<
         'static,
         (
@@ -223,13 +197,9 @@ mod segment {
         ),
     > {
         let what = "segment_uplift_rate";
-        let (conf, s) = match &state {
-            Some(a) => {
-                let (c, s) = rate_state(&values(a, what), what);
-                (Some(c), s)
-            }
-            None => (None, RateState::default()),
-        };
+        let st = expanded::state_view::<RateAgg>(state);
+        let conf = st.as_ref().map(|s| s.confidence);
+        let s = st.map(|s| s.state).unwrap_or_default();
         let r = uplift::rate_result(&s, conf.unwrap_or(DEFAULT_CONFIDENCE))
             .unwrap_or_else(|e| raise_engine(e, what));
         TableIterator::once((
@@ -250,42 +220,43 @@ mod segment {
     }
 
     /// Transition of `segment_uplift_mean(treated, value, confidence)`.
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_mean_trans(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
         treated: Option<bool>,
         value: Option<f64>,
         confidence: Option<f64>,
-    ) -> Option<Vec<f64>> {
-        mean_trans(state, treated, value, confidence)
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        mean_trans(state, treated, value, confidence, fcinfo)
     }
 
     /// Transition of `segment_uplift_mean(treated, value)` (confidence 0.95).
-    #[pg_extern(immutable, parallel_safe, name = "_uplift_mean_trans")]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_mean_trans_default(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
         treated: Option<bool>,
         value: Option<f64>,
-    ) -> Option<Vec<f64>> {
-        mean_trans(state, treated, value, Some(DEFAULT_CONFIDENCE))
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        mean_trans(state, treated, value, Some(DEFAULT_CONFIDENCE), fcinfo)
     }
 
     /// Combine two partial states of `segment_uplift_mean` (Chan et al.'s merge).
-    #[pg_extern(immutable, parallel_safe, strict)]
-    fn _uplift_mean_combine(a: Array<'_, f64>, b: Array<'_, f64>) -> Vec<f64> {
-        let what = "segment_uplift_mean";
-        let (ca, mut sa) = mean_state(&values(&a, what), what);
-        let (cb, sb) = mean_state(&values(&b, what), what);
-        same_confidence(ca, cb, what);
-        sa.merge(&sb);
-        mean_array(ca, &sa)
+    #[pg_extern(immutable, parallel_safe, sql = false)]
+    fn _uplift_mean_combine(
+        a: Internal,
+        b: Internal,
+        fcinfo: pg_sys::FunctionCallInfo,
+    ) -> Internal {
+        expanded::combine::<MeanAgg>(a, b, fcinfo)
     }
 
     /// The figures of a `segment_uplift_mean` state (NULL: no row), as one row.
     #[allow(clippy::type_complexity)]
-    #[pg_extern(immutable, parallel_safe)]
+    #[pg_extern(immutable, parallel_safe, sql = false)]
     fn _uplift_mean_figures(
-        state: Option<Array<'_, f64>>,
+        state: Internal,
     ) -> TableIterator<
         'static,
         (
@@ -303,13 +274,9 @@ mod segment {
         ),
     > {
         let what = "segment_uplift_mean";
-        let (conf, s) = match &state {
-            Some(a) => {
-                let (c, s) = mean_state(&values(a, what), what);
-                (Some(c), s)
-            }
-            None => (None, MeanState::default()),
-        };
+        let st = expanded::state_view::<MeanAgg>(state);
+        let conf = st.as_ref().map(|s| s.confidence);
+        let s = st.map(|s| s.state).unwrap_or_default();
         let r = uplift::mean_result(&s, conf.unwrap_or(DEFAULT_CONFIDENCE))
             .unwrap_or_else(|e| raise_engine(e, what));
         TableIterator::once((
@@ -382,21 +349,11 @@ fn segment_p_adjust(
     Some(adjusted(&p, method))
 }
 
-// The composite types, the SQL final functions, the aggregates and the window form of
-// segment_p_adjust: sql/marketing.sql, after the functions they name.
+// The composite types, the uplift aggregates' support functions (hand-written: pgrx sees
+// their state as `internal`), the aggregates and the window form of segment_p_adjust:
+// sql/marketing.sql, after the type segment.agg_state (sql/agg_state.sql).
 pgrx::extension_sql_file!(
     "../sql/marketing.sql",
     name = "marketing",
-    requires = [
-        segment::_uplift_rate_trans,
-        segment::_uplift_rate_trans_default,
-        segment::_uplift_rate_combine,
-        segment::_uplift_rate_figures,
-        segment::_uplift_mean_trans,
-        segment::_uplift_mean_trans_default,
-        segment::_uplift_mean_combine,
-        segment::_uplift_mean_figures,
-        segment::_p_adjust_window,
-        segment_p_adjust
-    ]
+    requires = ["agg_state", segment::_p_adjust_window, segment_p_adjust]
 );

@@ -111,6 +111,22 @@ SELECT segment_p_adjust(ARRAY[0.1, 0.2], NULL);
 SELECT segment_p_adjust(ARRAY[0.1, 1.2]);
 SELECT segment_p_adjust(p) OVER () FROM (VALUES (0.1::float8), (-0.1)) v (p);
 SELECT segment._p_adjust_window(0.1, 'holm');
-SELECT segment._uplift_rate_combine('{0.95, 1, 2, 3, 4}', '{0.95, 1, 0, 1, 0}');
-SELECT segment._uplift_rate_figures('{0.95, 1}');
-SELECT segment._uplift_rate_figures('{0.95, 1, 2, 3, 1}');
+-- the states (segment.agg_state): what a partial aggregate hands over, in text and back
+CREATE AGGREGATE rate_state(boolean, boolean) (
+    SFUNC = segment._uplift_rate_trans, STYPE = segment.agg_state,
+    COMBINEFUNC = segment._uplift_rate_combine);
+CREATE AGGREGATE mean_state(boolean, float8) (
+    SFUNC = segment._uplift_mean_trans, STYPE = segment.agg_state,
+    COMBINEFUNC = segment._uplift_mean_combine);
+SELECT split_part(rate_state(treated, converted)::text, ':', 1) AS rate_kind,
+       split_part(mean_state(treated, revenue)::text, ':', 1) AS mean_kind FROM trial;
+SELECT segment._uplift_rate_final(rate_state(treated, converted)::text::segment.agg_state)
+         IS NOT DISTINCT FROM segment_uplift_rate(treated, converted) AS rate_round_trip,
+       segment._uplift_mean_final(mean_state(treated, revenue)::text::segment.agg_state)
+         IS NOT DISTINCT FROM segment_uplift_mean(treated, revenue) AS mean_round_trip
+FROM trial;
+SELECT (segment._uplift_rate_figures('uplift_rate:5053555201666666666666ee3f0a0000000000000002000000000000000c000000000000000100000000000000')).treated_conversions;
+SELECT segment._uplift_rate_figures('uplift_rate:5053555201666666666666ee3f0100000000000000020000000000000003000000000000000100000000000000');
+SELECT segment._uplift_rate_figures('uplift_rate:5053555201666666666666ee3f0a000000000000');
+SELECT segment._uplift_mean_figures(rate_state(treated, converted)) FROM trial;
+SELECT segment._uplift_rate_combine(rate_state(treated, converted), rate_state(treated, converted)) FROM trial;

@@ -18,6 +18,8 @@ pub(crate) const RESERVOIR_MAGIC: &[u8; 4] = b"PSRS";
 pub(crate) const STEP_STATE_MAGIC: &[u8; 4] = b"PSKS";
 pub const CENTROID_STEP_MAGIC: &[u8; 4] = b"PSKC";
 pub(crate) const GATHERED_MAGIC: &[u8; 4] = b"PSCL";
+pub const UPLIFT_RATE_MAGIC: &[u8; 4] = b"PSUR";
+pub const UPLIFT_MEAN_MAGIC: &[u8; 4] = b"PSUM";
 
 /// A value [`ByteWriter::put`] writes (little-endian).
 pub(crate) trait Field {

@@ -50,5 +50,8 @@ pub mod sample;
 mod simd;
 pub mod uplift;
 
-pub use codec::{CENTROID_STEP_MAGIC, CLUSTER_STATS_MAGIC, CONTINGENCY_MAGIC};
+pub use codec::{
+    CENTROID_STEP_MAGIC, CLUSTER_STATS_MAGIC, CONTINGENCY_MAGIC, UPLIFT_MEAN_MAGIC,
+    UPLIFT_RATE_MAGIC,
+};
 pub use error::{EngineError, ErrorKind};

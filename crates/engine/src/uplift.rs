@@ -26,6 +26,7 @@
 //! figure that cannot be computed is `None` and `note` says why in plain words. Checked
 //! against numpy / scipy / statsmodels fixtures (`fixtures/make_uplift_fixtures.py`) to
 //! 1e-9. The special functions are in [`special`].
+use crate::codec::{ByteReader, ByteWriter, UPLIFT_MEAN_MAGIC, UPLIFT_RATE_MAGIC};
 use crate::error::EngineError;
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +137,120 @@ impl MeanState {
     pub fn merge(&mut self, other: &MeanState) {
         self.treated.merge(&other.treated);
         self.control.merge(&other.control);
+    }
+}
+
+/// The aggregate state of `segment_uplift_rate`: the confidence level its rows ask for,
+/// and the counts. Bytes: the engine's codec (magic `PSUR`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateAgg {
+    pub confidence: f64,
+    pub state: RateState,
+}
+
+/// The aggregate state of `segment_uplift_mean` (magic `PSUM`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanAgg {
+    pub confidence: f64,
+    pub state: MeanState,
+}
+
+fn same_confidence(a: f64, b: f64) -> Result<(), EngineError> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(
+            "confidence",
+            format!("differs between rows ({a} and {b})"),
+        ))
+    }
+}
+
+impl RateAgg {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new(UPLIFT_RATE_MAGIC, 40);
+        w.put(self.confidence);
+        let s = &self.state;
+        for v in [s.treated_n, s.treated_x, s.control_n, s.control_x] {
+            w.put(v);
+        }
+        w.finish()
+    }
+
+    /// Parses [`RateAgg::to_bytes`] output, rejecting anything malformed (a confidence
+    /// outside (0, 1), more conversions than rows).
+    pub fn from_bytes(bytes: &[u8]) -> Result<RateAgg, EngineError> {
+        let mut r = ByteReader::open(bytes, "uplift rate state", UPLIFT_RATE_MAGIC)?;
+        let confidence = r.finite()?;
+        if check_confidence(confidence).is_err() {
+            return Err(r.bad("confidence outside (0, 1)"));
+        }
+        let state = RateState {
+            treated_n: r.u64()?,
+            treated_x: r.u64()?,
+            control_n: r.u64()?,
+            control_x: r.u64()?,
+        };
+        if state.treated_x > state.treated_n || state.control_x > state.control_n {
+            return Err(r.bad("more conversions than rows"));
+        }
+        r.finish()?;
+        Ok(RateAgg { confidence, state })
+    }
+
+    /// Merge another partial state (the same confidence level, else an error).
+    pub fn merge(&mut self, other: &RateAgg) -> Result<(), EngineError> {
+        same_confidence(self.confidence, other.confidence)?;
+        self.state.merge(&other.state);
+        Ok(())
+    }
+}
+
+impl MeanAgg {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new(UPLIFT_MEAN_MAGIC, 56);
+        w.put(self.confidence);
+        for m in [&self.state.treated, &self.state.control] {
+            w.put(m.n);
+            w.put(m.mean);
+            w.put(m.m2);
+        }
+        w.finish()
+    }
+
+    /// Parses [`MeanAgg::to_bytes`] output, rejecting anything malformed (a confidence
+    /// outside (0, 1), non-finite moments, a negative sum of squares).
+    pub fn from_bytes(bytes: &[u8]) -> Result<MeanAgg, EngineError> {
+        let mut r = ByteReader::open(bytes, "uplift mean state", UPLIFT_MEAN_MAGIC)?;
+        let confidence = r.finite()?;
+        if check_confidence(confidence).is_err() {
+            return Err(r.bad("confidence outside (0, 1)"));
+        }
+        let arm = |r: &mut ByteReader<'_>| -> Result<Moments, EngineError> {
+            let m = Moments {
+                n: r.u64()?,
+                mean: r.finite()?,
+                m2: r.finite()?,
+            };
+            if m.m2 < 0.0 {
+                return Err(r.bad("negative sum of squares"));
+            }
+            Ok(m)
+        };
+        let treated = arm(&mut r)?;
+        let control = arm(&mut r)?;
+        r.finish()?;
+        Ok(MeanAgg {
+            confidence,
+            state: MeanState { treated, control },
+        })
+    }
+
+    /// Merge another partial state (the same confidence level, else an error).
+    pub fn merge(&mut self, other: &MeanAgg) -> Result<(), EngineError> {
+        same_confidence(self.confidence, other.confidence)?;
+        self.state.merge(&other.state);
+        Ok(())
     }
 }
 

@@ -661,3 +661,59 @@ fn any_counts_give_finite_ordered_figures_without_panicking() {
         assert_eq!(r.p_value.is_none(), r.note.is_some(), "{scale}");
     }
 }
+
+// ---- The aggregate states' bytes ---------------------------------------------------
+
+#[test]
+fn uplift_states_round_trip_merge_and_refuse_bad_bytes() {
+    let mut a = RateAgg {
+        confidence: 0.9,
+        state: RateState::default(),
+    };
+    let mut b = a;
+    for i in 0..100u64 {
+        a.state.add(i % 2 == 0, i % 3 == 0);
+        b.state.add(i % 5 == 0, i % 7 == 0);
+    }
+    assert_eq!(RateAgg::from_bytes(&a.to_bytes()).unwrap(), a);
+    let mut ab = a;
+    ab.merge(&b).unwrap();
+    assert_eq!(ab.state.treated_n + ab.state.control_n, 200);
+    let other = RateAgg {
+        confidence: 0.95,
+        state: RateState::default(),
+    };
+    assert!(ab.merge(&other).is_err(), "confidence levels differ");
+    let mut bad = a;
+    bad.state.treated_x = bad.state.treated_n + 1;
+    assert!(RateAgg::from_bytes(&bad.to_bytes()).is_err());
+    bad = a;
+    bad.confidence = 1.5;
+    assert!(RateAgg::from_bytes(&bad.to_bytes()).is_err());
+    assert!(RateAgg::from_bytes(&a.to_bytes()[..20]).is_err());
+
+    let mut m = MeanAgg {
+        confidence: 0.95,
+        state: MeanState::default(),
+    };
+    let mut parts = [m, m, m];
+    for i in 0..300 {
+        let v = (i as f64 * 0.37).sin() * 100.0;
+        m.state.add(i % 2 == 0, v);
+        parts[i % 3].state.add(i % 2 == 0, v);
+    }
+    let back = MeanAgg::from_bytes(&m.to_bytes()).unwrap();
+    assert_eq!(back, m, "bit-exact round trip");
+    let mut merged = parts[0];
+    merged.merge(&parts[1]).unwrap();
+    merged.merge(&parts[2]).unwrap();
+    assert_eq!(merged.state.treated.n, m.state.treated.n);
+    assert!(close(merged.state.treated.mean, m.state.treated.mean));
+    assert!(close(merged.state.control.m2, m.state.control.m2));
+    let mut bad = m;
+    bad.state.control.m2 = -1.0;
+    assert!(MeanAgg::from_bytes(&bad.to_bytes()).is_err());
+    bad = m;
+    bad.state.treated.mean = f64::NAN;
+    assert!(MeanAgg::from_bytes(&bad.to_bytes()).is_err());
+}
