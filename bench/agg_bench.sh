@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The exact-combining aggregates (segment_inertia, segment_calinski_harabasz, segment_ari,
-# segment_nmi, segment_kmeans_step) over 1M rows, serial and with 2 parallel workers,
+# segment_nmi, segment_kmeans_step, segment_uplift_rate, segment_uplift_mean) over 1M rows, serial and with 2 parallel workers,
 # on two data shapes: uniform noise (8 dims, 8 labels) and skewed marginals (log-normal
 # and exponential columns, 8 labels of very unequal sizes). Prints the fastest and the
 # median of BENCH_REPEAT runs (default 5) per aggregate, shape and mode, in ms (on a
@@ -31,7 +31,14 @@ aggs=(
   "segment_ari(seg, b)"
   "segment_nmi(seg, b)"
   "segment_kmeans_step(v, (SELECT array_agg(v) FROM (SELECT v FROM uniform LIMIT 8) c))"
+  "(segment_uplift_rate(seg % 2 = 0, b < 2)).p_value"
+  "(segment_uplift_mean(seg % 2 = 0, v[1])).p_value"
 )
+# BENCH_ONLY: a regular expression; only the aggregates it matches run.
+if [ -n "${BENCH_ONLY:-}" ]; then
+  kept=(); for a in "${aggs[@]}"; do grep -qE -- "$BENCH_ONLY" <<<"$a" && kept+=("$a"); done
+  aggs=("${kept[@]}")
+fi
 printf '%-10s %-9s %-30s %10s %10s\n' shape mode aggregate "best ms" "median ms"
 for shape in uniform skewed; do
   for mode in serial parallel; do
@@ -46,7 +53,8 @@ for shape in uniform skewed; do
       done
       best=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
       med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-      printf '%-10s %-9s %-30s %10.1f %10.1f\n' "$shape" "$mode" "${a%%(*}" "$best" "$med"
+      name="${a#(}"
+      printf '%-10s %-9s %-30s %10.1f %10.1f\n' "$shape" "$mode" "${name%%(*}" "$best" "$med"
     done
   done
 done
