@@ -18,7 +18,6 @@
 use crate::engine::gathered::Gathered;
 use crate::engine::kmeans::{self, CentroidStep};
 use crate::engine::metrics::{self, ClusterStats, Contingency, Reservoir};
-use crate::engine::EngineError;
 use crate::error::{raise, raise_engine, Code};
 use crate::pg::agg_state::{
     combine_states, deserialize_state, serialize_state, state_mut, state_ref, AggState,
@@ -37,39 +36,19 @@ fn budget() -> usize {
     crate::pg::maintenance_work_mem()
 }
 
-/// `AggState` for an engine state with `to_bytes` / `from_bytes` (the engine's one byte
-/// codec), `WHAT` naming it in errors, and how a partial state is absorbed.
-macro_rules! agg_state {
-    ($ty:ty, $what:literal, |$a:ident, $b:ident| $absorb:expr) => {
-        impl AggState for $ty {
-            const WHAT: &'static str = $what;
-            fn serialize(&self) -> Vec<u8> {
-                self.to_bytes()
-            }
-            fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-                Self::from_bytes(bytes)
-            }
-            fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-                let ($a, $b) = (self, other);
-                $absorb
-            }
-        }
-    };
-}
-
-agg_state!(ClusterStats, "cluster metric aggregate", |a, b| a.merge(b));
-agg_state!(Contingency, "segment_ari", |a, b| {
+crate::impl_agg_state!(ClusterStats, "cluster metric aggregate", |a, b| a.merge(b));
+crate::impl_agg_state!(Contingency, "segment_ari", |a, b| {
     a.merge(b);
     Ok(())
 });
 /// The silhouette aggregate's state: a seeded reservoir of (vector, segment).
 type Sample = Reservoir<(Vec<f64>, i64)>;
-agg_state!(Sample, "segment_silhouette", |a, b| {
+crate::impl_agg_state!(Sample, "segment_silhouette", |a, b| {
     a.merge(b.clone());
     Ok(())
 });
-agg_state!(Gathered, "segment aggregate", |a, b| a.merge(b, budget()));
-agg_state!(CentroidStep, "segment_kmeans_step", |a, b| a
+crate::impl_agg_state!(Gathered, "segment aggregate", |a, b| a.merge(b, budget()));
+crate::impl_agg_state!(CentroidStep, "segment_kmeans_step", |a, b| a
     .step
     .merge(&b.step));
 

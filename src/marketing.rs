@@ -22,9 +22,7 @@ pgrx::extension_sql_file!("../sql/rfm.sql", name = "rfm");
 // does not depend on extra_float_digits.
 
 use crate::engine::uplift::{self, Adjust, MeanAgg, MeanState, RateAgg, RateState};
-use crate::engine::EngineError;
 use crate::error::{raise, raise_engine, Code};
-use crate::pg::agg_state::AggState;
 use crate::pg::expanded::{self, FlatState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Internal};
@@ -58,36 +56,14 @@ fn same_confidence(state_conf: f64, asked: f64, what: &str) {
     }
 }
 
-impl AggState for RateAgg {
-    const WHAT: &'static str = "segment_uplift_rate";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other)
-    }
-}
+crate::impl_agg_state!(RateAgg, "segment_uplift_rate", |a, b| a.merge(b));
 
 impl FlatState for RateAgg {
     const NAME: &'static str = "uplift_rate";
     const MAGIC: &'static [u8; 4] = crate::engine::UPLIFT_RATE_MAGIC;
 }
 
-impl AggState for MeanAgg {
-    const WHAT: &'static str = "segment_uplift_mean";
-    fn serialize(&self) -> Vec<u8> {
-        self.to_bytes()
-    }
-    fn deserialize(bytes: &[u8]) -> Result<Self, EngineError> {
-        Self::from_bytes(bytes)
-    }
-    fn absorb(&mut self, other: &Self) -> Result<(), EngineError> {
-        self.merge(other)
-    }
-}
+crate::impl_agg_state!(MeanAgg, "segment_uplift_mean", |a, b| a.merge(b));
 
 impl FlatState for MeanAgg {
     const NAME: &'static str = "uplift_mean";

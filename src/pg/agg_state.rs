@@ -22,6 +22,27 @@ pub trait AggState: Sized + Clone + 'static {
     fn absorb(&mut self, other: &Self) -> Result<(), EngineError>;
 }
 
+/// `AggState` for an engine state with `to_bytes` / `from_bytes` (the engine's one byte
+/// codec), `$what` naming it in errors, and how a partial state is absorbed.
+#[macro_export]
+macro_rules! impl_agg_state {
+    ($ty:ty, $what:literal, |$a:ident, $b:ident| $absorb:expr) => {
+        impl $crate::pg::agg_state::AggState for $ty {
+            const WHAT: &'static str = $what;
+            fn serialize(&self) -> Vec<u8> {
+                self.to_bytes()
+            }
+            fn deserialize(bytes: &[u8]) -> Result<Self, $crate::engine::EngineError> {
+                Self::from_bytes(bytes)
+            }
+            fn absorb(&mut self, other: &Self) -> Result<(), $crate::engine::EngineError> {
+                let ($a, $b) = (self, other);
+                $absorb
+            }
+        }
+    };
+}
+
 /// The aggregate memory context of this call, or an error when not called as an
 /// aggregate support function.
 fn agg_context(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> pg_sys::MemoryContext {

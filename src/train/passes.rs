@@ -380,15 +380,12 @@ pub(super) fn write_distributed(
         Ok(())
     });
     let total: u64 = sizes.iter().sum();
-    for f in &mut quality.facts {
-        f.size = sizes[f.segment];
-        f.share = if total > 0 {
-            sizes[f.segment] as f64 / total as f64
-        } else {
-            0.0
-        };
-        f.mean_distance = (sizes[f.segment] > 0).then(|| sums[f.segment] / sizes[f.segment] as f64);
-    }
+    let mean_distances: Vec<Option<f64>> = sizes
+        .iter()
+        .zip(&sums)
+        .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
+        .collect();
+    super::write::set_population(&mut quality, &sizes, &mean_distances);
     drop(std::mem::take(&mut encoded.matrix));
     debug1!("{c}: {total} assignments written on the workers into {table}");
     super::write::Written {

@@ -187,6 +187,19 @@ pub(super) fn assignments_and_metrics(
             t.model
         );
     }
+    set_population(&mut quality, &sizes, &mean_distances);
+    if let (Some(p), Some(tr)) = (t.previous, transitions.as_mut()) {
+        p.count_gone(tr);
+    }
+    Written {
+        quality,
+        transitions,
+    }
+}
+
+/// Each segment's size, share and mean distance over the whole population (the quality
+/// figures came from the rows in memory, which may be a sample).
+pub(super) fn set_population(quality: &mut Quality, sizes: &[u64], mean_distances: &[Option<f64>]) {
     let total: u64 = sizes.iter().sum();
     for f in &mut quality.facts {
         f.size = sizes[f.segment];
@@ -196,12 +209,5 @@ pub(super) fn assignments_and_metrics(
             0.0
         };
         f.mean_distance = mean_distances[f.segment];
-    }
-    if let (Some(p), Some(tr)) = (t.previous, transitions.as_mut()) {
-        p.count_gone(tr);
-    }
-    Written {
-        quality,
-        transitions,
     }
 }
