@@ -221,10 +221,13 @@ check "every row of the distributed table has its segment, as the plain table's 
 on citus_coord -v ON_ERROR_STOP=1 -c "CREATE ROLE citus_reader LOGIN" -c "SELECT segment_grant('dm', 'citus_reader')" >/dev/null
 check "a role the model is shared with reads the distributed assignments" "150000" \
   "SET ROLE citus_reader; SELECT count(*) FROM segment.dm_assignments"
-# A refresh reads the source into memory (not by passes yet) and writes the new
-# version's assignments into the distributed table through Citus (SQL, not pages).
+# A refresh fits by passes too (warm-started on the sample), then reads every row for
+# the migrations and writes the new version's assignments into the distributed table
+# through Citus (SQL, not pages).
 check "segment_refresh of the distributed model" "2" \
   "SELECT version FROM segment_refresh('dm', promote => 'always')"
+check "(the refresh fitted by passes)" "passes" \
+  "SELECT refresh->'fit'->>'method' FROM segment.versions WHERE model = 'dm' AND version = 2"
 check "its assignments: version 2 for every row, as the new model assigns them" "150000|0" \
   "WITH m AS (SELECT segment_model('dm', 2) AS model)
    SELECT count(*) FILTER (WHERE a.version = 2),

@@ -18,6 +18,9 @@
 //!
 //! `pg_segment.fit_method` chooses: `auto` (the default) runs passes for a Citus
 //! distributed table and in memory otherwise; `passes` and `in_memory` force one.
+//! `segment_refresh` fits the same way (its warm start runs on the sample), then counts
+//! the migrations and writes the assignments by streaming every row, as a sampled
+//! refresh does.
 use super::ctx;
 use super::source::{PushedSample, Source};
 use crate::catalog::LoadedModel;

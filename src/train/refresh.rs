@@ -273,6 +273,9 @@ fn segment_refresh(
     let mut phase = Phase::new(model);
     progress::start(progress::Function::Refresh);
     let budget = crate::pg::maintenance_work_mem();
+    // By passes (see passes.rs): only a seeded sample is read here.
+    let pushed = super::passes::by_passes(model, &opened.src)
+        .then(|| super::passes::sample(model, &opened.src, &row.id_column, seed));
     let mut read = source::read_source(
         model,
         &opened.src,
@@ -282,13 +285,13 @@ fn segment_refresh(
         budget,
         seed as u64,
         &params.largest(),
-        None,
+        pushed.as_ref(),
     );
     phase.done("read source");
     progress::phase(progress::Phase::Encode);
     let keep = (!refit_encoder).then_some(&current.encoder);
     let (encoder, mut encoded) = encode_rows(model, &row.id_column, &opened.specs, &read, keep);
-    let (n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
+    let (mut n_used, dim) = (encoded.kept_rows.len(), encoder.dim());
     let x = ArrayView2::from_shape((n_used, dim), &encoded.matrix)
         .map_err(|e| EngineError::Internal(e.to_string()))
         .or_raise(&c);
@@ -320,7 +323,24 @@ fn segment_refresh(
         };
         params.kmeans.init = Init::Given(start);
     }
-    let fit = super::fit::fit_model(model, x, &params);
+    let mut fit = super::fit::fit_model(model, x, &params);
+    // By passes: Lloyd over every row from the sample's (warm-started) fit.
+    let mut fit_record = None;
+    if pushed.is_some() {
+        fit_record = Some(json!({"method": "passes", "sample_rows": n_used}));
+        let (result, rows) = super::passes::lloyd(
+            model,
+            &opened.src,
+            &row.id_column,
+            &encoder,
+            &fit.result,
+            x,
+            params.kmeans.max_iter,
+            params.kmeans.tol,
+        );
+        fit.result = result;
+        n_used = rows as usize;
+    }
     let r = &fit.result;
     super::fit::check_fit(model, &r.centroids, r.inertia);
     phase.done("k-means");
@@ -465,7 +485,7 @@ fn segment_refresh(
         .map(|m| (old_id(m.from), m.jaccard))
         .collect();
     let ari_exact = moves.ari();
-    let refresh_json = json!({
+    let mut refresh_json = json!({
         "source": opened.src.qualified,
         "warm_start": warm_start,
         "refit_encoder": refit_encoder,
@@ -480,6 +500,9 @@ fn segment_refresh(
         "customers_new": new_customers,
         "customers_gone": gone,
     });
+    if let Some(f) = fit_record {
+        refresh_json["fit"] = f;
+    }
     let stored = store_version(
         &Fitted {
             model,

@@ -154,6 +154,10 @@ SELECT count(*) FILTER (WHERE segment_assign('cp', c) IS DISTINCT FROM segment_a
 FROM cust c, (SELECT segment_model('cm', 1) AS m) x;
 SELECT abs(p.inertia - m.inertia) <= 1e-9 * m.inertia AS same_inertia
 FROM segment.versions p, segment.versions m WHERE p.model = 'cp' AND m.model = 'cm' AND m.version = 1;
+-- A refresh by passes: warm-started on the sample, Lloyd passes over every row.
+SELECT version, promoted FROM segment_refresh('cp', promote => 'always');
+SELECT refresh->'fit'->>'method' AS refresh_method, rows_used FROM segment.versions
+WHERE model = 'cp' AND version = 2;
 SET pg_segment.fit_method = 'sometimes';
 SELECT k FROM segment_train('bad_method', 'cust', 'id', k => 4, seed => 1);
 RESET pg_segment.fit_method;
