@@ -10,7 +10,10 @@
 #   workers) against segment_train on the same rows in a plain table on the coordinator,
 #   in memory and by passes;
 # - assignment of every row (by-value segment_assign, count) on the distributed table
-#   against the plain table.
+#   against the plain table;
+# - segment_refresh after 5% of the rows changed: the distributed model (by passes,
+#   migrations counted and assignments rewritten on the workers) against the plain
+#   table's models, in memory and by passes.
 # Needs the citus extension installed for PostgreSQL $PG_MAJOR (skips otherwise) and
 # pg_segment installed (make install).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -92,6 +95,12 @@ SQL
                                        FROM plain s WHERE s.id <= 1000")
   t_assign_plain=$(timed "WITH m AS (SELECT segment_model('b_mem', NULL) AS model) SELECT count(segment_assign(m.model, c)) FROM plain c, m")
   t_assign_dist=$(timed "WITH m AS (SELECT segment_model('b_mem', NULL) AS model) SELECT count(segment_assign(m.model, c)) FROM dist c, m")
+  on cb_coord -v ON_ERROR_STOP=1 -c "UPDATE plain SET f2 = f2 * 1.5 WHERE id % 20 = 0" \
+    -c "UPDATE dist SET f2 = f2 * 1.5 WHERE id % 20 = 0" >/dev/null
+  t_ref_mem=$(timed "SET pg_segment.fit_method = 'in_memory'; SELECT version FROM segment_refresh('b_mem')")
+  t_ref_pass=$(timed "SET pg_segment.fit_method = 'passes'; SELECT version FROM segment_refresh('b_pass')")
+  t_ref_dist=$(timed "SELECT version FROM segment_refresh('b_dist')")
+  moved=$(on cb_coord -A -t -c "SELECT string_agg(model || ' ' || (refresh->>'customers_moved'), ', ' ORDER BY model) FROM segment.versions WHERE model LIKE 'b\_%' AND version = 2")
   echo
   echo "== shape: $shape, $ROWS rows, k = 8, $shards shards on 2 workers (one machine, shared cores)"
   echo "one Lloyd pass ($k x $dim centroids): the $shards shards are sent $((sent / 1024)) KiB of query text in all (model and centroids as literals: $((sent / shards)) characters each) and return $state_chars characters of state each ($((state_chars * shards / 1024)) KiB in all); the same whatever the number of rows"
@@ -100,5 +109,9 @@ SQL
   echo "segment_train, distributed table (passes, assignments written on the workers): ${t_dist} s  ($(ratio "$t_dist" "$t_mem") the in-memory time, $(ratio "$t_dist" "$t_pass") the plain table by passes)"
   echo "iterations: $iters"
   echo "assign every row by value: plain ${t_assign_plain} s, distributed ${t_assign_dist} s  ($(ratio "$t_assign_dist" "$t_assign_plain"))"
+  echo "segment_refresh after 5% of the rows changed, plain table in memory: ${t_ref_mem} s"
+  echo "segment_refresh, plain table by passes:         ${t_ref_pass} s  ($(ratio "$t_ref_pass" "$t_ref_mem") the in-memory time)"
+  echo "segment_refresh, distributed table (passes, migrations and assignments on the workers): ${t_ref_dist} s  ($(ratio "$t_ref_dist" "$t_ref_mem") the in-memory time, $(ratio "$t_ref_dist" "$t_ref_pass") the plain table by passes)"
+  echo "customers moved: $moved"
   on cb_coord -c "SELECT segment_drop(name) FROM segment.models" >/dev/null
 done

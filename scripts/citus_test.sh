@@ -13,8 +13,14 @@
 #   with INSERT ... SELECT that Citus pushes down;
 # - segment_train on a distributed table fits by passes: the shards are sent only the
 #   sample's read and aggregate passes (and one read for the write of the assignments);
-#   the model equals the pass-based model of the same rows in a plain table; empty
-#   shards; a worker stopped gives a clean error and no partial model.
+#   the model equals the pass-based model of the same rows in a plain table; a source
+#   distributed by another column is repartitioned on the workers; empty shards; a
+#   worker stopped in the middle of the Lloyd passes gives a clean error and no partial
+#   model;
+# - segment_refresh on it reads only its sample's current assignments, counts the
+#   migrations with a join on the workers and rewrites the assignments shard by shard:
+#   the same version, migrations and centroids as the plain table's refresh; a
+#   candidate leaves the assignments as they were.
 # Skipped (and says so) where the citus extension is not installed for this PostgreSQL:
 # the project's scripts never build or install Citus; install it as its packages do.
 # Assumes pg_segment is installed (scripts/test.sh does that first).
@@ -221,16 +227,107 @@ check "every row of the distributed table has its segment, as the plain table's 
 on citus_coord -v ON_ERROR_STOP=1 -c "CREATE ROLE citus_reader LOGIN" -c "SELECT segment_grant('dm', 'citus_reader')" >/dev/null
 check "a role the model is shared with reads the distributed assignments" "150000" \
   "SET ROLE citus_reader; SELECT count(*) FROM segment.dm_assignments"
-# A refresh fits by passes too (warm-started on the sample), then reads every row for
-# the migrations and writes the new version's assignments into the distributed table
-# through Citus (SQL, not pages).
-check "segment_refresh of the distributed model" "2" \
-  "SELECT version FROM segment_refresh('dm', promote => 'always')"
+# A source distributed by another column than the id: the assignment table is
+# distributed by the id all the same, and Citus repartitions the INSERT ... SELECT
+# between the workers (no row through the coordinator).
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE by_age AS SELECT * FROM big_local;
+SELECT create_distributed_table('by_age', 'age');
+SQL
+age_log="$(on citus_coord -A -t 2>&1 <<'SQL'
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SELECT 'result', rows_used FROM segment_train('am', 'by_age', 'customer_id', k => 4, seed => 7);
+SQL
+)"
+if grep -q "^result|150000" <<<"$age_log" && grep -q "worker_partition_query_result" <<<"$age_log" \
+   && ! grep -qE "issuing COPY segment\.am_assignments" <<<"$age_log"; then
+  pass=$((pass + 1)); echo "ok      a source distributed by another column: its assignments are repartitioned between the workers"
+else
+  fail=$((fail + 1)); echo "FAILED  source distributed by age: $(grep -E '^result|ERROR|COPY segment' <<<"$age_log" | head -3)"
+fi
+check "(its assignment table is distributed by the id; it equals the plain table's model for every row)" "customer_id|150000|0" \
+  "SELECT column_to_column_name(logicalrelid, partkey), (SELECT count(*) FROM segment.am_assignments),
+          (SELECT count(*) FROM segment.am_assignments a JOIN lm_ref r USING (customer_id) WHERE a.segment IS DISTINCT FROM r.segment)
+     FROM pg_dist_partition WHERE logicalrelid = 'segment.am_assignments'::regclass"
+
+# A refresh: customers leave, arrive and change, the same on the distributed table and
+# on the plain one. On Citus it fits by passes, reads the current assignments of its
+# sample only, counts the migrations with a join on the workers and rewrites the
+# assignments shard by shard; the plain table's refresh by passes streams every row.
+# Both must give the same version, migrations and centroids.
+on citus_coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DELETE FROM big WHERE customer_id % 50 = 0;
+DELETE FROM big_local WHERE customer_id % 50 = 0;
+INSERT INTO big SELECT i, 30 + i % 40, 300 + (i % 17) * 3, 'north' FROM generate_series(150001, 156000) i;
+INSERT INTO big_local SELECT i, 30 + i % 40, 300 + (i % 17) * 3, 'north' FROM generate_series(150001, 156000) i;
+UPDATE big SET spend = spend + 8 WHERE customer_id % 7 = 0;
+UPDATE big_local SET spend = spend + 8 WHERE customer_id % 7 = 0;
+SQL
+refresh_log="$(on citus_coord -A -t 2>&1 <<'SQL'
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SELECT 'result', version, promoted, segments_kept, customers_moved, customers_new, customers_gone, round(ari::numeric, 9)
+  FROM segment_refresh('dm', promote => 'always');
+SQL
+)"
+local_refresh="$(on citus_coord -A -t -c "SET pg_segment.fit_method = 'passes'" \
+  -c "SELECT 'result', version, promoted, segments_kept, customers_moved, customers_new, customers_gone, round(ari::numeric, 9) FROM segment_refresh('lm', promote => 'always')" 2>&1)"
+dist_result="$(grep "^result" <<<"$refresh_log" || true)"
+if [ -n "$dist_result" ] && [ "$dist_result" = "$local_refresh" ] && grep -q "^result|2|t" <<<"$dist_result"; then
+  pass=$((pass + 1)); echo "ok      segment_refresh of the distributed model equals the plain table's: $dist_result"
+else
+  fail=$((fail + 1)); echo "FAILED  segment_refresh: distributed [$dist_result $(grep ERROR <<<"$refresh_log" | head -2)], plain [$local_refresh]"
+fi
 check "(the refresh fitted by passes)" "passes" \
   "SELECT refresh->'fit'->>'method' FROM segment.versions WHERE model = 'dm' AND version = 2"
-check "its assignments: version 2 for every row, as the new model assigns them" "150000|0" \
+check "the migrations equal the plain table's, segment by segment" "0|t" \
+  "WITH d AS (SELECT from_segment, to_segment, customers FROM segment.migrations WHERE model = 'dm' AND to_version = 2),
+        l AS (SELECT from_segment, to_segment, customers FROM segment.migrations WHERE model = 'lm' AND to_version = 2)
+   SELECT (SELECT count(*) FROM ((TABLE d EXCEPT TABLE l) UNION ALL (TABLE l EXCEPT TABLE d)) x),
+          (SELECT sum(customers) FROM d WHERE to_segment IS NOT NULL) = (SELECT count(*) FROM big)"
+check "the refreshed centroids equal the plain table's (1e-9)" "t" \
+  "SELECT bool_and(abs(d - l) <= 1e-9 * greatest(abs(l), 1))
+   FROM unnest((SELECT centroids FROM segment.versions WHERE model = 'dm' AND version = 2)) WITH ORDINALITY x(d, n)
+   JOIN unnest((SELECT centroids FROM segment.versions WHERE model = 'lm' AND version = 2)) WITH ORDINALITY y(l, n) USING (n)"
+shard_queries() { grep -E "issuing .*(public\.big|segment\.dm_assignments)_[0-9]+" <<<"$refresh_log" || true; }
+r_full=$(shard_queries | grep -E "issuing SELECT" \
+  | grep -v "hashtextextended\|worker_partial_agg\|SELECT count(\*)\|GROUP BY" | grep -c . || true)
+r_sample=$(shard_queries | grep -E "issuing SELECT .*segment\.dm_assignments_[0-9]+" | grep -c "hashtextextended" || true)
+r_join=$(shard_queries | grep -E "FULL (OUTER )?JOIN" | grep -c "GROUP BY" || true)
+if [ "$r_full" -eq 0 ] && [ "$r_sample" -eq "$shards" ] && [ "$r_join" -eq "$shards" ]; then
+  pass=$((pass + 1)); echo "ok      the refresh read no shard whole: $r_sample sample reads of the assignments, $r_join grouped joins for the migrations"
+else
+  fail=$((fail + 1)); echo "FAILED  refresh shard queries over $shards shards: $r_full full reads, $r_sample sample reads of the assignments, $r_join grouped joins"
+fi
+check "its assignments: version 2 for every row, as the new model assigns them" "$(on citus_coord -A -t -c 'SELECT count(*) FROM big')|0" \
   "WITH m AS (SELECT segment_model('dm', 2) AS model)
    SELECT count(*) FILTER (WHERE a.version = 2),
+          count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign(m.model, b))
+   FROM segment.dm_assignments a JOIN big b USING (customer_id), m"
+check "the assignment table kept its grants and co-location; no staging table is left" "t|t|0" \
+  "SELECT has_table_privilege('citus_reader', 'segment.dm_assignments', 'SELECT'),
+          (SELECT a.colocationid = s.colocationid FROM pg_dist_partition a, pg_dist_partition s
+            WHERE a.logicalrelid = 'segment.dm_assignments'::regclass AND s.logicalrelid = 'big'::regclass),
+          (SELECT count(*) FROM pg_class WHERE relname LIKE '\_refresh\_%')"
+check "a candidate (promote => 'never')" "3|f" \
+  "SET client_min_messages = warning; SELECT version, promoted FROM segment_refresh('dm', promote => 'never')"
+check "(its migrations counted over every row; the assignments left as they were)" "t|t" \
+  "SELECT (SELECT sum(customers) FROM segment.migrations WHERE model = 'dm' AND to_version = 3 AND to_segment IS NOT NULL) = (SELECT count(*) FROM big),
+          (SELECT bool_and(version = 2) FROM segment.dm_assignments)"
+promote_log="$(on citus_coord -A -t -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = log" \
+  -c "SELECT 'result', version, previous_version, rows FROM segment_promote('dm', 3)" 2>&1)"
+p_full=$(grep -E "issuing SELECT .*(public\.big|segment\.dm_assignments)_[0-9]+" <<<"$promote_log" | grep -vc "count(\*)" || true)
+if grep -q "^result|3|2|$(on citus_coord -A -t -c 'SELECT count(*) FROM big')$" <<<"$promote_log" && [ "$p_full" -eq 0 ]; then
+  pass=$((pass + 1)); echo "ok      segment_promote of the candidate rewrites the assignments on the workers (no shard read whole)"
+else
+  fail=$((fail + 1)); echo "FAILED  segment_promote: $(grep -E '^result|ERROR' <<<"$promote_log" | head -2), $p_full full reads"
+fi
+check "(every row now has version 3's segment)" "$(on citus_coord -A -t -c 'SELECT count(*) FROM big')|0" \
+  "WITH m AS (SELECT segment_model('dm', 3) AS model)
+   SELECT count(*) FILTER (WHERE a.version = 3),
           count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign(m.model, b))
    FROM segment.dm_assignments a JOIN big b USING (customer_id), m"
 on citus_coord -v ON_ERROR_STOP=1 -c "SELECT segment_drop('dm')" >/dev/null
@@ -245,10 +342,26 @@ SQL
 check "a fit by passes with most shards empty" "4|6" \
   "SELECT k, rows_used FROM segment_train('fm', 'few', 'customer_id', k => 4, seed => 1)"
 check "(by passes)" "passes" "SELECT params->'fit'->>'method' FROM segment.models WHERE name = 'fm'"
-# A worker that stops: a clean error, and no model left behind.
+# A worker that stops in the middle of a fit (after its second Lloyd pass): a clean
+# error, and no model left behind.
+down_out="$(mktemp)"
+on citus_coord -A -t -c "SELECT k FROM segment_train('down', 'big', 'customer_id', k => 8, seed => 7, tol => 0)" >"$down_out" 2>&1 &
+down_pid=$!
+at=0
+for _ in $(seq 1 600); do
+  at=$(on citus_coord -A -t -c "SELECT coalesce(max(iteration), 0) FROM segment.progress WHERE model = 'down' AND phase = 'iterations'" 2>/dev/null || echo 0)
+  [ "${at:-0}" -ge 2 ] && break
+  kill -0 "$down_pid" 2>/dev/null || break
+  sleep 0.1
+done
 cluster_stop citus_w2
-check_like "training with a worker down fails cleanly" "ERROR: " \
-  "SELECT k FROM segment_train('down', 'big', 'customer_id', k => 4, seed => 7)"
+wait "$down_pid" || true
+if [ "${at:-0}" -ge 2 ] && grep -q "ERROR: " "$down_out"; then
+  pass=$((pass + 1)); echo "ok      a worker stopped at Lloyd pass $at: the training fails cleanly ($(grep -m1 'ERROR: ' "$down_out" | cut -c1-90))"
+else
+  fail=$((fail + 1)); echo "FAILED  worker stopped mid-fit (pass ${at:-?}): $(head -c 300 "$down_out")"
+fi
+rm -f "$down_out"
 check "and leaves no model, no assignment table" "0|" \
   "SELECT count(*), pg_catalog.to_regclass('segment.down_assignments') FROM segment.models WHERE name = 'down'"
 

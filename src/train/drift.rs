@@ -90,6 +90,7 @@ fn segment_drift(
         &row.id_column,
         opened.id_kind,
         &current.segment_ids,
+        "",
     );
 
     let centroids = ArrayView2::from_shape((current.k, current.dim), &current.centroids)

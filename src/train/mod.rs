@@ -7,6 +7,7 @@
 //! name, describe the source and resolve the features ([`source`]), read, encode, fit
 //! ([`fit`]), store the model's row, write the assignments while the metrics are
 //! computed on a second thread ([`write`]), store the version.
+mod distributed;
 mod drift;
 mod fit;
 pub mod passes;
@@ -467,9 +468,9 @@ fn segment_train(
         mode: TableMode::Create,
         previous: None,
     };
-    // On a Citus table distributed by its id, fitted by passes: written on the workers.
-    let written = if pushed.is_some() && passes::distributed_write(&src, id_column) {
-        passes::write_distributed(&target, &mut read, &mut encoded, &encoder, r, seed as u64)
+    // On a Citus distributed table, fitted by passes: written on the workers.
+    let written = if pushed.is_some() && distributed::train_on_workers(&src) {
+        distributed::write_train(&target, &mut read, &mut encoded, &encoder, r, seed as u64)
     } else {
         write::assignments_and_metrics(
             &target,

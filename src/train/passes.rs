@@ -14,13 +14,14 @@
 //!    (`engine::kmeans::lloyd_passes`).
 //!
 //! Everything after the fit is the sampled training's: the quality figures come from the
-//! sample, and the write step assigns every row of the source.
+//! sample, and the write step assigns every row of the source (on a Citus table, on the
+//! workers: distributed.rs).
 //!
 //! `pg_segment.fit_method` chooses: `auto` (the default) runs passes for a Citus
 //! distributed table and in memory otherwise; `passes` and `in_memory` force one.
-//! `segment_refresh` fits the same way (its warm start runs on the sample), then counts
-//! the migrations and writes the assignments by streaming every row, as a sampled
-//! refresh does.
+//! `segment_refresh` fits the same way (its warm start runs on the sample); on Citus it
+//! counts the migrations and writes on the workers too (distributed.rs), elsewhere by
+//! streaming every row, as a sampled refresh does.
 use super::ctx;
 use super::source::{PushedSample, Source};
 use crate::catalog::LoadedModel;
@@ -111,7 +112,7 @@ pub(super) fn sample(model: &str, source: &Source, id_column: &str, seed: i64) -
     }
 }
 
-fn spi_failed(model: &str, e: pgrx::spi::SpiError) -> ! {
+pub(super) fn spi_failed(model: &str, e: pgrx::spi::SpiError) -> ! {
     raise(
         crate::error::Code::ERRCODE_INTERNAL_ERROR,
         format!("{}: a pass over the source failed: {e}", ctx(model)),
@@ -121,7 +122,7 @@ fn spi_failed(model: &str, e: pgrx::spi::SpiError) -> ! {
 
 /// A SQL literal of `text` that no setting changes the meaning of (dollar quoting with a
 /// tag the text does not contain).
-fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     let mut tag = String::from("pgseg");
     while text.contains(&format!("${tag}$")) {
         tag.push('x');
@@ -130,7 +131,7 @@ fn literal(text: &str) -> String {
 }
 
 /// The schema pg_segment's objects live in, quoted.
-fn extension_schema() -> String {
+pub(super) fn extension_schema() -> String {
     let schema = spi::one::<String>(
         "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
@@ -267,134 +268,6 @@ pub(super) fn lloyd(
         result.inertia
     );
     (result, n)
-}
-
-/// Where a pass-based training writes its assignments when the source is a Citus table
-/// hash-distributed by the id column: the assignment table is distributed too,
-/// co-located with the source, and every row is assigned where it lives.
-pub(super) fn distributed_write(source: &Source, id_column: &str) -> bool {
-    crate::pg::citus::distribution_column(source.oid).is_some_and(|c| c == id_column)
-}
-
-/// The write step of a pass-based training on a Citus table distributed by its id: the
-/// assignment table is created, distributed co-located with the source, and filled by
-/// one `INSERT ... SELECT` that Citus runs on each shard (the by-value
-/// `segment_assign_detail`); the segment sizes and mean distances come from a
-/// `GROUP BY` on it, the other quality figures from the sample, as for a sampled
-/// training. No row crosses the network.
-pub(super) fn write_distributed(
-    t: &super::write::Target,
-    read: &mut super::source::Read,
-    encoded: &mut crate::engine::encode::Encoded,
-    encoder: &FittedEncoder,
-    r: &KMeansResult,
-    seed: u64,
-) -> super::write::Written {
-    let c = ctx(t.model);
-    let (n, dim) = (encoded.kept_rows.len(), encoder.dim());
-    let x = ArrayView2::from_shape((n, dim), &encoded.matrix)
-        .map_err(|e| crate::engine::EngineError::Internal(e.to_string()))
-        .or_raise(&c);
-    let names = encoder.feature_names();
-    let cancel = std::sync::atomic::AtomicBool::new(false);
-    let mut quality = crate::engine::quality::quality(
-        x,
-        &r.labels,
-        r.centroids.view(),
-        &read.raw,
-        &names,
-        &encoded.kept_rows,
-        seed,
-        &cancel,
-    )
-    .or_raise(&c);
-    crate::pg::progress::phase(crate::pg::progress::Phase::Write);
-    let (k, _) = r.centroids.dim();
-    let value = LoadedModel {
-        name: t.model.to_string(),
-        version: t.version,
-        encoder: encoder.clone(),
-        centroids: r.centroids.iter().copied().collect(),
-        k,
-        dim,
-        segment_ids: t.segment_ids.to_vec(),
-        labels: vec![None; k],
-    };
-    let table = format!("segment.{}", spi::ident(t.table));
-    let idq = spi::ident(t.id_column);
-    crate::pg::writer::create_table(t.model, t.table, t.id_column, t.id_type);
-    let role = spi::one::<String>("SELECT current_user::pg_catalog.text", &[]).unwrap_or_default();
-    spi::as_extension_owner(&[], || {
-        spi::run(
-            "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, colocate_with => $3)",
-            &[
-                table.as_str().into(),
-                t.id_column.into(),
-                t.source.qualified.as_str().into(),
-            ],
-        );
-        // The caller writes (the read of the source needs the caller's rights), for this
-        // statement only: the grant is revoked below, in the same transaction.
-        spi::run(
-            &format!("GRANT INSERT ON {table} TO {}", spi::ident(&role)),
-            &[],
-        );
-    });
-    let ext = extension_schema();
-    // Like the read of the source, under the caller's search_path; everything named is
-    // qualified.
-    Spi::run(&format!(
-        "INSERT INTO {table} ({idq}, segment, version, distance)
-         SELECT s.{idq}, d.segment, {version}, d.distance
-           FROM {src} s CROSS JOIN LATERAL {ext}.segment_assign_detail({lit}::{ext}.segment_model, s) d
-          WHERE s.{idq} IS NOT NULL AND d.segment IS NOT NULL",
-        version = t.version,
-        src = t.source.qualified,
-        lit = literal(&crate::model_value::to_text(&value)),
-    ))
-    .unwrap_or_else(|e| spi_failed(t.model, e));
-    spi::as_extension_owner(&[], || {
-        spi::run(
-            &format!("REVOKE INSERT ON {table} FROM {}", spi::ident(&role)),
-            &[],
-        );
-        spi::run(&format!("ALTER TABLE {table} ADD PRIMARY KEY ({idq})"), &[]);
-    });
-    // Sizes and mean distances over every row.
-    let mut sizes = vec![0u64; k];
-    let mut sums = vec![0f64; k];
-    spi::connect(|client| {
-        let rows = client.select(
-            &format!("SELECT segment, pg_catalog.count(*), pg_catalog.sum(distance) FROM {table} GROUP BY segment"),
-            None,
-            &[],
-        )?;
-        for row in rows {
-            let (Some(seg), Some(count), Some(sum)) =
-                (row.get::<i32>(1)?, row.get::<i64>(2)?, row.get::<f64>(3)?)
-            else {
-                continue;
-            };
-            if let Some(j) = t.segment_ids.iter().position(|&id| id == seg) {
-                sizes[j] = count as u64;
-                sums[j] = sum;
-            }
-        }
-        Ok(())
-    });
-    let total: u64 = sizes.iter().sum();
-    let mean_distances: Vec<Option<f64>> = sizes
-        .iter()
-        .zip(&sums)
-        .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
-        .collect();
-    super::write::set_population(&mut quality, &sizes, &mean_distances);
-    drop(std::mem::take(&mut encoded.matrix));
-    debug1!("{c}: {total} assignments written on the workers into {table}");
-    super::write::Written {
-        quality,
-        transitions: None,
-    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

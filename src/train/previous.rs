@@ -40,13 +40,15 @@ pub(crate) struct Previous {
 }
 
 impl Previous {
-    /// Read `segment.<table>`, whose segment ids are `segment_ids` (in centroid order).
+    /// Read `segment.<table>`, whose segment ids are `segment_ids` (in centroid order):
+    /// the rows `filter` (a condition on its columns) keeps, every row when it is empty.
     pub(crate) fn read(
         model: &str,
         table: &str,
         id_column: &str,
         id_kind: IdKind,
         segment_ids: &[i32],
+        filter: &str,
     ) -> Previous {
         let index: HashMap<i32, u32> = segment_ids
             .iter()
@@ -59,6 +61,11 @@ impl Previous {
             id_kind,
             &[("segment", ColumnKind::Numeric, pg_sys::INT4OID)],
         );
+        let query = if filter.is_empty() {
+            query
+        } else {
+            format!("{query} WHERE {filter}")
+        };
         let mut by_id = match id_kind {
             IdKind::Int => ById::Int(Vec::new(), Cell::new(0), OutOfOrder::default()),
             IdKind::Text => ById::Text(FxHashMap::default()),

@@ -350,12 +350,19 @@ fn segment_refresh(
     progress::phase(progress::Phase::Match);
     let nearest = nearest_all(x, r.centroids.view());
     phase.done("assign the rows in memory");
+    // On Citus, with the assignment table distributed by the id: only the sample's
+    // current assignments are read here (the same seeded hash of the id selects them);
+    // the migrations are counted on the workers (see distributed.rs).
+    let on_workers = pushed.as_ref().filter(|_| {
+        super::distributed::refresh_on_workers(&opened.src, &row.assignments, &row.id_column)
+    });
     let previous = Previous::read(
         model,
         &row.assignments,
         &row.id_column,
         opened.id_kind,
         &current.segment_ids,
+        on_workers.map_or("", |p| p.filter.as_str()),
     );
     phase.done("read the current assignments");
     let mut seen = Transitions::new(current.k, r.centroids.nrows());
@@ -400,34 +407,47 @@ fn segment_refresh(
     let version = catalog::next_version(model);
     progress::phase(progress::Phase::Write);
     let skipped = skipped_rows(&row.id_column, &read, &encoded);
-    let written = write::assignments_and_metrics(
-        &Target {
-            model,
-            table: &row.assignments,
-            id_column: &row.id_column,
-            id_type: row.id_type,
-            id_type_name: &opened.id_type_name,
-            version,
-            source: &opened.src,
-            id_kind: opened.id_kind,
-            specs: &opened.specs,
-            segment_ids: &segment_ids,
-            mode: if promoted {
-                TableMode::Replace
-            } else {
-                TableMode::CountOnly
-            },
-            // With every row in memory, `seen` already counts every customer: the
-            // write need not look each one up again.
-            previous: read.sampled.then_some(&previous),
+    let target = Target {
+        model,
+        table: &row.assignments,
+        id_column: &row.id_column,
+        id_type: row.id_type,
+        id_type_name: &opened.id_type_name,
+        version,
+        source: &opened.src,
+        id_kind: opened.id_kind,
+        specs: &opened.specs,
+        segment_ids: &segment_ids,
+        mode: if promoted {
+            TableMode::Replace
+        } else {
+            TableMode::CountOnly
         },
-        &mut read,
-        &mut encoded,
-        &encoder,
-        r,
-        seed as u64,
-        Some(nearest),
-    );
+        // With every row in memory, `seen` already counts every customer: the
+        // write need not look each one up again.
+        previous: read.sampled.then_some(&previous),
+    };
+    let written = if on_workers.is_some() {
+        super::distributed::write_refresh(
+            &target,
+            &current.segment_ids,
+            &mut read,
+            &mut encoded,
+            &encoder,
+            r,
+            seed as u64,
+        )
+    } else {
+        write::assignments_and_metrics(
+            &target,
+            &mut read,
+            &mut encoded,
+            &encoder,
+            r,
+            seed as u64,
+            Some(nearest),
+        )
+    };
     phase.done("write assignments (and metrics)");
     let q = written.quality;
     let moves = written.transitions.unwrap_or_else(|| {
@@ -612,6 +632,20 @@ fn segment_promote(
     let opened = open_source(model, &row, None, &target);
     progress::start(progress::Function::Promote);
     progress::phase(progress::Phase::Write);
+    // On Citus, where a refresh writes on the workers: so does a promotion.
+    if super::distributed::refresh_on_workers(&opened.src, &row.assignments, &row.id_column) {
+        let rows = super::distributed::promote(
+            model,
+            &opened.src,
+            &row.assignments,
+            &row.id_column,
+            &target,
+        );
+        catalog::set_current(model, version, 0, None);
+        invalidate_plans();
+        progress::end();
+        return TableIterator::once((model.to_string(), version, previous, rows as i64));
+    }
     let centroids = ArrayView2::from_shape((target.k, target.dim), &target.centroids)
         .map_err(|e| EngineError::Internal(e.to_string()))
         .or_raise(&ctx(model));
