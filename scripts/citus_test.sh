@@ -14,7 +14,8 @@
 # - segment_train on a distributed table fits by passes: the shards are sent only the
 #   sample's read and aggregate passes (and one read for the write of the assignments);
 #   the model equals the pass-based model of the same rows in a plain table; a source
-#   distributed by another column is repartitioned on the workers; empty shards; a
+#   distributed by another column is repartitioned on the workers; a view over the
+#   distributed table is fitted by passes and written on the workers; empty shards; a
 #   worker stopped in the middle of the Lloyd passes gives a clean error and no partial
 #   model;
 # - segment_refresh on it reads only its sample's current assignments, counts the
@@ -251,6 +252,28 @@ check "(its assignment table is distributed by the id; it equals the plain table
   "SELECT column_to_column_name(logicalrelid, partkey), (SELECT count(*) FROM segment.am_assignments),
           (SELECT count(*) FROM segment.am_assignments a JOIN lm_ref r USING (customer_id) WHERE a.segment IS DISTINCT FROM r.segment)
      FROM pg_dist_partition WHERE logicalrelid = 'segment.am_assignments'::regclass"
+
+# A view over the distributed table: auto fits it by passes too, and its assignments are
+# written on the workers (Citus plans the INSERT ... SELECT of the view).
+on citus_coord -v ON_ERROR_STOP=1 -c "CREATE VIEW big_view AS SELECT customer_id, age, spend, region FROM big WHERE spend >= 0" >/dev/null
+view_log="$(on citus_coord -A -t 2>&1 <<'SQL'
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SELECT 'result', rows_used FROM segment_train('vm', 'big_view', 'customer_id', k => 4, seed => 7);
+SQL
+)"
+v_full=$(grep -E "issuing SELECT .*FROM public\.big_[0-9]+" <<<"$view_log" \
+  | grep -v "hashtextextended\|worker_partial_agg\|SELECT count(\*)" | grep -c . || true)
+if grep -q "^result|150000" <<<"$view_log" && [ "$v_full" -eq 0 ]; then
+  pass=$((pass + 1)); echo "ok      a view over the distributed table: fitted by passes, assignments written on the workers (no shard read whole)"
+else
+  fail=$((fail + 1)); echo "FAILED  view over the distributed table: $(grep -E '^result|ERROR' <<<"$view_log" | head -3), $v_full full reads"
+fi
+check "(by passes; its assignments distributed; the plain table's model for every row)" "passes|customer_id|150000|0" \
+  "SELECT (SELECT params->'fit'->>'method' FROM segment.models WHERE name = 'vm'),
+          column_to_column_name(logicalrelid, partkey), (SELECT count(*) FROM segment.vm_assignments),
+          (SELECT count(*) FROM segment.vm_assignments a JOIN lm_ref r USING (customer_id) WHERE a.segment IS DISTINCT FROM r.segment)
+     FROM pg_dist_partition WHERE logicalrelid = 'segment.vm_assignments'::regclass"
 
 # A refresh: customers leave, arrive and change, the same on the distributed table and
 # on the plain one. On Citus it fits by passes, reads the current assignments of its

@@ -116,9 +116,9 @@ impl AssignCache {
     /// Encode a composite row Datum; false when skipped.
     pub(crate) fn encode_row(&mut self, row: &AnyElement) -> bool {
         let model = &self.model;
-        let features = self
-            .rows
-            .deform(row, |columns| map_features(model, columns));
+        let features = self.rows.deform(row, |columns, anonymous| {
+            map_features(model, columns, anonymous)
+        });
         encode_features(&self.model, &mut self.out, &mut self.values, &features)
     }
 
@@ -244,31 +244,35 @@ impl AssignCache {
     }
 }
 
-/// For each model feature, the attribute of a row type holding it (by name); a feature
-/// with no such column is an error.
-fn map_features(model: &LoadedModel, columns: &[Attribute]) -> Vec<usize> {
+/// For each model feature, the attribute of a row type holding it: by name, or, for an
+/// anonymous `ROW(...)` (`anonymous`: columns named `f1`, `f2`, ...) holding exactly as
+/// many values as the model has features, by position in the model's feature order. A
+/// feature found neither way is an error.
+fn map_features(model: &LoadedModel, columns: &[Attribute], anonymous: bool) -> Vec<usize> {
     let features = model.encoder.feature_names();
-    features
+    let by_name: Vec<Option<usize>> = features
         .iter()
-        .map(|f| {
-            columns
-                .iter()
-                .position(|c| c.name == *f && !c.dropped)
-                .unwrap_or_else(|| {
-                    raise(
-                        Code::ERRCODE_UNDEFINED_COLUMN,
-                        format!(
-                            "column \"{f}\" is missing from the row passed to segment_assign for model \"{}\"",
-                            model.name
-                        ),
-                        Some(format!(
-                            "The model's features are: {}. Extra columns are ignored.",
-                            features.join(", ")
-                        )),
-                    )
-                })
-        })
-        .collect()
+        .map(|f| columns.iter().position(|c| c.name == *f && !c.dropped))
+        .collect();
+    if let Some(missing) = by_name.iter().position(Option::is_none) {
+        if anonymous && columns.len() == features.len() {
+            return (0..columns.len()).collect();
+        }
+        raise(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "column \"{}\" is missing from the row passed to segment_assign for model \"{}\"",
+                features[missing], model.name
+            ),
+            Some(format!(
+                "The model's features are: {}. Extra columns are ignored. An anonymous ROW(...) of exactly {} value{} is read in this order.",
+                features.join(", "),
+                features.len(),
+                if features.len() == 1 { "" } else { "s" }
+            )),
+        )
+    }
+    by_name.into_iter().flatten().collect()
 }
 
 /// Encode one row's features into `out`; false when a NULL policy "skip" drops it.

@@ -39,3 +39,32 @@ pub fn distribution_column(table: pg_sys::Oid) -> Option<String> {
         &[table.into()],
     )
 }
+
+/// Whether `view` reads, directly or through other views, a hash-distributed Citus
+/// table: a view over distributed tables, which a fit by passes treats as one.
+pub fn view_over_distributed(view: pg_sys::Oid) -> bool {
+    if !installed() {
+        return false;
+    }
+    spi::one::<bool>(
+        "WITH RECURSIVE reads(rel, depth) AS (
+             SELECT c.oid, 0 FROM pg_catalog.pg_class c
+              WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) 'v'
+           UNION
+             SELECT d.refobjid, r.depth OPERATOR(pg_catalog.+) 1
+               FROM reads r
+               JOIN pg_catalog.pg_rewrite w ON w.ev_class OPERATOR(pg_catalog.=) r.rel
+               JOIN pg_catalog.pg_depend d
+                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                AND d.objid OPERATOR(pg_catalog.=) w.oid
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND d.refobjid OPERATOR(pg_catalog.<>) r.rel
+              WHERE r.depth OPERATOR(pg_catalog.<) 16
+         )
+         SELECT EXISTS (SELECT FROM reads r JOIN pg_catalog.pg_dist_partition p
+                          ON p.logicalrelid OPERATOR(pg_catalog.=) r.rel
+                       WHERE p.partmethod OPERATOR(pg_catalog.=) 'h')",
+        &[view.into()],
+    )
+    .unwrap_or(false)
+}

@@ -56,12 +56,14 @@ impl RowReader {
     }
 
     /// Deform `row` and return its features. When the row type differs from the
-    /// previous row's, `new_type` is called first with the new type's attributes and
-    /// returns, for each feature, the number (0-based) of the attribute holding it.
+    /// previous row's, `new_type` is called first with the new type's attributes (and
+    /// whether it is an anonymous `ROW(...)`: type `record`, columns named `f1`, `f2`,
+    /// ...) and returns, for each feature, the number (0-based) of the attribute holding
+    /// it.
     pub fn deform(
         &mut self,
         row: &AnyElement,
-        new_type: impl FnOnce(&[Attribute]) -> Vec<usize>,
+        new_type: impl FnOnce(&[Attribute], bool) -> Vec<usize>,
     ) -> Features<'_> {
         // SAFETY: the argument's type is checked to be composite before its header is
         // read; a row Datum is a varlena holding a HeapTupleHeader; heap_deform_tuple
@@ -117,7 +119,7 @@ impl RowReader {
         &self,
         type_id: pg_sys::Oid,
         typmod: i32,
-        new_type: impl FnOnce(&[Attribute]) -> Vec<usize>,
+        new_type: impl FnOnce(&[Attribute], bool) -> Vec<usize>,
     ) -> RowType {
         // SAFETY: lookup_rowtype_tupdesc errors out for non-composite types; the copy is
         // made in the call site's context and the reference released before anything
@@ -144,7 +146,12 @@ impl RowReader {
             }
             (copy, attributes)
         };
-        let map = new_type(&attributes)
+        let anonymous = type_id == pg_sys::RECORDOID
+            && attributes
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a.name == format!("f{}", i + 1));
+        let map = new_type(&attributes, anonymous)
             .into_iter()
             .map(|i| (i, conv_for(attributes[i].type_oid)))
             .collect();

@@ -9,6 +9,8 @@
 //!   too (then no row crosses the network), and filled by one `INSERT ... SELECT`. A
 //!   source distributed by another column is repartitioned by Citus between the workers
 //!   (`INSERT ... SELECT` by repartitioning): the rows still never reach the coordinator.
+//!   A view over distributed tables is planned by Citus the same way (pushed down where
+//!   it can be).
 //! - `segment_refresh` ([`write_refresh`]): the new version's assignments go into a
 //!   staging table co-located with the assignment table; a `FULL JOIN` of the two on the
 //!   id, grouped by old and new segment, counts the migrations exactly (customers moved,
@@ -35,9 +37,11 @@ use ndarray::ArrayView2;
 use pgrx::prelude::*;
 
 /// Whether a pass-based training writes its assignments on the workers: the source is a
-/// hash-distributed Citus table.
+/// hash-distributed Citus table, or a view over one (Citus then plans the `INSERT ...
+/// SELECT` of the view: pushed down, repartitioned, or, for a view it cannot push down,
+/// through the coordinator as a plain training would).
 pub(super) fn train_on_workers(source: &Source) -> bool {
-    citus::distribution_column(source.oid).is_some()
+    citus::distribution_column(source.oid).is_some() || citus::view_over_distributed(source.oid)
 }
 
 /// Whether a pass-based refresh counts its migrations and writes on the workers: the
@@ -146,11 +150,12 @@ fn insert_rows(model: &str, source: &Source, id_column: &str, table: &str, value
     Spi::run(&format!(
         "INSERT INTO {table} ({idq}, segment, version, distance)
          SELECT s.{idq}, d.segment, {version}, d.distance
-           FROM {src} s CROSS JOIN LATERAL {ext}.segment_assign_detail({lit}::{ext}.segment_model, s) d
+           FROM {src} s CROSS JOIN LATERAL {ext}.segment_assign_detail({lit}::{ext}.segment_model, {row}) d
           WHERE s.{idq} IS NOT NULL AND d.segment IS NOT NULL",
         version = value.version,
         src = source.qualified,
         lit = literal(&crate::model_value::to_text(value)),
+        row = super::passes::features_row(&value.encoder),
     ))
     .unwrap_or_else(|e| spi_failed(model, e));
     grant("REVOKE");

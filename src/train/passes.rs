@@ -17,8 +17,8 @@
 //! sample, and the write step assigns every row of the source (on a Citus table, on the
 //! workers: distributed.rs).
 //!
-//! `pg_segment.fit_method` chooses: `auto` (the default) runs passes for a Citus
-//! distributed table and in memory otherwise; `passes` and `in_memory` force one.
+//! `pg_segment.fit_method` chooses: `auto` (the default) runs passes for a Citus table
+//! or a view over a distributed one, in memory otherwise; `passes` and `in_memory` force one.
 //! `segment_refresh` fits the same way (its warm start runs on the sample); on Citus it
 //! counts the migrations and writes on the workers too (distributed.rs), elsewhere by
 //! streaming every row, as a sampled refresh does.
@@ -50,7 +50,7 @@ pub fn define_gucs() {
         c"passes: the k-means iterations run as aggregate queries over the source (on a \
           Citus distributed table they run on the workers), from centroids fitted on a \
           seeded sample; in_memory: the source is read into memory once; auto: passes for \
-          a Citus distributed table, in memory otherwise.",
+          a Citus table or a view over a distributed one, in memory otherwise.",
         &FIT_METHOD,
         GucContext::Userset,
         GucFlags::default(),
@@ -75,9 +75,10 @@ pub(super) fn by_passes(model: &str, source: &Source) -> bool {
     }
 }
 
-/// Whether `source` is a Citus distributed table.
+/// Whether `source` is a Citus table, or a view over a distributed one.
 fn is_distributed(source: &Source) -> bool {
     crate::pg::citus::is_citus_table(source.oid)
+        || crate::pg::citus::view_over_distributed(source.oid)
 }
 
 /// The sample to read: rows whose hash of the id (seeded) is under a threshold that
@@ -142,12 +143,25 @@ pub(super) fn extension_schema() -> String {
     spi::ident(&schema)
 }
 
+/// `ROW(s."f1", s."f2", ...)`: the model's features of source row `s`, in the encoder's
+/// order, as an anonymous row the by-value functions read by position. Not the whole row
+/// `s`: Citus sends a view's whole row to its workers as `ROW(col, ...)` without the
+/// column names, which the functions could not map by name.
+pub(super) fn features_row(encoder: &FittedEncoder) -> String {
+    let cols: Vec<String> = encoder
+        .feature_names()
+        .iter()
+        .map(|f| format!("s.{}", spi::ident(f)))
+        .collect();
+    format!("ROW({})", cols.join(", "))
+}
+
 /// The passes' queries over `source`, each the encoded rows fed to one aggregate.
 struct Passes<'a> {
     model: &'a str,
     source: &'a Source,
     id_column: &'a str,
-    /// `<schema>.segment_encode('<model>'::<schema>.segment_model, s)`
+    /// `<schema>.segment_encode('<model>'::<schema>.segment_model, ROW(s.<feature>, ...))`
     encoded: String,
 }
 
@@ -232,8 +246,9 @@ pub(super) fn lloyd(
         source,
         id_column,
         encoded: format!(
-            "{ext}.segment_encode({}::{ext}.segment_model, s)",
-            literal(&crate::model_value::to_text(&value))
+            "{ext}.segment_encode({}::{ext}.segment_model, {})",
+            literal(&crate::model_value::to_text(&value)),
+            features_row(encoder)
         ),
     };
     crate::pg::progress::phase(crate::pg::progress::Phase::Iterations);

@@ -106,6 +106,15 @@ CREATE TABLE cust_shard (region text, extra int, spend float8, id int, age int);
 INSERT INTO cust_shard SELECT region, 0, spend, id, age FROM cust;
 SELECT count(*) FILTER (WHERE segment_assign(m, s) IS DISTINCT FROM segment_assign('cm', c)) AS differs
 FROM cust_shard s JOIN cust c USING (id), (SELECT segment_model('cm') AS m) x;
+-- An anonymous ROW(...) of exactly the model's features (age, region, spend: the order
+-- of its features) is read by position, by value and by name: how the fit by passes
+-- hands rows over (Citus sends a view's whole row as such a ROW). A subquery's row
+-- keeps its column names: it is read by name, never by position.
+SELECT count(*) FILTER (WHERE segment_assign(m, ROW(c.age, c.region, c.spend)) IS DISTINCT FROM segment_assign('cm', c)) AS by_value_differs,
+       count(*) FILTER (WHERE segment_assign('cm', ROW(c.age, c.region, c.spend)) IS DISTINCT FROM segment_assign('cm', c)) AS by_name_differs,
+       count(*) FILTER (WHERE segment_encode(m, ROW(c.age, c.region, c.spend)) IS DISTINCT FROM segment_encode('cm', c)) AS encode_differs
+FROM cust c, (SELECT segment_model('cm') AS m) s;
+SELECT segment_assign('cm', t) FROM (SELECT 30 AS years, 'north' AS region, 12.5 AS spend) t;
 -- A bound parameter.
 PREPARE by_value(segment_model) AS SELECT count(*) FROM cust c WHERE segment_assign($1, c) = 1;
 EXECUTE by_value(segment_model('cm'));
