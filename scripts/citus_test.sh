@@ -21,7 +21,8 @@
 # - segment_refresh on it reads only its sample's current assignments, counts the
 #   migrations with a join on the workers and rewrites the assignments shard by shard:
 #   the same version, migrations and centroids as the plain table's refresh; a
-#   candidate leaves the assignments as they were.
+#   candidate leaves the assignments as they were; segment_promote writes on the
+#   workers; a refresh that fails after its staging table was written leaves nothing.
 # Skipped (and says so) where the citus extension is not installed for this PostgreSQL:
 # the project's scripts never build or install Citus; install it as its packages do.
 # Assumes pg_segment is installed (scripts/test.sh does that first).
@@ -353,6 +354,29 @@ check "(every row now has version 3's segment)" "$(on citus_coord -A -t -c 'SELE
    SELECT count(*) FILTER (WHERE a.version = 3),
           count(*) FILTER (WHERE a.segment IS DISTINCT FROM segment_assign(m.model, b))
    FROM segment.dm_assignments a JOIN big b USING (customer_id), m"
+# A refresh that fails after its staging table was filled and the migrations counted
+# (the assignment table is locked by another session: the TRUNCATE of the promotion
+# times out): the current version, the versions and the assignments stay as they were,
+# and no staging table is left, on the coordinator or on a worker.
+before="$(on citus_coord -A -t -c "SELECT (SELECT current_version FROM segment.models WHERE name = 'dm'), (SELECT max(version) FROM segment.versions WHERE model = 'dm'), (SELECT string_agg(version || ':' || n, ',' ORDER BY version) FROM (SELECT version, count(*) n FROM segment.dm_assignments GROUP BY version) x)")"
+on citus_coord -c "BEGIN" -c "LOCK TABLE segment.dm_assignments IN ACCESS SHARE MODE" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+locker=$!
+for _ in $(seq 1 100); do
+  [ "$(on citus_coord -A -t -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'dm_assignments' AND l.pid <> pg_backend_pid()")" -gt 0 ] && break
+  sleep 0.1
+done
+check_like "a refresh whose promotion cannot lock the assignment table fails cleanly" "ERROR: .*lock timeout" \
+  "SET lock_timeout = '2s'; SELECT version FROM segment_refresh('dm', promote => 'always')"
+on citus_coord -A -t -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$locker" 2>/dev/null || true
+check "(current version, versions and assignments as before the failed refresh)" "$before" \
+  "SELECT (SELECT current_version FROM segment.models WHERE name = 'dm'), (SELECT max(version) FROM segment.versions WHERE model = 'dm'), (SELECT string_agg(version || ':' || n, ',' ORDER BY version) FROM (SELECT version, count(*) n FROM segment.dm_assignments GROUP BY version) x)"
+left=0
+for n in "${NODES[@]}"; do
+  left=$((left + $(on "$n" -A -t -c "SELECT count(*) FROM pg_class WHERE relname LIKE '\_refresh\_%'")))
+done
+if [ "$left" -eq 0 ]; then pass=$((pass + 1)); echo "ok      (no staging table or shard is left on any node)"
+else fail=$((fail + 1)); echo "FAILED  $left staging tables or shards left after the failed refresh"; fi
 on citus_coord -v ON_ERROR_STOP=1 -c "SELECT segment_drop('dm')" >/dev/null
 check "dropping the model drops its distributed assignment table" "t|0" \
   "SELECT to_regclass('segment.dm_assignments') IS NULL,

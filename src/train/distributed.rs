@@ -53,12 +53,17 @@ pub(super) fn refresh_on_workers(source: &Source, table: &str, id_column: &str) 
     if !train_on_workers(source) {
         return false;
     }
-    let oid = spi::one::<pg_sys::Oid>(
+    table_oid(table)
+        .and_then(citus::distribution_column)
+        .is_some_and(|c| c == id_column)
+}
+
+/// The OID of `segment.<table>`, if it exists.
+fn table_oid(table: &str) -> Option<pg_sys::Oid> {
+    spi::one::<pg_sys::Oid>(
         "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
         &[format!("segment.{}", spi::ident(table)).as_str().into()],
-    );
-    oid.and_then(citus::distribution_column)
-        .is_some_and(|c| c == id_column)
+    )
 }
 
 /// The quality figures of the rows in memory (the sample the fit read); frees them.
@@ -256,11 +261,7 @@ pub(super) fn write_refresh(
     let mut quality = sample_quality(t, read, encoded, encoder, r, seed);
     crate::pg::progress::phase(crate::pg::progress::Phase::Write);
     let assignments = format!("segment.{}", spi::ident(t.table));
-    let oid = spi::one::<pg_sys::Oid>(
-        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        &[assignments.as_str().into()],
-    )
-    .unwrap_or_default();
+    let oid = table_oid(t.table).unwrap_or_default();
     // Named after the assignment table's OID: unique, short, and the model's lock (held)
     // keeps two refreshes of one model from meeting here.
     let stage_name = format!("_refresh_{}", u32::from(oid));
