@@ -252,6 +252,28 @@ fn decode(model: &str, row: Stored) -> Result<LoadedModel, String> {
 }
 
 impl LoadedModel {
+    /// A model just fitted (not read from the catalog): `encoder` and `centroids` (k x
+    /// dim), whose rows are segments `segment_ids`; no labels yet.
+    pub fn fitted(
+        name: &str,
+        version: i32,
+        encoder: &FittedEncoder,
+        centroids: ndarray::ArrayView2<f64>,
+        segment_ids: &[i32],
+    ) -> LoadedModel {
+        let (k, dim) = centroids.dim();
+        LoadedModel {
+            name: name.to_string(),
+            version,
+            encoder: encoder.clone(),
+            centroids: centroids.iter().copied().collect(),
+            k,
+            dim,
+            segment_ids: segment_ids.to_vec(),
+            labels: vec![None; k],
+        }
+    }
+
     /// The segment id of centroid row `index`.
     #[inline]
     pub fn segment_id(&self, index: usize) -> i32 {

@@ -99,17 +99,13 @@ fn sample_quality(
 
 /// The new version as a `segment_model` value.
 fn model_value(t: &Target, encoder: &FittedEncoder, r: &KMeansResult) -> LoadedModel {
-    let (k, dim) = r.centroids.dim();
-    LoadedModel {
-        name: t.model.to_string(),
-        version: t.version,
-        encoder: encoder.clone(),
-        centroids: r.centroids.iter().copied().collect(),
-        k,
-        dim,
-        segment_ids: t.segment_ids.to_vec(),
-        labels: vec![None; k],
-    }
+    LoadedModel::fitted(
+        t.model,
+        t.version,
+        encoder,
+        r.centroids.view(),
+        t.segment_ids,
+    )
 }
 
 /// Create `segment.<table>` (the assignment table's columns), distributed by the id
@@ -134,20 +130,18 @@ fn create_distributed(t: &Target, table: &str, colocate_with: &str) -> String {
 /// the caller's rights on the source (row-level security and column privileges apply as
 /// to the read): INSERT on `table` is granted to the caller for this statement and
 /// revoked after it, in the same transaction.
-fn insert_assignments(t: &Target, table: &str, value: &LoadedModel) {
-    insert_rows(t.model, t.source, t.id_column, table, value);
-}
-
-fn insert_rows(model: &str, source: &Source, id_column: &str, table: &str, value: &LoadedModel) {
+fn insert_assignments(
+    model: &str,
+    source: &Source,
+    id_column: &str,
+    table: &str,
+    value: &LoadedModel,
+) {
     let role = spi::one::<String>("SELECT current_user::pg_catalog.text", &[]).unwrap_or_default();
-    let grant = |verb: &str| {
-        let sql = match verb {
-            "GRANT" => format!("GRANT INSERT ON {table} TO {}", spi::ident(&role)),
-            _ => format!("REVOKE INSERT ON {table} FROM {}", spi::ident(&role)),
-        };
-        spi::as_extension_owner(&[], || spi::run(&sql, &[]));
-    };
-    grant("GRANT");
+    let role = spi::ident(&role);
+    spi::as_extension_owner(&[], || {
+        spi::run(&format!("GRANT INSERT ON {table} TO {role}"), &[])
+    });
     let ext = extension_schema();
     let idq = spi::ident(id_column);
     // Under the caller's search_path, like the read of the source; everything named is
@@ -163,16 +157,9 @@ fn insert_rows(model: &str, source: &Source, id_column: &str, table: &str, value
         row = super::passes::features_row(&value.encoder),
     ))
     .unwrap_or_else(|e| spi_failed(model, e));
-    grant("REVOKE");
-}
-
-/// Each segment's size and mean distance from per-segment counts and distance sums.
-fn population(sizes: &[u64], sums: &[f64]) -> Vec<Option<f64>> {
-    sizes
-        .iter()
-        .zip(sums)
-        .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
-        .collect()
+    spi::as_extension_owner(&[], || {
+        spi::run(&format!("REVOKE INSERT ON {table} FROM {role}"), &[])
+    });
 }
 
 /// The write step of a pass-based training on a Citus distributed table (see the module
@@ -194,7 +181,13 @@ pub(super) fn write_train(
         "default".to_string()
     };
     let table = create_distributed(t, t.table, &colocate);
-    insert_assignments(t, &table, &model_value(t, encoder, r));
+    insert_assignments(
+        t.model,
+        t.source,
+        t.id_column,
+        &table,
+        &model_value(t, encoder, r),
+    );
     let idq = spi::ident(t.id_column);
     spi::as_extension_owner(&[], || {
         spi::run(&format!("ALTER TABLE {table} ADD PRIMARY KEY ({idq})"), &[]);
@@ -210,7 +203,7 @@ pub(super) fn write_train(
             sums[j] = sum;
         }
     }
-    set_population(&mut quality, &sizes, &population(&sizes, &sums));
+    set_population(&mut quality, &sizes, &sums);
     debug1!(
         "{}: {} assignments written on the workers into {table}",
         ctx(t.model),
@@ -266,7 +259,13 @@ pub(super) fn write_refresh(
     // keeps two refreshes of one model from meeting here.
     let stage_name = format!("_refresh_{}", u32::from(oid));
     let stage = create_distributed(t, &stage_name, &assignments);
-    insert_assignments(t, &stage, &model_value(t, encoder, r));
+    insert_assignments(
+        t.model,
+        t.source,
+        t.id_column,
+        &stage,
+        &model_value(t, encoder, r),
+    );
     let idq = spi::ident(t.id_column);
     // Co-located on the id: Citus runs the join on each shard and sends back the
     // per-shard counts (k_old x k_new rows at most).
@@ -316,7 +315,7 @@ pub(super) fn write_refresh(
         }
         spi::run(&format!("DROP TABLE {stage}"), &[]);
     });
-    set_population(&mut quality, &sizes, &population(&sizes, &sums));
+    set_population(&mut quality, &sizes, &sums);
     Written {
         quality,
         transitions: Some(moves),
@@ -336,12 +335,13 @@ pub(super) fn promote(
 ) -> u64 {
     let assignments = format!("segment.{}", spi::ident(table));
     spi::as_extension_owner(&[], || spi::run(&format!("TRUNCATE {assignments}"), &[]));
-    insert_rows(model, source, id_column, &assignments, version);
-    grouped(
-        model,
-        &format!("SELECT NULL::pg_catalog.int4, NULL::pg_catalog.int4, pg_catalog.count(*), NULL::pg_catalog.float8 FROM {assignments}"),
-    )
-    .iter()
-    .map(|g| g.2)
-    .sum()
+    insert_assignments(model, source, id_column, &assignments, version);
+    spi::as_extension_owner(&[], || {
+        spi::one::<i64>(
+            &format!("SELECT pg_catalog.count(*) FROM {assignments}"),
+            &[],
+        )
+    })
+    .unwrap_or(0)
+    .max(0) as u64
 }

@@ -230,16 +230,8 @@ pub(super) fn lloyd(
 ) -> (KMeansResult, u64) {
     let c = ctx(model);
     let (k, dim) = init.centroids.dim();
-    let value = LoadedModel {
-        name: model.to_string(),
-        version: 0,
-        encoder: encoder.clone(),
-        centroids: init.centroids.iter().copied().collect(),
-        k,
-        dim,
-        segment_ids: (1..=k as i32).collect(),
-        labels: vec![None; k],
-    };
+    let segment_ids: Vec<i32> = (1..=k as i32).collect();
+    let value = LoadedModel::fitted(model, 0, encoder, init.centroids.view(), &segment_ids);
     let ext = extension_schema();
     let passes = Passes {
         model,

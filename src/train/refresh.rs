@@ -633,45 +633,44 @@ fn segment_promote(
     progress::start(progress::Function::Promote);
     progress::phase(progress::Phase::Write);
     // On Citus, where a refresh writes on the workers: so does a promotion.
-    if super::distributed::refresh_on_workers(&opened.src, &row.assignments, &row.id_column) {
-        let rows = super::distributed::promote(
-            model,
-            &opened.src,
-            &row.assignments,
-            &row.id_column,
-            &target,
-        );
-        catalog::set_current(model, version, 0, None);
-        invalidate_plans();
-        progress::end();
-        return TableIterator::once((model.to_string(), version, previous, rows as i64));
-    }
-    let centroids = ArrayView2::from_shape((target.k, target.dim), &target.centroids)
-        .map_err(|e| EngineError::Internal(e.to_string()))
-        .or_raise(&ctx(model));
-    let mut writer = crate::pg::writer::AssignWriter::create(
-        model,
-        &row.assignments,
-        &row.id_column,
-        row.id_type,
-        &opened.id_type_name,
-        version,
-        target.segment_ids.clone(),
-        TableMode::Replace,
-        catalog::segment_sizes(model, version).iter().sum::<u64>() as usize,
-    );
-    source::stream_assignments(
-        model,
-        &opened.src,
-        &row.id_column,
-        opened.id_kind,
-        &opened.specs,
-        &target.encoder,
-        centroids,
-        &mut |id, segment, distance| writer.push(id, segment, distance),
-    );
-    let rows: u64 = writer.sizes.iter().sum();
-    writer.finish();
+    let rows =
+        if super::distributed::refresh_on_workers(&opened.src, &row.assignments, &row.id_column) {
+            super::distributed::promote(
+                model,
+                &opened.src,
+                &row.assignments,
+                &row.id_column,
+                &target,
+            )
+        } else {
+            let centroids = ArrayView2::from_shape((target.k, target.dim), &target.centroids)
+                .map_err(|e| EngineError::Internal(e.to_string()))
+                .or_raise(&ctx(model));
+            let mut writer = crate::pg::writer::AssignWriter::create(
+                model,
+                &row.assignments,
+                &row.id_column,
+                row.id_type,
+                &opened.id_type_name,
+                version,
+                target.segment_ids.clone(),
+                TableMode::Replace,
+                catalog::segment_sizes(model, version).iter().sum::<u64>() as usize,
+            );
+            source::stream_assignments(
+                model,
+                &opened.src,
+                &row.id_column,
+                opened.id_kind,
+                &opened.specs,
+                &target.encoder,
+                centroids,
+                &mut |id, segment, distance| writer.push(id, segment, distance),
+            );
+            let rows: u64 = writer.sizes.iter().sum();
+            writer.finish();
+            rows
+        };
     catalog::set_current(model, version, 0, None);
     invalidate_plans();
     progress::end();

@@ -89,7 +89,7 @@ pub(super) fn assignments_and_metrics(
     let matrix = std::mem::take(&mut encoded.matrix);
     let raw = std::mem::take(&mut read.raw);
     let kept_rows = &encoded.kept_rows;
-    let (stats, sizes, mean_distances) = std::thread::scope(|scope| {
+    let (stats, sizes, distance_sums) = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
             let x = ArrayView2::from_shape((n_used, dim), &matrix)
                 .map_err(|e| EngineError::Internal(format!("encoded matrix: {e}")))?;
@@ -152,15 +152,10 @@ pub(super) fn assignments_and_metrics(
                 );
             }
         }
-        // Segment sizes and mean distances over the whole population, as counted while
+        // Segment sizes and distance sums over the whole population, as counted while
         // writing.
-        let sizes: Vec<u64> = target.sizes.clone();
-        let mean_distances: Vec<Option<f64>> = target
-            .sizes
-            .iter()
-            .zip(&target.distance_sums)
-            .map(|(&n, &s)| (n > 0).then(|| s / n as f64))
-            .collect();
+        let sizes = target.sizes.clone();
+        let distance_sums = target.distance_sums.clone();
         target.finish();
         // The primary key's build reported (and ended) its own progress.
         crate::pg::progress::resume();
@@ -178,7 +173,7 @@ pub(super) fn assignments_and_metrics(
             t.model,
             waited.elapsed().as_secs_f64()
         );
-        (stats, sizes, mean_distances)
+        (stats, sizes, distance_sums)
     });
     let mut quality = stats.or_raise(&c);
     for (what, secs) in &quality.timings {
@@ -187,7 +182,7 @@ pub(super) fn assignments_and_metrics(
             t.model
         );
     }
-    set_population(&mut quality, &sizes, &mean_distances);
+    set_population(&mut quality, &sizes, &distance_sums);
     if let (Some(p), Some(tr)) = (t.previous, transitions.as_mut()) {
         p.count_gone(tr);
     }
@@ -197,9 +192,10 @@ pub(super) fn assignments_and_metrics(
     }
 }
 
-/// Each segment's size, share and mean distance over the whole population (the quality
-/// figures came from the rows in memory, which may be a sample).
-pub(super) fn set_population(quality: &mut Quality, sizes: &[u64], mean_distances: &[Option<f64>]) {
+/// Each segment's size, share and mean distance over the whole population, from its
+/// row count and the sum of its rows' distances (the quality figures came from the rows
+/// in memory, which may be a sample).
+pub(super) fn set_population(quality: &mut Quality, sizes: &[u64], distance_sums: &[f64]) {
     let total: u64 = sizes.iter().sum();
     for f in &mut quality.facts {
         f.size = sizes[f.segment];
@@ -208,6 +204,7 @@ pub(super) fn set_population(quality: &mut Quality, sizes: &[u64], mean_distance
         } else {
             0.0
         };
-        f.mean_distance = mean_distances[f.segment];
+        let n = sizes[f.segment];
+        f.mean_distance = (n > 0).then(|| distance_sums[f.segment] / n as f64);
     }
 }
